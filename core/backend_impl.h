@@ -1,0 +1,50 @@
+/* Internal: the backend interface (a function-pointer table) and the arguments every kernel receives. */
+#ifndef EVOC_BACKEND_IMPL_H
+#define EVOC_BACKEND_IMPL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "evoc/backend.h"
+#include "graph_impl.h"
+
+/* Everything a kernel needs: the node (op, params, output dtype/shape), its input nodes (dtypes/shapes), the input
+   data, the output buffer and scratch memory of the size the backend's scratch_bytes() asked for. Kernels never
+   allocate. Output buffers never alias inputs. */
+typedef struct {
+  const evo_node_t *node;
+  const evo_node_t *in[EVO_MAX_INPUTS];
+  const void *src[EVO_MAX_INPUTS];
+  void *dst;
+  void *scratch;
+  size_t scratch_bytes;
+} evo_kernel_args;
+
+typedef struct {
+  const char *name;
+  void *(*alloc)(void *ctx, size_t nbytes);
+  void (*free)(void *ctx, void *ptr);
+  evo_status (*to_host)(void *ctx, void *dst, const void *src, size_t n);
+  evo_status (*from_host)(void *ctx, void *dst, const void *src, size_t n);
+  evo_status (*copy)(void *ctx, void *dst, const void *src, size_t n); /* device to device */
+  int (*supports_op)(void *ctx, const evo_node_t *node, const evo_node_t *const *in);
+  size_t (*scratch_bytes)(void *ctx, const evo_node_t *node, const evo_node_t *const *in);
+  evo_status (*run)(void *ctx, const evo_kernel_args *args);
+  evo_status (*sync)(void *ctx);
+  void (*destroy)(void *ctx);
+  int host_addressable; /* buffers are plain host pointers */
+} evo_backend_iface;
+
+struct evo_backend {
+  const evo_backend_iface *iface;
+  void *ctx;
+  uint64_t n_allocs;
+};
+
+void *evo_backend_alloc(evo_backend *be, size_t nbytes); /* counts allocations */
+void evo_backend_release(evo_backend *be, void *ptr);
+
+/* The CPU kernels (core/cpu/), used by the CPU backend. */
+evo_status evo_cpu_run(const evo_kernel_args *a);
+size_t evo_cpu_scratch_bytes(const evo_node_t *node, const evo_node_t *const *in);
+int evo_cpu_supports(const evo_node_t *node, const evo_node_t *const *in);
+
+#endif

@@ -1,0 +1,31 @@
+/* jit: compile a traced graph for its fixed shapes into a plan for one backend. Compilation does shape checks,
+   dead-code elimination, liveness-based buffer reuse in one arena, and kernel choice. Running a plan allocates
+   nothing. */
+#ifndef EVOC_JIT_H
+#define EVOC_JIT_H
+#include <stddef.h>
+#include "evoc/backend.h"
+#include "evoc/graph.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct evo_plan evo_plan; /* opaque */
+
+evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out);
+void evo_plan_free(evo_plan *p);
+
+/* inputs: one tensor per graph input (shapes and dtypes must match); outputs: one preallocated tensor per graph
+   output. Tensors must live on the plan's backend. */
+evo_status evo_plan_run(evo_plan *p, evo_tensor *const *inputs, evo_tensor *const *outputs);
+
+/* Bytes of the plan's arena (intermediates, after reuse) and of constants. */
+size_t evo_plan_peak_bytes(const evo_plan *p);
+/* Bytes the intermediates would need without reuse (for reporting the saving). */
+size_t evo_plan_naive_bytes(const evo_plan *p);
+int evo_plan_n_kernels(const evo_plan *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
