@@ -41,6 +41,8 @@ struct evo_backend {
 
 void *evo_backend_alloc(evo_backend *be, size_t nbytes); /* counts allocations */
 void evo_backend_release(evo_backend *be, void *ptr);
+/* The raw buffer of a tensor (a device pointer on device backends). */
+void *evo_tensor_buffer(const evo_tensor *t);
 
 /* The CPU kernels (core/cpu/), used by the CPU backend. */
 evo_status evo_cpu_run(const evo_kernel_args *a);

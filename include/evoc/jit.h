@@ -25,6 +25,9 @@ size_t evo_plan_peak_bytes(const evo_plan *p);
 size_t evo_plan_naive_bytes(const evo_plan *p);
 int evo_plan_n_kernels(const evo_plan *p);
 
+/* Convenience for tests and one-off calls: jit, run once, free. */
+evo_status evo_eval(const evo_graph *g, evo_backend *be, evo_tensor *const *inputs, evo_tensor *const *outputs);
+
 #ifdef __cplusplus
 }
 #endif
