@@ -301,6 +301,7 @@ evo_status evo_plan_run(evo_plan *p, evo_tensor *const *inputs, evo_tensor *cons
 size_t evo_plan_peak_bytes(const evo_plan *p) { return p->arena_bytes + p->scratch_bytes + p->const_bytes; }
 size_t evo_plan_naive_bytes(const evo_plan *p) { return p->naive_bytes + p->scratch_bytes + p->const_bytes; }
 int evo_plan_n_kernels(const evo_plan *p) { return p->n_order; }
+size_t evo_plan_scratch_bytes(const evo_plan *p) { return p->scratch_bytes; }
 
 evo_status evo_eval(const evo_graph *g, evo_backend *be, evo_tensor *const *inputs, evo_tensor *const *outputs) {
   evo_plan *p;

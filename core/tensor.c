@@ -53,10 +53,11 @@ evo_tensor *evo_tensor_new(evo_backend *be, evo_dtype dtype, int ndim, const int
     t->shape[d] = shape[d];
     t->numel *= shape[d];
   }
-  t->data = evo_backend_alloc(be, evo_tensor_nbytes(t));
+  size_t bytes = evo_tensor_nbytes(t);
+  t->data = evo_backend_alloc(be, bytes);
   if (!t->data) {
     free(t);
-    evo_error(EVO_STATUS_OUT_OF_MEMORY, "tensor_new: cannot allocate %zu bytes", (size_t)t->numel * 4);
+    evo_error(EVO_STATUS_OUT_OF_MEMORY, "tensor_new: cannot allocate %zu bytes", bytes);
     return NULL;
   }
   return t;

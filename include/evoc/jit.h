@@ -24,6 +24,7 @@ size_t evo_plan_peak_bytes(const evo_plan *p);
 /* Bytes the intermediates would need without reuse (for reporting the saving). */
 size_t evo_plan_naive_bytes(const evo_plan *p);
 int evo_plan_n_kernels(const evo_plan *p);
+size_t evo_plan_scratch_bytes(const evo_plan *p); /* kernel scratch (part of peak) */
 
 /* Convenience for tests and one-off calls: jit, run once, free. */
 evo_status evo_eval(const evo_graph *g, evo_backend *be, evo_tensor *const *inputs, evo_tensor *const *outputs);
