@@ -16,6 +16,7 @@ size_t evo_dtype_size(evo_dtype t) {
   switch (t) {
   case EVO_F32: case EVO_I32: case EVO_U32: return 4;
   case EVO_U8: return 1;
+  case EVO_F64: case EVO_I64: return 8;
   default: return 0;
   }
 }
@@ -26,6 +27,8 @@ const char *evo_dtype_name(evo_dtype t) {
   case EVO_I32: return "i32";
   case EVO_U8: return "u8";
   case EVO_U32: return "u32";
+  case EVO_F64: return "f64";
+  case EVO_I64: return "i64";
   default: return "?";
   }
 }

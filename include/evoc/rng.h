@@ -23,7 +23,9 @@ float evo_rng_uniform01(const uint32_t key[2], uint64_t j); /* in [0, 1) */
 float evo_rng_normal(const uint32_t key[2], uint64_t j);
 float evo_rng_truncated_normal(const uint32_t key[2], uint64_t j, float lo, float hi);
 
-/* Fill helpers on host memory (element j = the functions above at j). */
+/* Fill helpers on host memory (element j = the functions above at j; fill_uniform gives lo + (hi - lo) u_j, kept
+   below hi when rounding would reach it, so values lie in [lo, hi)). Streams and key derivation are defined
+   in core/rng_math.h. */
 void evo_rng_fill_uniform(evo_key k, float *out, int64_t n, float lo, float hi);
 void evo_rng_fill_normal(evo_key k, float *out, int64_t n);
 void evo_rng_fill_truncated_normal(evo_key k, float *out, int64_t n, float lo, float hi);

@@ -15,6 +15,8 @@ typedef enum {
   EVO_I32 = 1,
   EVO_U8 = 2,  /* data and boolean masks (comparisons produce u8 0/1) */
   EVO_U32 = 3, /* RNG keys: [..., 2] */
+  EVO_F64 = 4, /* host-side state (algorithms, checkpoints); no kernels */
+  EVO_I64 = 5, /* host-side state; no kernels */
   EVO_DTYPE_COUNT
 } evo_dtype;
 

@@ -1,0 +1,47 @@
+/* The built-in strategies. Weak references let a build leave a strategy out (it is then simply not listed). */
+#include <string.h>
+#include "algo_impl.h"
+
+#define WEAK __attribute__((weak))
+extern const evo_algo_vtable evo_es_pgpe WEAK, evo_es_openes WEAK, evo_es_cmaes WEAK, evo_es_sep_cmaes WEAK,
+    evo_es_ars WEAK, evo_es_snes WEAK, evo_es_xnes WEAK, evo_es_crfmnes WEAK, evo_es_lmmaes WEAK,
+    evo_es_simple_ga WEAK, evo_es_map_elites WEAK;
+
+static const evo_algo_vtable *const *table(int *n) {
+  static const evo_algo_vtable *const all[] = {&evo_es_pgpe,  &evo_es_openes,  &evo_es_cmaes,     &evo_es_sep_cmaes,
+                                               &evo_es_ars,   &evo_es_snes,    &evo_es_xnes,      &evo_es_crfmnes,
+                                               &evo_es_lmmaes, &evo_es_simple_ga, &evo_es_map_elites};
+  *n = (int)(sizeof all / sizeof *all);
+  return all;
+}
+
+static const evo_algo_vtable *nth(int i) {
+  int n, k = 0;
+  const evo_algo_vtable *const *all = table(&n);
+  for (int j = 0; j < n; j++)
+    if (all[j] && k++ == i) return all[j];
+  return NULL;
+}
+
+int evo_algo_count(void) {
+  int n, k = 0;
+  const evo_algo_vtable *const *all = table(&n);
+  for (int j = 0; j < n; j++) k += all[j] != NULL;
+  return k;
+}
+
+const evo_algo_info *evo_algo_info_at(int i) {
+  const evo_algo_vtable *v = nth(i);
+  return v ? &v->info : NULL;
+}
+
+const evo_algo_vtable *evo_algo_vtable_find(const char *name) {
+  for (int i = 0; i < evo_algo_count(); i++)
+    if (strcmp(nth(i)->info.name, name) == 0) return nth(i);
+  return NULL;
+}
+
+const evo_algo_info *evo_algo_find(const char *name) {
+  const evo_algo_vtable *v = name ? evo_algo_vtable_find(name) : NULL;
+  return v ? &v->info : NULL;
+}

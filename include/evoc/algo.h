@@ -1,0 +1,100 @@
+/* Evolution strategies driven by ask/tell (DESIGN.md §5).
+ *
+ * Fitness is maximised; `maximize = false` flips it in one place (evo_algo_tell). NaN fitness is ranked worst,
+ * counted and reported in evo_algo_stats. Member i of generation t is a pure function of (key, t, i), so rank r of R
+ * can ask only its slice [r*P/R, (r+1)*P/R) and every rank keeps identical state after tell(all P fitnesses).
+ *
+ * Options: each algorithm has a table of named options with defaults, bounds and sources (evo_algo_info);
+ * unknown names and out-of-range values are rejected with a message naming the option.
+ */
+#ifndef EVOC_ALGO_H
+#define EVOC_ALGO_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "evoc/rng.h"
+#include "evoc/status.h"
+#include "evoc/tensor.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  const char *key;
+  double value;
+} evo_option;
+
+typedef struct {
+  const char *key;
+  double def;     /* default */
+  double lo, hi;  /* inclusive bounds */
+  const char *doc; /* one line, with the source of the default */
+} evo_option_spec;
+
+typedef struct {
+  const char *name; /* "pgpe", "openes", "cmaes", "sep_cmaes", "ars", "snes", "xnes", "crfmnes", "lmmaes",
+                       "simple_ga", "map_elites" */
+  const char *doc;
+  const char *best_doc; /* what evo_algo_best returns: "mean" or "best-ever member" */
+  const evo_option_spec *options;
+  int n_options;
+} evo_algo_info;
+
+int evo_algo_count(void);
+const evo_algo_info *evo_algo_info_at(int i);
+const evo_algo_info *evo_algo_find(const char *name); /* NULL if unknown */
+
+typedef struct {
+  const char *name;
+  int64_t num_params;
+  int pop_size;            /* 0: the algorithm's default (e.g. CMA-ES 4 + floor(3 ln n)) */
+  double init_stdev;       /* 0: the algorithm's default */
+  const float *init_mean;  /* num_params values; NULL: zeros */
+  evo_key key;
+  bool maximize;           /* default true */
+  const evo_option *options; /* algorithm-specific; NULL/0 for all defaults */
+  int n_options;
+} evo_algo_params;
+
+evo_algo_params evo_algo_default_params(void);
+
+typedef struct evo_algo evo_algo;
+
+evo_status evo_algo_new(const evo_algo_params *params, evo_algo **out);
+void evo_algo_free(evo_algo *a);
+
+const char *evo_algo_name(const evo_algo *a);
+int evo_algo_pop_size(const evo_algo *a); /* of the current generation (restarts may change it) */
+int64_t evo_algo_num_params(const evo_algo *a);
+int64_t evo_algo_generation(const evo_algo *a);
+/* Resolved value of an option (default or given). */
+double evo_algo_option(const evo_algo *a, const char *key);
+
+/* Writes members [begin, end) of the current generation, row-major, into pop: f32 [end-begin, num_params] on a
+   host-addressable backend. Asking twice in one generation gives the same members. */
+evo_status evo_algo_ask(evo_algo *a, int begin, int end, evo_tensor *pop);
+/* Fitness of all pop_size members of the current generation; advances the generation. */
+evo_status evo_algo_tell(evo_algo *a, const float *fitness);
+/* The algorithm's recommendation (documented per algorithm in evo_algo_info.best_doc). */
+evo_status evo_algo_best(const evo_algo *a, float *params);
+
+typedef struct {
+  int64_t generation;
+  int64_t evaluations;
+  int64_t nan_count;       /* NaN fitnesses seen so far */
+  double best_fitness;     /* best ever (in the caller's sense: raw value, maximize honoured) */
+  double sigma;            /* overall step size where the algorithm has one, else NAN */
+  int restarts;
+  bool stop;               /* the algorithm's own stop criterion fired (and no restart is left) */
+} evo_algo_stats;
+
+evo_status evo_algo_stats_get(const evo_algo *a, evo_algo_stats *s);
+
+/* Full state (mean, step sizes, covariance/factors, paths, optimizer moments, counters, restart state) as
+   safetensors, written atomically; load into an algorithm created with the same params continues bit-identically. */
+evo_status evo_algo_save(const evo_algo *a, const char *path);
+evo_status evo_algo_load(evo_algo *a, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
