@@ -24,8 +24,12 @@ evo_node evo_constant(evo_graph *g, evo_dtype dtype, int ndim, const int64_t *sh
 evo_node evo_scalar(evo_graph *g, float value) { return evo_constant(g, EVO_F32, 0, NULL, &value); }
 
 evo_node evo_full(evo_graph *g, float value, int ndim, const int64_t *shape) {
-  evo_node s = evo_scalar(g, value);
-  return ndim == 0 ? s : evo_broadcast_to(g, s, ndim, shape);
+  if (ndim < 0 || ndim > EVO_MAX_DIMS) return evo_graph_fail(g, "full: rank %d out of range", ndim);
+  /* Copy first: `shape` may point into this graph's nodes, which the next push can move. */
+  int64_t s[EVO_MAX_DIMS];
+  if (ndim) memcpy(s, shape, sizeof(int64_t) * (size_t)ndim);
+  evo_node c = evo_scalar(g, value);
+  return ndim == 0 ? c : evo_broadcast_to(g, c, ndim, s);
 }
 
 static const evo_node_t *node(evo_graph *g, evo_node x) {

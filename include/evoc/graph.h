@@ -42,7 +42,8 @@ evo_node evo_graph_input(const evo_graph *g, int i);
 evo_node evo_graph_output(const evo_graph *g, int i);
 int evo_graph_n_nodes(const evo_graph *g);
 
-/* Shape queries on any node. */
+/* Shape queries on any node. The returned shape pointer is valid until the next builder call on the same graph
+   (nodes live in a growing array): copy it before building more nodes. */
 evo_dtype evo_node_dtype(const evo_graph *g, evo_node x);
 int evo_node_ndim(const evo_graph *g, evo_node x);
 const int64_t *evo_node_shape(const evo_graph *g, evo_node x);
