@@ -1,11 +1,13 @@
-/* The built-in strategies. Weak references let a build leave a strategy out (it is then simply not listed). */
+/* The built-in strategies. Weak references let a build leave a strategy out (it is then simply not listed).
+   A weak reference does not pull an object out of a static libevoc, though: a strategy that has landed must be
+   referenced strongly (declared without WEAK) to be linked in and listed. */
 #include <string.h>
 #include "algo_impl.h"
 
 #define WEAK __attribute__((weak))
-extern const evo_algo_vtable evo_es_pgpe WEAK, evo_es_openes WEAK, evo_es_cmaes WEAK, evo_es_sep_cmaes WEAK,
-    evo_es_ars WEAK, evo_es_snes WEAK, evo_es_xnes WEAK, evo_es_crfmnes WEAK, evo_es_lmmaes WEAK,
-    evo_es_simple_ga WEAK, evo_es_map_elites WEAK;
+extern const evo_algo_vtable evo_es_pgpe, evo_es_openes, evo_es_ars;
+extern const evo_algo_vtable evo_es_cmaes WEAK, evo_es_sep_cmaes WEAK, evo_es_snes WEAK, evo_es_xnes WEAK,
+    evo_es_crfmnes WEAK, evo_es_lmmaes WEAK, evo_es_simple_ga WEAK, evo_es_map_elites WEAK;
 
 static const evo_algo_vtable *const *table(int *n) {
   static const evo_algo_vtable *const all[] = {&evo_es_pgpe,  &evo_es_openes,  &evo_es_cmaes,     &evo_es_sep_cmaes,

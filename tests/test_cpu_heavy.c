@@ -5,6 +5,7 @@
    overlapping and non-overlapping pooling windows with ties. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,8 @@ Test(cpu_heavy, matmul_fold_shared_weights) {
   check_matmul(3, (int64_t[]){6, 20, 30}, 2, (int64_t[]){30, 40});
   check_matmul(4, (int64_t[]){2, 3, 10, 17}, 3, (int64_t[]){1, 17, 9});
   check_matmul(3, (int64_t[]){64, 16, 5}, 2, (int64_t[]){5, 64}); /* [P*N, k] rows split over threads */
+  check_matmul(2, (int64_t[]){40, 200}, 2, (int64_t[]){200, 96});  /* few rows: column panels split */
+  check_matmul(3, (int64_t[]){2, 100, 70}, 3, (int64_t[]){2, 70, 90}); /* fewer GEMMs than threads (3+) */
 }
 
 Test(cpu_heavy, matmul_blas) {
@@ -160,7 +163,7 @@ Test(cpu_heavy, matmul_blas) {
   check_matmul(2, (int64_t[]){256, 300}, 2, (int64_t[]){300, 200}); /* one big GEMM */
   check_matmul(3, (int64_t[]){3, 128, 128}, 3, (int64_t[]){3, 128, 128}); /* batched, one per thread */
   check_matmul(3, (int64_t[]){1, 128, 160}, 3, (int64_t[]){1, 160, 128});
-  check_matmul(3, (int64_t[]){8, 64, 64}, 2, (int64_t[]){64, 64}); /* folded into [512, 64] */
+  check_matmul(3, (int64_t[]){8, 64, 64}, 2, (int64_t[]){64, 64}); /* folded: [512, 64] @ [64, 64] on the tiles */
 }
 
 Test(cpu_heavy, gemm_transposed_a) {
@@ -211,7 +214,8 @@ static void conv_ref(const conv_case *cc, const evo_op_params *p, int nl, const 
             for (int64_t b = 0; b < KW; b++) {
               int64_t ih = oh * p->i[0] - p->i[2] + a, iw = ow * p->i[1] - p->i[3] + b;
               if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-              for (int64_t c = 0; c < C; c++) s += (double)xi[(ih * W + iw) * C + c] * wk[((a * KW + b) * C + c) * F + f];
+              for (int64_t c = 0; c < C; c++)
+                s += (double)xi[(ih * W + iw) * C + c] * wk[((a * KW + b) * C + c) * F + f];
             }
           y[((l * OH + oh) * OW + ow) * F + f] = s;
         }
@@ -229,7 +233,8 @@ static void check_conv(const conv_case *cc) {
     same_pad(cc->W, cc->KW, cc->sw, &p.i[3], &p.i[5]);
   }
   p.i[6] = (int32_t)cc->KH, p.i[7] = (int32_t)cc->KW;
-  const int64_t OH = (cc->H + p.i[2] + p.i[4] - cc->KH) / cc->sh + 1, OW = (cc->W + p.i[3] + p.i[5] - cc->KW) / cc->sw + 1;
+  const int64_t OH = (cc->H + p.i[2] + p.i[4] - cc->KH) / cc->sh + 1;
+  const int64_t OW = (cc->W + p.i[3] + p.i[5] - cc->KW) / cc->sw + 1;
   int64_t xs[8], ws[8], ys[8], ls[8];
   memcpy(xs, cc->xl, sizeof(int64_t) * 3), memcpy(ws, cc->wl, sizeof(int64_t) * 3);
   int nl = bcast_shape(cc->xnl, cc->xl, cc->wnl, cc->wl, ls);
@@ -359,6 +364,31 @@ Test(cpu_heavy, conv_row_blocks) {
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_conv(&cases[i]);
 }
 
+Test(cpu_heavy, conv_scratch_from_fewer_threads) {
+  /* The plan sized scratch when fewer threads were configured: the kernel must use fewer threads, not overrun. */
+  rng_state = SEED + 13;
+  const int64_t xs[4] = {6, 8, 8, 2}, gs[4] = {6, 8, 8, 3}, ws[4] = {3, 3, 2, 3};
+  evo_node_t xn = mk(EVO_OP_INPUT, 4, xs), gyn = mk(EVO_OP_INPUT, 4, gs), dwn = mk(EVO_OP_CONV2D_GRAD_KERNEL, 4, ws);
+  dwn.p.i[0] = dwn.p.i[1] = 1, dwn.p.i[2] = dwn.p.i[3] = dwn.p.i[4] = dwn.p.i[5] = 1, dwn.p.i[6] = dwn.p.i[7] = 3;
+  float *x = rand_buf(numel(&xn), 0), *gy = rand_buf(numel(&gyn), 0), dw1[54], dw2[54];
+  const evo_node_t *in[2] = {&xn, &gyn};
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  size_t small = evo_cpu_conv2d_scratch(&dwn, in);
+  run_kernel(evo_cpu_conv2d, small, &dwn, &xn, &gyn, x, gy, dw1);
+  omp_set_num_threads(4);
+  run_kernel(evo_cpu_conv2d, small, &dwn, &xn, &gyn, x, gy, dw2);
+  omp_set_num_threads(saved);
+  double ref[54];
+  for (int i = 0; i < 54; i++) ref[i] = dw1[i];
+  cr_expect(max_rel_err(dw2, ref, 54) < TOL, "results differ with the thread count");
+  evo_kernel_args args;
+  memset(&args, 0, sizeof args);
+  args.node = &dwn, args.in[0] = &xn, args.in[1] = &gyn, args.src[0] = x, args.src[1] = gy, args.dst = dw2;
+  cr_expect_neq(evo_cpu_conv2d(&args), EVO_STATUS_OK, "no scratch must be refused, not overrun");
+  free(x), free(gy);
+}
+
 /* ---- pooling ---------------------------------------------------------------------------------------------------- */
 
 static void check_pool(int nl, const int64_t *loop, int64_t H, int64_t W, int64_t C, int wh, int ww, int sh, int sw,
@@ -428,4 +458,20 @@ Test(cpu_heavy, pooling) {
   check_pool(1, (int64_t[]){2}, 7, 6, 70, 3, 2, 1, 1, 1);        /* stride 1, > 64 channels */
   check_pool(0, (int64_t[]){1}, 11, 9, 2, 3, 3, 3, 2, 0);        /* no loop dims, gaps between windows */
   check_pool(1, (int64_t[]){64}, 28, 28, 8, 2, 2, 2, 2, 1);      /* EvoJAX maxpool, OpenMP path */
+}
+
+Test(cpu_heavy, max_pool_nan) {
+  /* NaN propagates through the max and takes the gradient of its window, like the max/argmax reductions. */
+  const int64_t xs[4] = {1, 4, 4, 1}, ys[4] = {1, 2, 2, 1};
+  evo_node_t xn = mk(EVO_OP_INPUT, 4, xs), yn = mk(EVO_OP_MAX_POOL2D, 4, ys), gyn = mk(EVO_OP_INPUT, 4, ys);
+  evo_node_t dxn = mk(EVO_OP_MAX_POOL2D_GRAD, 4, xs);
+  yn.p.i[0] = yn.p.i[1] = yn.p.i[2] = yn.p.i[3] = 2;
+  dxn.p = yn.p;
+  float x[16], y[4], gy[4] = {1, 2, 3, 4}, dx[16];
+  for (int i = 0; i < 16; i++) x[i] = (float)i;
+  x[4] = NAN; /* row 1, col 0: window 0 */
+  run_kernel(evo_cpu_pool2d, 0, &yn, &xn, NULL, x, NULL, y);
+  run_kernel(evo_cpu_pool2d, 0, &dxn, &xn, &gyn, x, gy, dx);
+  cr_expect(isnan(y[0]) && y[1] == 7.0f && y[2] == 13.0f && y[3] == 15.0f, "y = %g %g %g %g", y[0], y[1], y[2], y[3]);
+  cr_expect(dx[4] == 1.0f && dx[5] == 0.0f && dx[7] == 2.0f && dx[13] == 3.0f && dx[15] == 4.0f, "gradient routing");
 }

@@ -5,17 +5,20 @@
 #include <stdint.h>
 #include "../graph_impl.h"
 
-/* Above this many flops per GEMM, OpenBLAS (packed, cache-blocked) beats the register-tiled kernel. */
+/* OpenBLAS takes GEMMs with every dimension >= EVO_CPU_BLAS_MIN_DIM and more than EVO_CPU_BLAS_FLOPS flops;
+   everything else runs on the register tiles (see k_matmul.c for the measurements behind this). */
 #define EVO_CPU_BLAS_FLOPS ((double)(1 << 21))
+#define EVO_CPU_BLAS_MIN_DIM 128
 
 /* C[m,n] = (or += when accumulate) A @ B on one thread. A[i,p] is a[i*sai + p*sap], so a transposed A costs
    nothing (sai=1, sap=lda); B and C are row-major with leading dims ldb, ldc. No allocation. */
 void evo_cpu_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t sai, int64_t sap, const float *b,
                   int64_t ldb, float *c, int64_t ldc, int accumulate);
-/* The same with A[i,p] = a[i*sai + po[p]] for an offset table po[0..k): conv reads its input through it without
-   an im2col copy (po[p] = offset of kernel tap p, rows = consecutive output pixels). */
-void evo_cpu_gemm_idx(int64_t m, int64_t n, int64_t k, const float *a, int64_t sai, const int64_t *po,
-                      const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate);
+/* The same with A[i,p] = a[row(i) + po[p]] for a table of column offsets po[0..k) and row(i) = ro[i] (or i*sai
+   when ro is NULL): conv reads its input through it without an im2col copy (rows = output pixels, po[p] = offset
+   of kernel tap p). */
+void evo_cpu_gemm_idx(int64_t m, int64_t n, int64_t k, const float *a, int64_t sai, const int64_t *ro,
+                      const int64_t *po, const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate);
 
 /* Loop dims shared by the operands of one op: `shape` is the broadcast of every operand's loop dims and
    stride[o][d] the step of operand o's flat loop index along dim d (0 where o broadcasts). */

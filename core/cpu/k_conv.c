@@ -1,13 +1,15 @@
 /* CONV2D, CONV2D_GRAD_INPUT and CONV2D_GRAD_KERNEL on the CPU (NHWC, f32).
    All three are implicit GEMMs on the shared tile kernels (gemm.h), reading a "view" of the input image through a
    table of tap offsets instead of an im2col copy (KH*KW times smaller traffic):
-   - forward: one GEMM per output row: [OW pixels, KH*KW*C taps] @ w [KH*KW*C, F]. The view is the image itself
-     (no padding) or a zero-padded copy of the rows a piece of the output needs.
+   - forward: one GEMM per piece of output rows: [pixels, KH*KW*C taps] @ w [KH*KW*C, F], A read from the view
+     through a table of pixel offsets (ro) and one of tap offsets (po). The view is the image itself (no padding)
+     or a zero-padded copy of the rows the piece needs.
    - grad_input is the forward conv of the zero-padded, stride-dilated gy with the flipped, transposed kernel
      (stride 1), so it reuses the forward path without scatter-adds or races.
-   - grad_kernel: for each kernel row kh, dw[kh, :, :, :] += view-taps^T [KW*C, pixels] @ gy [pixels, F], summed
-     over every image (and broadcast loop position) that shares the kernel; with fewer kernels than threads the sum
-     is split across threads into partial buffers and reduced at the end.
+   - grad_kernel: dw [KH*KW*C, F] += taps [KH*KW*C, pixels] @ gy [pixels, F] with the same tables in the other
+     roles (rows = taps, columns of A = pixels), summed over every image (and broadcast loop position) that shares
+     the kernel; with fewer kernels than threads the sum is split across threads into partial buffers and reduced
+     at the end.
    Loop dims broadcast: images against one kernel, per-member kernels, or shared images against per-member kernels
    (then one padded view serves every member in turn). */
 #include <omp.h>
@@ -18,7 +20,6 @@
 #define VIEW_MAX_FLOATS ((int64_t)64 * 1024) /* a view piece (256 KiB) stays in L2 while its rows are used */
 
 typedef struct {
-  evo_op op;
   /* the engine: out[r, q, co] = sum_{a,b,ci} view[r*sh + a, q*sw + b, ci] * ker[(a,b,ci), co] */
   int64_t kh, kw, cin, cout, sh, sw, oh, ow, kkc;
   /* the view: zero-padded (grad_input: also stride-dilated) source image; src(y, x) lands at view row
@@ -45,7 +46,6 @@ static int conv_plan_init(conv_plan *p, const evo_node_t *node, const evo_node_t
   const evo_node_t *a = in[0], *b = in[1];
   const int64_t sh = pi[0], sw = pi[1], pt = pi[2], pl = pi[3], pb = pi[4], pr = pi[5];
   if (sh < 1 || sw < 1 || pt < 0 || pl < 0 || pb < 0 || pr < 0) return 0;
-  p->op = node->op;
   int64_t H, W, C, KH, KW, F, OH, OW;
   const int64_t *ns = node->shape + node->ndim;
   if (node->op == EVO_OP_CONV2D) { /* (x, w) -> y */
@@ -90,7 +90,7 @@ static int conv_plan_init(conv_plan *p, const evo_node_t *node, const evo_node_t
   const int64_t *dims[3] = {node->shape, a->shape, b->shape};
   evo_cpu_loops_init(&p->lp, 3, nl, dims);
   p->J = evo_shape_numel(nl[0], node->shape);
-  p->S = p->lp.numel / p->J;
+  p->S = p->J ? p->lp.numel / p->J : 0;
 
   /* Pieces of rb output rows: a view piece fits VIEW_MAX_FLOATS, and small batches still feed every thread. */
   p->rb = p->oh;
@@ -100,16 +100,15 @@ static int conv_plan_init(conv_plan *p, const evo_node_t *node, const evo_node_t
 
   p->nt = nt;
   p->parts = 1;
-  if (node->op == EVO_OP_CONV2D_GRAD_KERNEL && p->J < nt) {
+  if (node->op == EVO_OP_CONV2D_GRAD_KERNEL && p->J > 0 && p->J < nt) {
     p->parts = (nt + p->J - 1) / p->J;
     if (p->parts > p->S) p->parts = p->S;
   }
   p->view_floats = p->direct ? 0 : (size_t)(view_rows(p, p->rb) * p->vw * p->cin);
-  p->ro_count = node->op == EVO_OP_CONV2D_GRAD_KERNEL ? (size_t)(p->rb * p->ow) : 0;
-  p->shared_bytes = align64(sizeof(int64_t) * (size_t)p->kkc);
+  p->ro_count = (size_t)(p->rb * p->ow);
+  p->shared_bytes = align64(sizeof(int64_t) * (size_t)p->kkc) + align64(sizeof(int64_t) * p->ro_count);
   if (p->parts > 1) p->shared_bytes += align64(sizeof(float) * (size_t)(p->J * p->parts * p->ker_size));
-  p->thread_bytes = align64(sizeof(float) * p->view_floats) + align64(sizeof(float) * p->wf_floats) +
-                    align64(sizeof(int64_t) * p->ro_count);
+  p->thread_bytes = align64(sizeof(float) * p->view_floats) + align64(sizeof(float) * p->wf_floats);
   return 1;
 }
 
@@ -156,12 +155,11 @@ static const float *view_for(const conv_plan *p, const float *src, int64_t r0, i
   return buf;
 }
 
-/* Output rows [r0, r1) of one image (out points at row r0) from the view of those rows. */
-static void engine_rows(const conv_plan *p, const float *view, const int64_t *po, const float *ker, int64_t r0,
-                        int64_t r1, float *out, int acc) {
-  for (int64_t r = r0; r < r1; r++)
-    evo_cpu_gemm_idx(p->ow, p->cout, p->kkc, view + (r - r0) * p->sh * p->vw * p->cin, p->sw * p->cin, po, ker,
-                     p->cout, out + (r - r0) * p->ow * p->cout, p->cout, acc);
+/* Output rows [r0, r1) of one image (out points at row r0) from the view of those rows: one GEMM whose rows are
+   the pixels (ro: their offsets in the view) and whose columns of A are the kernel taps (po). */
+static void engine_rows(const conv_plan *p, const float *view, const int64_t *ro, const int64_t *po,
+                        const float *ker, int64_t r0, int64_t r1, float *out, int acc) {
+  evo_cpu_gemm_idx((r1 - r0) * p->ow, p->cout, p->kkc, view, 0, ro, po, ker, p->cout, out, p->cout, acc);
 }
 
 /* Loop positions that share one output: the node's broadcast (stride 0) dims are summed over. */
@@ -202,20 +200,20 @@ static int64_t inner_count(const evo_cpu_loops *lp) {
   return n;
 }
 
-static void conv_forward(const conv_plan *p, const float *x, const float *w, float *y, const int64_t *po,
-                         char *tscratch) {
+static void conv_forward(const conv_plan *p, const float *x, const float *w, float *y, const int64_t *ro,
+                         const int64_t *po, char *tscratch) {
   const int64_t I = inner_count(&p->lp), O = p->lp.numel / I, nrb = (p->oh + p->rb - 1) / p->rb;
   /* Members sharing images: order the work so each thread walks the members of one view before moving on. */
   int x_shared = 1;
   for (int d = 0; d < p->lp.nd; d++)
     if (p->lp.shape[d] > 1 && p->lp.stride[2][d] != 0 && p->lp.stride[1][d] != 0) x_shared = 0;
-  const int64_t T = O * I * nrb;
+  const int64_t T = O * I * nrb, chunk = T / (16 * (int64_t)p->nt) + 1;
 #pragma omp parallel num_threads(p->nt)
   {
     float *view = (float *)(tscratch + (size_t)omp_get_thread_num() * p->thread_bytes);
     const float *cached = NULL;
     int64_t cached_rb = -1;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, chunk)
     for (int64_t t = 0; t < T; t++) {
       int64_t o, rest;
       if (x_shared) o = t % O, rest = t / O;
@@ -229,7 +227,7 @@ static void conv_forward(const conv_plan *p, const float *x, const float *w, flo
         if (src != cached || rbk != cached_rb) build_view(p, src, r0 * p->sh, view_rows(p, r1 - r0), view);
         cached = src, cached_rb = rbk, v = view;
       }
-      engine_rows(p, v, po, w + evo_cpu_loops_off(&p->lp, 2, l0) * p->ker_size, r0, r1,
+      engine_rows(p, v, ro, po, w + evo_cpu_loops_off(&p->lp, 2, l0) * p->ker_size, r0, r1,
                   y + ((l0 + i) * p->oh + r0) * p->ow * p->cout, 0);
     }
   }
@@ -247,8 +245,8 @@ static void flip_kernel(const conv_plan *p, const float *w, float *wf) {
     }
 }
 
-static void conv_grad_input(const conv_plan *p, const float *gy, const float *w, float *dx, const int64_t *po,
-                            char *tscratch) {
+static void conv_grad_input(const conv_plan *p, const float *gy, const float *w, float *dx, const int64_t *ro,
+                            const int64_t *po, char *tscratch) {
   sum_map sm;
   sum_map_init(&sm, &p->lp);
   const int64_t nrb = (p->oh + p->rb - 1) / p->rb, T = p->J * nrb;
@@ -267,23 +265,21 @@ static void conv_grad_input(const conv_plan *p, const float *gy, const float *w,
         const float *wk = w + evo_cpu_loops_off(&p->lp, 2, l) * p->ker_size;
         if (wk != cached_w) flip_kernel(p, wk, wf), cached_w = wk;
         build_view(p, gy + evo_cpu_loops_off(&p->lp, 1, l) * p->img_in, r0, view_rows(p, r1 - r0), view);
-        engine_rows(p, view, po, wf, r0, r1, out, s > 0);
+        engine_rows(p, view, ro, po, wf, r0, r1, out, s > 0);
       }
     }
   }
 }
 
-static void conv_grad_kernel(const conv_plan *p, const float *x, const float *gy, float *dw, float *partial,
-                             char *tscratch) {
+static void conv_grad_kernel(const conv_plan *p, const float *x, const float *gy, float *dw, const int64_t *ro,
+                             const int64_t *po, float *partial, char *tscratch) {
   sum_map sm;
   sum_map_init(&sm, &p->lp);
   const int64_t nrb = (p->oh + p->rb - 1) / p->rb, T = p->J * p->parts, K = p->ker_size, F = p->cout;
-  const int64_t tapw = p->kw * p->cin; /* taps of one kernel row: contiguous in the view, stride 1 */
 #pragma omp parallel num_threads(p->nt)
   {
     char *ts = tscratch + (size_t)omp_get_thread_num() * p->thread_bytes;
     float *view = (float *)ts;
-    int64_t *ro = (int64_t *)(ts + align64(sizeof(float) * p->view_floats) + align64(sizeof(float) * p->wf_floats));
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < T; t++) {
       const int64_t j = t / p->parts, part = t % p->parts;
@@ -296,13 +292,9 @@ static void conv_grad_kernel(const conv_plan *p, const float *x, const float *gy
         const float *g = gy + evo_cpu_loops_off(&p->lp, 2, l) * p->img_out;
         for (int64_t rbk = 0; rbk < nrb; rbk++) {
           const int64_t r0 = rbk * p->rb, r1 = r0 + p->rb < p->oh ? r0 + p->rb : p->oh, npix = (r1 - r0) * p->ow;
-          const float *v = view_for(p, src, r0, r1, view);
-          for (int64_t q = 0; q < npix; q++)
-            ro[q] = ((q / p->ow) * p->sh * p->vw + (q % p->ow) * p->sw) * p->cin;
-          /* dw[a, taps, f] += view[a + pixel offsets, taps]^T @ gy[pixels, f] */
-          for (int64_t a = 0; a < p->kh; a++)
-            evo_cpu_gemm_idx(tapw, F, npix, v + a * p->vw * p->cin, 1, ro, g + r0 * p->ow * F, F,
-                             acc + a * tapw * F, F, 1);
+          /* dw[taps, f] += A @ gy[pixels, f] with A[tap, pixel] = view[po[tap] + ro[pixel]] */
+          evo_cpu_gemm_idx(p->kkc, F, npix, view_for(p, src, r0, r1, view), 0, po, ro, g + r0 * p->ow * F, F, acc,
+                           F, 1);
         }
       }
     }
@@ -329,22 +321,25 @@ evo_status evo_cpu_conv2d(const evo_kernel_args *args) {
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "cpu %s: inconsistent shapes", evo_op_name(node->op));
   /* The plan sized scratch for the thread count of that time; use fewer threads if it has since grown. */
   uintptr_t base = ((uintptr_t)args->scratch + 63) / 64 * 64;
-  size_t avail = args->scratch ? args->scratch_bytes - (size_t)(base - (uintptr_t)args->scratch) : 0;
+  const size_t skip = (size_t)(base - (uintptr_t)args->scratch);
+  const size_t avail = args->scratch && args->scratch_bytes > skip ? args->scratch_bytes - skip : 0;
   while (nt > 1 && conv_plan_bytes(&p) > avail) conv_plan_init(&p, node, args->in, --nt);
   if (conv_plan_bytes(&p) > avail)
     return evo_error(EVO_STATUS_INTERNAL, "cpu %s: scratch of %zu bytes, needs %zu", evo_op_name(node->op),
                      args->scratch_bytes, conv_plan_bytes(&p) + 64);
   char *shared = (char *)base;
-  int64_t *po = (int64_t *)shared;
+  int64_t *po = (int64_t *)shared, *ro = (int64_t *)(shared + align64(sizeof(int64_t) * (size_t)p.kkc));
+  float *partial = (float *)((char *)ro + align64(sizeof(int64_t) * p.ro_count));
   char *tscratch = shared + p.shared_bytes;
-  /* Offsets of kernel tap (a, b, ci) from a pixel's top-left corner in the view. */
+  /* Offsets in the view of kernel tap (a, b, ci) from a pixel's window corner, and of the window corners of the
+     pixels of a piece of output rows from the piece's first view row. */
   for (int64_t a = 0, n = 0; a < p.kh; a++)
     for (int64_t b = 0; b < p.kw; b++)
       for (int64_t c = 0; c < p.cin; c++) po[n++] = (a * p.vw + b) * p.cin + c;
+  for (int64_t q = 0; q < (int64_t)p.ro_count; q++) ro[q] = ((q / p.ow) * p.sh * p.vw + (q % p.ow) * p.sw) * p.cin;
   const float *s0 = args->src[0], *s1 = args->src[1];
-  if (node->op == EVO_OP_CONV2D) conv_forward(&p, s0, s1, args->dst, po, tscratch);
-  else if (node->op == EVO_OP_CONV2D_GRAD_INPUT) conv_grad_input(&p, s0, s1, args->dst, po, tscratch);
-  else conv_grad_kernel(&p, s0, s1, args->dst, (float *)(shared + align64(sizeof(int64_t) * (size_t)p.kkc)),
-                        tscratch);
+  if (node->op == EVO_OP_CONV2D) conv_forward(&p, s0, s1, args->dst, ro, po, tscratch);
+  else if (node->op == EVO_OP_CONV2D_GRAD_INPUT) conv_grad_input(&p, s0, s1, args->dst, ro, po, tscratch);
+  else conv_grad_kernel(&p, s0, s1, args->dst, ro, po, partial, tscratch);
   return EVO_STATUS_OK;
 }

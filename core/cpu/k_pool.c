@@ -1,6 +1,7 @@
 /* MAX_POOL2D, AVG_POOL2D and their gradients on the CPU (NHWC, f32). Windows are clipped to the image, so the
    -inf padding of max pooling never wins a max (unless a window holds no image pixel at all) and average pooling
-   divides by the count of image pixels. Inner loops run along channels, which are contiguous. */
+   divides by the count of image pixels. Max propagates NaN and its gradient goes to the first NaN of a window if
+   there is one (as the max and argmax reductions do). Inner loops run along channels, which are contiguous. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -39,7 +40,7 @@ static void pool_forward(const pool_geom *g, int is_max, const float *x, float *
         for (int64_t w = w0; w < w1; w++) {
           const float *v = xi + (h * g->W + w) * C;
           if (is_max)
-            for (int64_t c = 0; c < C; c++) o[c] = v[c] > o[c] ? v[c] : o[c];
+            for (int64_t c = 0; c < C; c++) o[c] = v[c] > o[c] || v[c] != v[c] ? v[c] : o[c];
           else
             for (int64_t c = 0; c < C; c++) o[c] += v[c];
         }
@@ -82,7 +83,7 @@ static void pool_grad_row(const pool_geom *g, int is_max, const float *xi, const
           const int64_t pix = h * g->W + w;
           const float *v = xi + pix * C + c0;
           for (int64_t c = 0; c < nc; c++) {
-            const int gt = v[c] > best[c];
+            const int gt = v[c] > best[c] || (v[c] != v[c] && best[c] == best[c]);
             best[c] = gt ? v[c] : best[c];
             at[c] = gt ? pix : at[c];
           }
@@ -94,29 +95,28 @@ static void pool_grad_row(const pool_geom *g, int is_max, const float *xi, const
 
 static void pool_backward(const pool_geom *g, int is_max, const float *x, const float *gy, float *dx,
                           const evo_cpu_loops *lp) {
-  const int64_t img = g->H * g->W * g->C, oimg = g->OH * g->OW * g->C;
-  /* Output rows whose windows do not overlap vertically write disjoint dx rows and can run in parallel;
-     otherwise each image is one piece of work. */
+  const int64_t W = g->W, C = g->C, img = g->H * W * C, oimg = g->OH * g->OW * C;
+  /* Output rows whose windows do not overlap vertically write disjoint dx rows: each takes the band of dx rows
+     from its window's top to the next window's top (the first and last bands reach the image edges), zeroes it
+     and accumulates into it while it is in cache. Overlapping windows: one image per piece of work. */
   const int rows_apart = g->sh >= g->wh;
   const int64_t T = rows_apart ? g->n * g->OH : g->n;
-  const int par = g->n * oimg * g->wh * g->ww > 32768;
-#pragma omp parallel if (par)
-  {
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < g->n; n++) memset(dx + n * img, 0, sizeof(float) * (size_t)img);
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < T; t++) {
-      const int64_t n = rows_apart ? t / g->OH : t;
-      const float *xi = x ? x + evo_cpu_loops_off(lp, 2, n) * img : NULL;
-      const float *gyi = gy + evo_cpu_loops_off(lp, 1, n) * oimg;
-      if (rows_apart) {
-        const int64_t oh = t % g->OH;
-        pool_grad_row(g, is_max, xi, gyi + oh * g->OW * g->C, dx + n * img, oh);
-      } else {
-        for (int64_t oh = 0; oh < g->OH; oh++)
-          pool_grad_row(g, is_max, xi, gyi + oh * g->OW * g->C, dx + n * img, oh);
-      }
+#pragma omp parallel for schedule(static) if (g->n * oimg * g->wh * g->ww > 32768)
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t n = rows_apart ? t / g->OH : t;
+    const float *xi = x ? x + evo_cpu_loops_off(lp, 2, n) * img : NULL;
+    const float *gyi = gy + evo_cpu_loops_off(lp, 1, n) * oimg;
+    float *dxi = dx + n * img;
+    int64_t oh0 = 0, oh1 = g->OH, h0 = 0, h1 = g->H;
+    if (rows_apart) {
+      oh0 = t % g->OH, oh1 = oh0 + 1;
+      h0 = oh0 == 0 ? 0 : oh0 * g->sh - g->pt;
+      h1 = oh1 == g->OH ? g->H : oh1 * g->sh - g->pt;
+      h0 = h0 < 0 ? 0 : h0 > g->H ? g->H : h0;
+      h1 = h1 < h0 ? h0 : h1 > g->H ? g->H : h1;
     }
+    memset(dxi + h0 * W * C, 0, sizeof(float) * (size_t)((h1 - h0) * W * C));
+    for (int64_t oh = oh0; oh < oh1; oh++) pool_grad_row(g, is_max, xi, gyi + oh * g->OW * C, dxi, oh);
   }
 }
 

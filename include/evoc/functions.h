@@ -29,6 +29,8 @@ typedef struct evo_fn evo_fn;
 evo_status evo_fn_new(evo_fn_kind kind, int64_t dim, int rotate, double shift, evo_key key, evo_fn **out);
 void evo_fn_free(evo_fn *f);
 int64_t evo_fn_dim(const evo_fn *f);
+/* Where the minimum 0 is (dim doubles): the textbook minimiser plus the shift (rotation keeps it in place). */
+void evo_fn_optimum(const evo_fn *f, double *x);
 /* Value at x (n doubles or floats). */
 double evo_fn_eval(const evo_fn *f, const double *x);
 double evo_fn_eval_f32(const evo_fn *f, const float *x);

@@ -1,0 +1,453 @@
+/* CMA-ES (Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772, Table 1) with active (negative)
+   weights, and sep-CMA-ES (Ros & Hansen 2008, "A simple modification in CMA-ES achieving linear time and space
+   complexity"; learning rates as in pycma). State in double.
+
+   Sampling: member i of generation g is x_i = m + sigma y_i, y_i = B D z_i, z_i ~ N(0, I) drawn from
+   evo_algo_member_key(a, g, i) (sep: y_i = D z_i), rounded to f32 once (fma, so every call site agrees). tell
+   regenerates z_i / y_i from the keys (or reuses the y block a full ask computed; same BLAS call, same bits).
+   Members are computed in blocks of CMAES_BLOCK aligned on the member index, so any rank's slice is bit-identical
+   to the same rows of a full ask.
+
+   tell (fitness larger is better; the ranking is stable, ties by member index), with w_k the weight of rank k:
+     zbar = sum_{k<=mu} w_k z_k:lambda,  ybar = B D zbar,  m <- m + c_m sigma ybar
+     p_s <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_eff) B zbar            (B zbar = C^{-1/2} ybar)
+     h_s = [ ||p_s|| / sqrt(1 - (1 - c_s)^(2 (g+1))) < (1.4 + 2/(n+1)) E||N|| ]
+     p_c <- (1 - c_c) p_c + h_s sqrt(c_c (2 - c_c) mu_eff) ybar
+     w°_k = w_k (w_k >= 0), w_k n / ||z_k||^2 (w_k < 0; ||C^{-1/2} y_k|| = ||z_k||)
+     C <- (1 + c_1 (1 - h_s) c_c (2 - c_c) - c_1 - c_mu sum w) C + c_1 p_c p_c^T + c_mu sum_k w°_k y_k y_k^T
+     sigma <- sigma exp(min(1, (c_s / d_s) (||p_s|| / E||N|| - 1)))   (the cap of 1 is pycma's max_delta_log_sigma)
+   Full CMA: C's update is two dsyrk calls per block (positive and negative coefficients, the rank-one term folded
+   into the first), so only the lower triangle is formed; it is the only one read, so C is symmetric by
+   construction (the "symmetrize" safeguard). Every eigen_gap generations of a run (an iteration count only) C is
+   decomposed with LAPACK dsyevd; a condition number above cond_limit (or a non-positive eigenvalue) is repaired
+   by adding s I with cond(C + s I) = cond_limit and counts as a stop criterion. sep-CMA updates diag(C)
+   elementwise (the same formula) and D = sqrt(diag C) every generation.
+   Safeguards: flat fitness (f_1 == f_ceil(0.7 lambda)) multiplies sigma by exp(0.2 + c_s / d_s) (tutorial's
+   cmaes.m); sigma is clamped to [sigma_min, sigma_max].
+   Stop criteria, IPOP / BIPOP restarts: cmaes_restart.c. best: the best-ever member over all runs (the f32 vector
+   that was evaluated), the initial mean before the first tell. */
+#include <cblas.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmaes_impl.h"
+#include "rng_math.h"
+
+static const evo_option_spec cmaes_options[] = {
+    {"active", 1, 0, 1, "1: active CMA, negative weights in the C update (Jastrebski & Arnold 2006; tutorial eq. 53)"},
+    {"pycma_cmu", 0, 0, 1, "1: c_mu with pycma's rank-mu offset +0.25 in the numerator (pycma 4.x); 0: tutorial eq. 58"},
+    {"restarts", 0, 0, 2, "restart on a stop criterion: 0 none, 1 IPOP (Auger & Hansen 2005), 2 BIPOP (Hansen 2009)"},
+    {"max_restarts", 9, 0, 1000, "restarts before a->stop (Auger & Hansen 2005; pycma fmin restarts=9)"},
+    {"inc_popsize", 2, 1, 16, "population factor per IPOP / large BIPOP restart (Auger & Hansen 2005; pycma incpopsize)"},
+    {"restart_box", 0, 0, 1e30, "restart x0 = init_mean + U[-restart_box, restart_box]^n (IPOP paper: uniform in the "
+                                "box); 0: init_mean (pycma with a fixed x0)"},
+    {"tol_fun", 1e-12, 0, 1e300, "stop: range of this generation's f and of the best f of the last 10 + ceil(30 n / "
+                                 "lambda) generations < tol_fun (tutorial B.3 TolFun)"},
+    {"tol_x", 1e-12, 0, 1e300, "stop: sigma max(sqrt(C_ii), |p_c,i|) < tol_x sigma0 for all i (tutorial B.3 TolX)"},
+    {"tol_upsigma", 1e20, 1, 1e300, "stop: sigma / sigma0 > tol_upsigma max sqrt(eig C) (pycma tolupsigma)"},
+    {"cond_limit", 1e14, 10, 1e300, "stop, and regularize C + s I to this condition, when cond(C) exceeds it "
+                                    "(tutorial B.3 ConditionCov; pycma tolconditioncov)"},
+    {"stagnation", 1, 0, 1, "1: stop on stagnation of the best and median f medians (tutorial B.3 Stagnation)"},
+    {"flat_fitness", 1, 0, 1, "1: sigma *= exp(0.2 + c_s / d_s) when f_1 == f_ceil(0.7 lambda) (tutorial cmaes.m)"},
+    {"eigen_gap", 0, 0, 1e9, "generations between eigendecompositions; 0: max(1, floor(1 / (10 n (c_1 + c_mu)))) "
+                             "(tutorial B.2; pycma lazy_update_gap)"},
+    {"sigma_min", 1e-300, 0, 1e300, "lower bound on sigma (safeguard)"},
+    {"sigma_max", 1e300, 0, 1e300, "upper bound on sigma (safeguard)"},
+};
+
+/* z of member (gen, i) in double: element j is evo_rng_normal(member key, j), as evo_rng_fill_normal draws it. */
+static void member_z(const evo_algo *a, int64_t gen, int64_t i, double *z) {
+  evo_key k = evo_algo_member_key(a, gen, i);
+  int64_t n = a->n, nb = (n + 1) / 2;
+  for (int64_t b = 0; b < nb; b++) {
+    evo_philox_block r = evo_rng_block(k.w[0], k.w[1], (uint64_t)b);
+    z[2 * b] = evo_rng_normal_from_words(r.w[0], r.w[1]);
+    if (2 * b + 1 < n) z[2 * b + 1] = evo_rng_normal_from_words(r.w[2], r.w[3]);
+  }
+}
+
+static inline float member_x(double m, double sigma, double y) { return (float)fma(sigma, y, m); }
+
+/* y (n x cnt, column k = member b0 + k) and ||z||^2 of block members [b0, b0 + cnt) of generation gen. */
+static void gen_block(const evo_algo *a, cmaes_state *s, int64_t gen, int b0, int cnt, double *Y, double *zn2) {
+  const int64_t n = s->n;
+  double *Z = s->sep ? Y : s->zb;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n * cnt >= 16384)
+#endif
+  for (int k = 0; k < cnt; k++) {
+    double *z = Z + (size_t)k * n, acc = 0;
+    member_z(a, gen, b0 + k, z);
+    for (int64_t j = 0; j < n; j++) {
+      acc += z[j] * z[j];
+      z[j] *= s->D[j];
+    }
+    zn2[k] = acc;
+  }
+  if (!s->sep)
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)n, cnt, (int)n, 1.0, s->B, (int)n, Z, (int)n, 0.0, Y,
+                (int)n);
+}
+
+/* Block b's y columns for generation a->gen: from the cache when ask computed them, else computed (into the
+   cache when there is one). */
+static const double *block_y(const evo_algo *a, cmaes_state *s, int b, int *cnt, const double **zn2) {
+  int b0 = b * CMAES_BLOCK;
+  *cnt = s->lambda - b0 < CMAES_BLOCK ? s->lambda - b0 : CMAES_BLOCK;
+  double *Y = s->ycache ? s->ycache + (size_t)b0 * s->n : s->yb;
+  if (!s->ycache || s->ycache_gen[b] != a->gen) {
+    gen_block(a, s, a->gen, b0, *cnt, Y, s->znorm2 + b0);
+    if (s->ycache) s->ycache_gen[b] = a->gen;
+  }
+  *zn2 = s->znorm2 + b0;
+  return Y;
+}
+
+static evo_status cmaes_ask(evo_algo *a, int begin, int end, float *pop) {
+  cmaes_state *s = a->state;
+  const int64_t n = s->n;
+  for (int b = begin / CMAES_BLOCK; b * CMAES_BLOCK < end; b++) {
+    int cnt, b0 = b * CMAES_BLOCK;
+    const double *zn2, *Y = block_y(a, s, b, &cnt, &zn2);
+    int lo = b0 > begin ? b0 : begin, hi = b0 + cnt < end ? b0 + cnt : end;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n * (hi - lo) >= 16384)
+#endif
+    for (int i = lo; i < hi; i++) {
+      const double *y = Y + (size_t)(i - b0) * n;
+      float *x = pop + (size_t)(i - begin) * n;
+      for (int64_t j = 0; j < n; j++) x[j] = member_x(s->mean[j], s->sc.sigma, y[j]);
+    }
+  }
+  return EVO_STATUS_OK;
+}
+
+/* Eigendecomposition of C (full CMA) into B, D; condition limit. Returns EVO_STATUS_INTERNAL if LAPACK fails. */
+static evo_status decompose(cmaes_state *s) {
+  const int64_t n = s->n;
+  for (int64_t j = 0; j < n; j++) /* copy the lower triangle (the upper one of B is scratch for LAPACK) */
+    memcpy(s->B + (size_t)j * n + j, s->C + (size_t)j * n + j, sizeof(double) * (size_t)(n - j));
+  lapack_int info = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'L', (lapack_int)n, s->B, (lapack_int)n, s->ev,
+                                        s->work, (lapack_int)s->lwork, s->iwork, (lapack_int)s->liwork);
+  if (info != 0 || !isfinite(s->ev[0]) || !isfinite(s->ev[n - 1]))
+    return evo_error(EVO_STATUS_INTERNAL, "cmaes: dsyevd failed (info %d) at n = %lld", (int)info, (long long)n);
+  double lo = s->ev[0], hi = s->ev[n - 1];
+  if (lo <= 0 || hi > s->cond_limit * lo) {
+    double add = (hi - s->cond_limit * lo) / (s->cond_limit - 1);
+    for (int64_t j = 0; j < n; j++) s->C[(size_t)j * n + j] += add, s->ev[j] += add;
+    s->sc.stop_flags = (double)((int)s->sc.stop_flags | CMAES_STOP_CONDITION);
+  }
+  for (int64_t j = 0; j < n; j++) s->D[j] = sqrt(s->ev[j]);
+  s->sc.eigen_count++;
+  return EVO_STATUS_OK;
+}
+
+/* sep-CMA: D = sqrt(diag C) with the same condition limit. */
+static void sep_update_d(cmaes_state *s) {
+  const int64_t n = s->n;
+  double lo = INFINITY, hi = 0;
+  for (int64_t j = 0; j < n; j++) lo = fmin(lo, s->C[j]), hi = fmax(hi, s->C[j]);
+  if (lo <= 0 || hi > s->cond_limit * lo) {
+    double add = (hi - s->cond_limit * lo) / (s->cond_limit - 1);
+    for (int64_t j = 0; j < n; j++) s->C[j] += add;
+    s->sc.stop_flags = (double)((int)s->sc.stop_flags | CMAES_STOP_CONDITION);
+  }
+  for (int64_t j = 0; j < n; j++) s->D[j] = sqrt(s->C[j]);
+}
+
+static void cmaes_tell_cov(evo_algo *a, cmaes_state *s, double alpha, double sigma_old) {
+  const int64_t n = s->n;
+  const evo_cmaes_params *p = &s->p;
+  const int best = s->order[0];
+  const int want_best = !s->sc.has_best || s->fs[0] > s->sc.best_f;
+  if (s->sep) {
+    for (int64_t j = 0; j < n; j++) s->tmp[j] = 0; /* sum_k c_mu w°_k y_k^2 */
+  }
+  int first = 1;
+  for (int b = 0; b * CMAES_BLOCK < s->lambda; b++) {
+    int cnt, b0 = b * CMAES_BLOCK, kp = 0, kn = 0;
+    const double *zn2, *Y = block_y(a, s, b, &cnt, &zn2);
+    if (want_best && best >= b0 && best < b0 + cnt) {
+      const double *y = Y + (size_t)(best - b0) * n;
+      for (int64_t j = 0; j < n; j++) s->best_x[j] = member_x(s->mold[j], sigma_old, y[j]);
+      s->sc.has_best = 1, s->sc.best_f = s->fs[0];
+    }
+    if (first && !s->sep) { /* rank-one term as the first positive column */
+      double c = sqrt(p->c_1);
+      for (int64_t j = 0; j < n; j++) s->pcol[j] = c * s->pc[j];
+      kp = 1;
+    }
+    for (int k = 0; k < cnt; k++) {
+      double w = s->w[s->rank[b0 + k]];
+      if (w == 0) continue;
+      double coef = p->c_mu * (w > 0 ? w : w * (double)n / zn2[k]); /* w°: tutorial eq. 46 */
+      const double *y = Y + (size_t)k * n;
+      if (s->sep) {
+        for (int64_t j = 0; j < n; j++) s->tmp[j] += coef * y[j] * y[j];
+        continue;
+      }
+      double c = sqrt(fabs(coef)), *dst = coef > 0 ? s->pcol + (size_t)kp++ * n : s->ncol + (size_t)kn++ * n;
+      for (int64_t j = 0; j < n; j++) dst[j] = c * y[j];
+    }
+    if (!s->sep) {
+      if (kp > 0 || first)
+        cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, (int)n, kp, 1.0, s->pcol, (int)n, first ? alpha : 1.0,
+                    s->C, (int)n);
+      if (kn > 0)
+        cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, (int)n, kn, -1.0, s->ncol, (int)n, 1.0, s->C, (int)n);
+    }
+    first = 0;
+  }
+  if (s->sep)
+    for (int64_t j = 0; j < n; j++) s->C[j] = alpha * s->C[j] + p->c_1 * s->pc[j] * s->pc[j] + s->tmp[j];
+}
+
+static evo_status cmaes_tell(evo_algo *a, const float *fitness) {
+  cmaes_state *s = a->state;
+  const int64_t n = s->n;
+  const int lam = s->lambda;
+  const evo_cmaes_params *p = &s->p;
+  evo_shape_argsort_desc(fitness, lam, s->order);
+  for (int r = 0; r < lam; r++) s->rank[s->order[r]] = r, s->fs[r] = fitness[s->order[r]];
+
+  /* zbar over the positive weights, in rank order. */
+  memset(s->zbar, 0, sizeof(double) * (size_t)n);
+  for (int r = 0; r < lam && s->w[r] > 0; r++) {
+    member_z(a, a->gen, s->order[r], s->tmp);
+    for (int64_t j = 0; j < n; j++) s->zbar[j] += s->w[r] * s->tmp[j];
+  }
+  /* ybar = B D zbar; tmp = B zbar = C^{-1/2} ybar. */
+  for (int64_t j = 0; j < n; j++) s->mold[j] = s->D[j] * s->zbar[j];
+  if (s->sep) {
+    memcpy(s->ybar, s->mold, sizeof(double) * (size_t)n);
+    memcpy(s->tmp, s->zbar, sizeof(double) * (size_t)n);
+  } else {
+    cblas_dgemv(CblasColMajor, CblasNoTrans, (int)n, (int)n, 1.0, s->B, (int)n, s->mold, 1, 0.0, s->ybar, 1);
+    cblas_dgemv(CblasColMajor, CblasNoTrans, (int)n, (int)n, 1.0, s->B, (int)n, s->zbar, 1, 0.0, s->tmp, 1);
+  }
+  const double sigma_old = s->sc.sigma;
+  memcpy(s->mold, s->mean, sizeof(double) * (size_t)n);
+  for (int64_t j = 0; j < n; j++) s->mean[j] += p->c_m * sigma_old * s->ybar[j];
+
+  /* Paths. */
+  const double cs = p->c_sigma, cc = p->c_c;
+  double fs_ = sqrt(cs * (2 - cs) * p->mu_eff), psn = 0;
+  for (int64_t j = 0; j < n; j++) {
+    s->ps[j] = (1 - cs) * s->ps[j] + fs_ * s->tmp[j];
+    psn += s->ps[j] * s->ps[j];
+  }
+  psn = sqrt(psn);
+  double g1 = s->sc.run_gen + 1;
+  int hs = psn / sqrt(1 - pow(1 - cs, 2 * g1)) < (1.4 + 2 / ((double)n + 1)) * p->chi_n;
+  double fc = hs ? sqrt(cc * (2 - cc) * p->mu_eff) : 0;
+  for (int64_t j = 0; j < n; j++) s->pc[j] = (1 - cc) * s->pc[j] + fc * s->ybar[j];
+
+  /* Covariance. */
+  double delta = (1 - hs) * cc * (2 - cc);
+  double alpha = 1 + p->c_1 * delta - p->c_1 - p->c_mu * p->sum_w;
+  cmaes_tell_cov(a, s, alpha, sigma_old);
+
+  /* Step size. */
+  double ds = fmin(1, (cs / p->d_sigma) * (psn / p->chi_n - 1));
+  s->sc.sigma *= exp(ds);
+  int kflat = (int)ceil(0.7 * lam) - 1;
+  if (s->flat_fitness && s->fs[0] == s->fs[kflat]) s->sc.sigma *= exp(0.2 + cs / p->d_sigma);
+  s->sc.sigma = fmin(fmax(s->sc.sigma, s->sigma_min), s->sigma_max);
+
+  s->sc.run_gen++;
+  evo_status st = EVO_STATUS_OK;
+  s->sc.stop_flags = 0;
+  if (s->sep)
+    sep_update_d(s);
+  else if ((int64_t)s->sc.run_gen % (s->eigen_gap > 0 ? s->eigen_gap : p->eigen_gap) == 0)
+    st = decompose(s);
+  if (st != EVO_STATUS_OK) return st;
+  return cmaes_after_tell(a, s);
+}
+
+/* ---- lifetime ---- */
+
+static void free_lambda_buffers(cmaes_state *s) {
+  free(s->w), free(s->order), free(s->rank), free(s->fs), free(s->znorm2), free(s->ycache), free(s->ycache_gen);
+  s->w = s->fs = s->znorm2 = s->ycache = NULL;
+  s->order = s->rank = NULL;
+  s->ycache_gen = NULL;
+}
+
+evo_status cmaes_set_lambda(evo_algo *a, cmaes_state *s, int lambda) {
+  (void)a;
+  if (lambda != s->lambda || !s->w) {
+    free_lambda_buffers(s);
+    int nb = (lambda + CMAES_BLOCK - 1) / CMAES_BLOCK;
+    s->w = malloc(sizeof(double) * (size_t)lambda);
+    s->fs = malloc(sizeof(double) * (size_t)lambda);
+    s->znorm2 = malloc(sizeof(double) * (size_t)lambda);
+    s->order = malloc(sizeof(int) * (size_t)lambda);
+    s->rank = malloc(sizeof(int) * (size_t)lambda);
+    s->ycache_gen = malloc(sizeof(int64_t) * (size_t)nb);
+    if (s->n * lambda <= CMAES_CACHE_MAX) s->ycache = malloc(sizeof(double) * (size_t)(s->n * lambda));
+    if (!s->w || !s->fs || !s->znorm2 || !s->order || !s->rank || !s->ycache_gen) {
+      free_lambda_buffers(s);
+      return evo_error(EVO_STATUS_OUT_OF_MEMORY, "cmaes: out of memory for population %d", lambda);
+    }
+    evo_status st = evo_cmaes_params_compute(s->n, lambda, s->flags, &s->p, s->w);
+    if (st != EVO_STATUS_OK) return st;
+    s->lambda = lambda;
+  }
+  for (int b = 0; b * CMAES_BLOCK < lambda; b++) s->ycache_gen[b] = -1;
+  return EVO_STATUS_OK;
+}
+
+void cmaes_reset_run(cmaes_state *s, const double *x0, double sigma0) {
+  const int64_t n = s->n;
+  memcpy(s->mean, x0, sizeof(double) * (size_t)n);
+  memset(s->ps, 0, sizeof(double) * (size_t)n);
+  memset(s->pc, 0, sizeof(double) * (size_t)n);
+  if (s->sep) {
+    for (int64_t j = 0; j < n; j++) s->C[j] = 1;
+  } else {
+    memset(s->C, 0, sizeof(double) * (size_t)(n * n));
+    memset(s->B, 0, sizeof(double) * (size_t)(n * n));
+    for (int64_t j = 0; j < n; j++) s->C[(size_t)j * n + j] = s->B[(size_t)j * n + j] = 1;
+  }
+  for (int64_t j = 0; j < n; j++) s->D[j] = 1;
+  s->sc.sigma = s->sc.sigma0 = sigma0;
+  s->sc.run_gen = s->sc.eigen_count = 0;
+  s->sc.hist_n = s->sc.hist_pos = 0;
+  s->sc.run_maxgen = 0;
+}
+
+static void cmaes_destroy(evo_algo *a) {
+  cmaes_state *s = a->state;
+  if (!s) return;
+  free_lambda_buffers(s);
+  double *d[] = {s->mean, s->ps, s->pc, s->C, s->B, s->D, s->hist_best, s->hist_med, s->work, s->zb, s->yb,
+                 s->pcol, s->ncol, s->zbar, s->ybar, s->mold, s->tmp, s->ev, s->med};
+  for (size_t i = 0; i < sizeof d / sizeof *d; i++) free(d[i]);
+  free(s->iwork);
+  free(s->best_x);
+  free(s);
+  a->state = NULL;
+}
+
+static evo_status init_common(evo_algo *a, int sep) {
+  const int64_t n = a->n;
+  if (!sep && n > 46340) /* n^2 must fit LAPACK's 32-bit int */
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "cmaes: full covariance needs n <= 46340 (n = %lld); use "
+                     "sep_cmaes", (long long)n);
+  cmaes_state *s = calloc(1, sizeof *s);
+  if (!s) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "cmaes: out of memory");
+  a->state = s;
+  s->sep = sep;
+  s->n = n;
+  s->flags = (evo_algo_opt(a, "active") != 0 ? EVO_CMAES_ACTIVE : 0) |
+             (evo_algo_opt(a, "pycma_cmu") != 0 ? EVO_CMAES_PYCMA_CMU : 0) | (sep ? EVO_CMAES_SEP : 0);
+  s->restarts_mode = (int)evo_algo_opt(a, "restarts");
+  s->max_restarts = (int)evo_algo_opt(a, "max_restarts");
+  s->stagnation = evo_algo_opt(a, "stagnation") != 0;
+  s->flat_fitness = evo_algo_opt(a, "flat_fitness") != 0;
+  s->inc_popsize = evo_algo_opt(a, "inc_popsize");
+  s->restart_box = evo_algo_opt(a, "restart_box");
+  s->tol_fun = evo_algo_opt(a, "tol_fun");
+  s->tol_x = evo_algo_opt(a, "tol_x");
+  s->tol_upsigma = evo_algo_opt(a, "tol_upsigma");
+  s->cond_limit = evo_algo_opt(a, "cond_limit");
+  s->sigma_min = evo_algo_opt(a, "sigma_min");
+  s->sigma_max = evo_algo_opt(a, "sigma_max");
+  s->eigen_gap = (int64_t)evo_algo_opt(a, "eigen_gap");
+  if (a->pop < 2) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "cmaes: pop_size must be >= 2 (got %d)", a->pop);
+  const size_t nn = sep ? (size_t)n : (size_t)n * (size_t)n, nz = (size_t)n;
+  int ok = (s->mean = malloc(sizeof(double) * nz)) && (s->ps = malloc(sizeof(double) * nz)) &&
+           (s->pc = malloc(sizeof(double) * nz)) && (s->C = malloc(sizeof(double) * nn)) &&
+           (s->D = malloc(sizeof(double) * nz)) && (s->best_x = malloc(sizeof(float) * nz)) &&
+           (s->hist_best = calloc(CMAES_HIST, sizeof(double))) && (s->hist_med = calloc(CMAES_HIST, sizeof(double))) &&
+           (s->med = malloc(sizeof(double) * CMAES_HIST)) &&
+           (s->yb = malloc(sizeof(double) * nz * CMAES_BLOCK)) && (s->zbar = malloc(sizeof(double) * nz)) &&
+           (s->ybar = malloc(sizeof(double) * nz)) && (s->mold = malloc(sizeof(double) * nz)) &&
+           (s->tmp = malloc(sizeof(double) * nz));
+  if (ok && !sep) {
+    s->lwork = 1 + 6 * n + 2 * n * n; /* dsyevd minimum for jobz = 'V' */
+    s->liwork = 3 + 5 * n;
+    ok = (s->B = malloc(sizeof(double) * nn)) && (s->work = malloc(sizeof(double) * (size_t)s->lwork)) &&
+         (s->iwork = malloc(sizeof(int) * (size_t)s->liwork)) && (s->ev = malloc(sizeof(double) * nz)) &&
+         (s->zb = malloc(sizeof(double) * nz * CMAES_BLOCK)) &&
+         (s->pcol = malloc(sizeof(double) * nz * (CMAES_BLOCK + 1))) &&
+         (s->ncol = malloc(sizeof(double) * nz * CMAES_BLOCK));
+  }
+  if (!ok) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "cmaes: out of memory for n = %lld", (long long)n);
+  evo_status st = cmaes_set_lambda(a, s, a->pop);
+  if (st != EVO_STATUS_OK) return st;
+  for (int64_t j = 0; j < n; j++) s->mold[j] = a->init_mean[j], s->best_x[j] = a->init_mean[j];
+  cmaes_reset_run(s, s->mold, a->init_stdev);
+  s->sc.lambda_def = a->pop;
+  s->sc.best_f = -INFINITY;
+  return EVO_STATUS_OK;
+}
+
+static evo_status cmaes_init(evo_algo *a) { return init_common(a, 0); }
+static evo_status sep_cmaes_init(evo_algo *a) { return init_common(a, 1); }
+
+static evo_status cmaes_best(const evo_algo *a, float *params) {
+  const cmaes_state *s = a->state;
+  for (int64_t j = 0; j < s->n; j++) params[j] = s->sc.has_best ? s->best_x[j] : (float)s->mean[j];
+  return EVO_STATUS_OK;
+}
+
+static void cmaes_state_list(evo_algo *a, evo_state_list *l) {
+  cmaes_state *s = a->state;
+  /* On load a->pop is the saved population (restarts change it): size the buffers and parameters for it. */
+  if (cmaes_set_lambda(a, s, a->pop) != EVO_STATUS_OK) return;
+  const int64_t n = s->n, nn = s->sep ? n : n * n;
+  evo_state_add(l, "cmaes.scalars", EVO_F64, &s->sc, (int64_t)(sizeof s->sc / sizeof(double)));
+  evo_state_add(l, "cmaes.mean", EVO_F64, s->mean, n);
+  evo_state_add(l, "cmaes.p_sigma", EVO_F64, s->ps, n);
+  evo_state_add(l, "cmaes.p_c", EVO_F64, s->pc, n);
+  evo_state_add(l, "cmaes.C", EVO_F64, s->C, nn);
+  if (!s->sep) evo_state_add(l, "cmaes.B", EVO_F64, s->B, nn);
+  evo_state_add(l, "cmaes.D", EVO_F64, s->D, n);
+  evo_state_add(l, "cmaes.best_x", EVO_F32, s->best_x, n);
+  evo_state_add(l, "cmaes.hist_best", EVO_F64, s->hist_best, CMAES_HIST);
+  evo_state_add(l, "cmaes.hist_median", EVO_F64, s->hist_med, CMAES_HIST);
+}
+
+static double cmaes_sigma(const evo_algo *a) { return ((const cmaes_state *)a->state)->sc.sigma; }
+
+static int cmaes_default_pop(int64_t n) { return evo_cmaes_default_lambda(n); }
+
+const evo_algo_vtable evo_es_cmaes = {
+    .info = {.name = "cmaes",
+             .doc = "CMA-ES (Hansen's tutorial, arXiv 1604.00772, Table 1) with active weights, lazy dsyevd "
+                    "eigendecomposition, condition limit, IPOP/BIPOP restarts; pop_size default 4 + floor(3 ln n), "
+                    "init_stdev (sigma0) default 0.5",
+             .best_doc = "best-ever member",
+             .options = cmaes_options,
+             .n_options = (int)(sizeof cmaes_options / sizeof *cmaes_options)},
+    .default_pop = cmaes_default_pop,
+    .default_stdev = 0.5,
+    .init = cmaes_init,
+    .ask = cmaes_ask,
+    .tell = cmaes_tell,
+    .best = cmaes_best,
+    .state = cmaes_state_list,
+    .sigma = cmaes_sigma,
+    .destroy = cmaes_destroy,
+};
+
+const evo_algo_vtable evo_es_sep_cmaes = {
+    .info = {.name = "sep_cmaes",
+             .doc = "sep-CMA-ES (Ros & Hansen 2008): diagonal covariance with pycma's sep learning rates, O(n) per "
+                    "member; options and restarts as cmaes; pop_size default 4 + floor(3 ln n), init_stdev 0.5",
+             .best_doc = "best-ever member",
+             .options = cmaes_options,
+             .n_options = (int)(sizeof cmaes_options / sizeof *cmaes_options)},
+    .default_pop = cmaes_default_pop,
+    .default_stdev = 0.5,
+    .init = sep_cmaes_init,
+    .ask = cmaes_ask,
+    .tell = cmaes_tell,
+    .best = cmaes_best,
+    .state = cmaes_state_list,
+    .sigma = cmaes_sigma,
+    .destroy = cmaes_destroy,
+};

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Golden trajectories for tests/test_optim.c, from an independent NumPy transcription of Optax's definitions
+(optax/_src/alias.py, transform.py, schedule.py, clipping.py) and of ClipUp (Toklu et al. 2020, Algorithm 1).
+
+Usage: /usr/bin/python3 scripts/golden_optim.py > tests/data/golden_optim.txt
+
+Format (whitespace separated):
+  case NAME KIND LR MOMENTUM BETA1 BETA2 EPS WEIGHT_DECAY MAX_SPEED CLIP_NORM SCHEDULE DECAY_RATE DECAY_STEPS ALPHA
+       WARMUP_STEPS ZERO_STEP
+  step NAME T LR_T P0 .. P4      parameters after step T (0-based) and the learning rate that step used
+Kinds and schedules use the numbering of include/evoc/optim.h. Parameters are float32 (the C API keeps them so);
+the gradient at step t is g_i = float32((0.5 + 0.3 i) p_i + sin(0.7 t + 1.3 i)), zero at t == ZERO_STEP.
+"""
+import math
+
+import numpy as np
+
+SGD, MOMENTUM, NESTEROV, ADAM, ADAMW, CLIPUP = range(6)
+CONSTANT, EXPONENTIAL, COSINE = range(3)
+N, STEPS = 5, 8
+P0 = np.array([0.5, -1.25, 2.0, 0.0, 3.5], dtype=np.float32)
+
+
+def case(name, kind, lr, momentum=0.0, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, max_speed=0.0,
+         clip_norm=0.0, schedule=CONSTANT, decay_rate=1.0, decay_steps=1, alpha=0.0, warmup=0, zero_step=-1):
+    return dict(name=name, kind=kind, lr=lr, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps,
+                weight_decay=weight_decay, max_speed=max_speed, clip_norm=clip_norm, schedule=schedule,
+                decay_rate=decay_rate, decay_steps=decay_steps, alpha=alpha, warmup=warmup, zero_step=zero_step)
+
+
+CASES = [
+    case("sgd", SGD, 0.1),
+    case("momentum", MOMENTUM, 0.05, momentum=0.9),
+    case("nesterov", NESTEROV, 0.05, momentum=0.9),
+    case("adam", ADAM, 0.1),
+    case("adam_zero_grad", ADAM, 0.1, zero_step=2),
+    case("adamw", ADAMW, 0.1, weight_decay=0.01),
+    case("clipup", CLIPUP, 0.075, momentum=0.9, max_speed=0.15),
+    case("clipup_slow", CLIPUP, 0.04, momentum=0.9, max_speed=0.05),
+    case("sgd_exponential", SGD, 0.1, schedule=EXPONENTIAL, decay_rate=0.5, decay_steps=2),
+    case("adam_cosine_warmup", ADAM, 0.1, schedule=COSINE, decay_steps=4, alpha=0.1, warmup=2),
+    case("momentum_clip", MOMENTUM, 0.05, momentum=0.9, clip_norm=0.5),
+    case("nesterov_exp_warmup", NESTEROV, 0.05, momentum=0.5, schedule=EXPONENTIAL, decay_rate=0.9,
+         decay_steps=3, warmup=3, clip_norm=1.0),
+]
+
+
+def schedule(c, count):
+    """optax.join_schedules([linear_schedule(0, lr, warmup), decay], [warmup]); decay counts from the boundary."""
+    lr = c["lr"]
+    if c["warmup"] > 0:
+        if count < c["warmup"]:
+            return lr * count / c["warmup"]  # linear_schedule(0, lr, warmup)
+        count -= c["warmup"]
+    if c["schedule"] == EXPONENTIAL:  # optax.exponential_decay(lr, decay_steps, decay_rate), staircase False
+        return lr * c["decay_rate"] ** (count / c["decay_steps"])
+    if c["schedule"] == COSINE:  # optax.cosine_decay_schedule(lr, decay_steps, alpha)
+        t = min(count, c["decay_steps"])
+        return lr * ((1 - c["alpha"]) * 0.5 * (1 + math.cos(math.pi * t / c["decay_steps"])) + c["alpha"])
+    return lr
+
+
+def grad(p, t, zero_step):
+    if t == zero_step:
+        return np.zeros(N, dtype=np.float32)
+    i = np.arange(N)
+    return ((0.5 + 0.3 * i) * p.astype(np.float64) + np.sin(0.7 * t + 1.3 * i)).astype(np.float32)
+
+
+def run(c):
+    p = P0.copy()
+    m = np.zeros(N)
+    v = np.zeros(N)
+    rows = []
+    for t in range(STEPS):
+        lr = schedule(c, t)
+        g = grad(p, t, c["zero_step"]).astype(np.float64)
+        if c["clip_norm"] > 0:  # optax.clip_by_global_norm
+            gn = np.sqrt(np.sum(g * g))
+            if not gn < c["clip_norm"]:
+                g = g / gn * c["clip_norm"]
+        k = c["kind"]
+        if k == SGD:
+            u = g
+        elif k in (MOMENTUM, NESTEROV):  # optax.trace
+            m = g + c["momentum"] * m
+            u = g + c["momentum"] * m if k == NESTEROV else m
+        elif k in (ADAM, ADAMW):  # optax.scale_by_adam (+ add_decayed_weights for adamw)
+            m = c["beta1"] * m + (1 - c["beta1"]) * g
+            v = c["beta2"] * v + (1 - c["beta2"]) * g * g
+            mh = m / (1 - c["beta1"] ** (t + 1))
+            vh = v / (1 - c["beta2"] ** (t + 1))
+            u = mh / (np.sqrt(vh) + c["eps"])
+            if k == ADAMW:
+                u = u + c["weight_decay"] * p.astype(np.float64)
+        if k == CLIPUP:  # Toklu et al. 2020: v = m v + alpha g / ||g||; clip ||v|| <= max speed; x -= v
+            gn = np.sqrt(np.sum(g * g))
+            step = lr * g / gn if gn > 0 else np.zeros(N)
+            m = c["momentum"] * m + step
+            s = np.sqrt(np.sum(m * m))
+            if s > c["max_speed"]:
+                m = m * (c["max_speed"] / s)
+            p = (p.astype(np.float64) - m).astype(np.float32)
+        else:
+            p = (p.astype(np.float64) - lr * u).astype(np.float32)
+        rows.append((t, lr, p.copy()))
+    return rows
+
+
+def main():
+    print("# generated by scripts/golden_optim.py; do not edit")
+    for c in CASES:
+        print("case %s %d %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %d %.17g %d %.17g %d %d" % (
+            c["name"], c["kind"], c["lr"], c["momentum"], c["beta1"], c["beta2"], c["eps"], c["weight_decay"],
+            c["max_speed"], c["clip_norm"], c["schedule"], c["decay_rate"], c["decay_steps"], c["alpha"],
+            c["warmup"], c["zero_step"]))
+        for t, lr, p in run(c):
+            print("step %s %d %.17g %s" % (c["name"], t, lr, " ".join("%.9g" % x for x in p)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+/* Helpers shared by the algorithm tests: create a strategy, ask into host memory, evaluate benchmark functions. */
+#ifndef EVOC_ALGO_TEST_UTIL_H
+#define EVOC_ALGO_TEST_UTIL_H
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evoc/algo.h"
+#include "evoc/backend.h"
+#include "evoc/functions.h"
+
+static evo_backend *test_backend(void) {
+  static evo_backend *be;
+  if (!be) {
+    evo_backend_params p = evo_backend_default_params();
+    p.n_threads = 1;
+    be = evo_backend_cpu_new(&p);
+    cr_assert_not_null(be);
+  }
+  return be;
+}
+
+/* Rows [begin, end) of the current generation into out. */
+static evo_status test_ask(evo_algo *a, int begin, int end, float *out) {
+  int64_t shape[2] = {end - begin, evo_algo_num_params(a)};
+  evo_tensor *t = evo_tensor_new(test_backend(), EVO_F32, 2, shape);
+  cr_assert_not_null(t);
+  evo_status st = evo_algo_ask(a, begin, end, t);
+  if (st == EVO_STATUS_OK) memcpy(out, evo_tensor_data(t), evo_tensor_nbytes(t));
+  evo_tensor_free(t);
+  return st;
+}
+
+static evo_algo *test_algo(const char *name, int64_t n, int pop, double stdev, const float *mean, bool maximize,
+                           uint64_t seed, const evo_option *opts, int n_opts) {
+  evo_algo_params p = evo_algo_default_params();
+  p.name = name, p.num_params = n, p.pop_size = pop, p.init_stdev = stdev, p.init_mean = mean;
+  p.maximize = maximize, p.key = evo_key_from_seed(seed), p.options = opts, p.n_options = n_opts;
+  evo_algo *a = NULL;
+  evo_status st = evo_algo_new(&p, &a);
+  cr_assert_eq(st, EVO_STATUS_OK, "%s: %s", name, evo_last_error());
+  return a;
+}
+
+/* f over the rows of pop (minimised). */
+static void test_eval(const evo_fn *f, const float *pop, int rows, float *fit) {
+  const int64_t n = evo_fn_dim(f);
+  for (int r = 0; r < rows; r++) fit[r] = (float)evo_fn_eval_f32(f, pop + (int64_t)r * n);
+}
+
+/* One generation on f (minimised, so the algorithm must have maximize = false). Returns f at the best point. */
+static double test_generation(evo_algo *a, const evo_fn *f, float *pop, float *fit) {
+  const int P = evo_algo_pop_size(a);
+  cr_assert_eq(test_ask(a, 0, P, pop), EVO_STATUS_OK, "%s", evo_last_error());
+  test_eval(f, pop, P, fit);
+  cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_algo_best(a, pop), EVO_STATUS_OK);
+  return evo_fn_eval_f32(f, pop);
+}
+
+/* Buffers big enough for any population a strategy may grow to in these tests (restarts enlarge it). */
+#define TEST_MAX_POP 4096
+
+#endif
