@@ -1,18 +1,16 @@
-/* The built-in strategies. Weak references let a build leave a strategy out (it is then simply not listed).
-   A weak reference does not pull an object out of a static libevoc, though: a strategy that has landed must be
-   referenced strongly (declared without WEAK) to be linked in and listed. */
+/* The built-in strategies: one line per strategy in the table below (a strong reference, so the strategy's object
+   file is linked out of the static libevoc). */
 #include <string.h>
 #include "algo_impl.h"
 
-#define WEAK __attribute__((weak))
-extern const evo_algo_vtable evo_es_pgpe, evo_es_openes, evo_es_ars;
-extern const evo_algo_vtable evo_es_cmaes WEAK, evo_es_sep_cmaes WEAK, evo_es_snes WEAK, evo_es_xnes WEAK,
-    evo_es_crfmnes WEAK, evo_es_lmmaes WEAK, evo_es_simple_ga WEAK, evo_es_map_elites WEAK;
-
 static const evo_algo_vtable *const *table(int *n) {
-  static const evo_algo_vtable *const all[] = {&evo_es_pgpe,  &evo_es_openes,  &evo_es_cmaes,     &evo_es_sep_cmaes,
-                                               &evo_es_ars,   &evo_es_snes,    &evo_es_xnes,      &evo_es_crfmnes,
-                                               &evo_es_lmmaes, &evo_es_simple_ga, &evo_es_map_elites};
+  static const evo_algo_vtable *const all[] = {
+      &evo_es_pgpe,
+      &evo_es_openes,
+      &evo_es_ars,
+      &evo_es_cmaes,
+      &evo_es_sep_cmaes,
+  };
   *n = (int)(sizeof all / sizeof *all);
   return all;
 }

@@ -2,6 +2,8 @@
    estimate on a linear function; ARS's top-b selection and step; argument checks; convergence with fixed seeds to
    stated targets within stated generation budgets. State arrays are read through the strategy's registration
    list (the same one the checkpoints use). */
+#include <omp.h>
+
 #include "algo_test_util.h"
 #include "algo_impl.h"
 
@@ -281,6 +283,75 @@ Test(ars, argument_checks_and_defaults) {
   evo_algo_best(a, theta);
   cr_assert(theta[0] == 0 && theta[1] == 0 && theta[2] == 0);
   evo_algo_free(a);
+}
+
+/* ---- sampling at scale ---- */
+
+/* Member 2k (2k + 1) of generation g is mean +- s eps_k with eps_k the evo_rng_fill_normal stream of
+   fold_in(fold_in(key, g), k), so anyone holding the key can regenerate it; with n above the parallel threshold and
+   not a multiple of the block size, populations and updates are identical with 1 and 2 threads. */
+Test(antithetic, large_n_stream_and_thread_count_independence) {
+  enum { n = 100003, P = 6 };
+  const char *names[] = {"pgpe", "openes", "ars"};
+  float *pop1 = malloc(sizeof(float) * P * n), *pop2 = malloc(sizeof(float) * P * n);
+  float *eps = malloc(sizeof(float) * n), *best1 = malloc(sizeof(float) * n), *best2 = malloc(sizeof(float) * n);
+  float fit[P];
+  for (int ai = 0; ai < 3; ai++) {
+    evo_algo *a = test_algo(names[ai], n, P, 1.0, NULL, true, 77, NULL, 0);
+    evo_algo *b = test_algo(names[ai], n, P, 1.0, NULL, true, 77, NULL, 0);
+    test_ask(a, 0, P, pop1);
+    evo_key key = evo_key_from_seed(77);
+    for (int k = 0; k < P / 2; k++) {
+      evo_rng_fill_normal(evo_key_fold_in(evo_key_fold_in(key, 0), (uint32_t)k), eps, n);
+      int64_t bad = 0;
+      for (int64_t i = 0; i < n; i++) bad += pop1[2 * k * n + i] != eps[i] || pop1[(2 * k + 1) * n + i] != -eps[i];
+      cr_assert_eq(bad, 0, "%s: pair %d differs from the documented stream at %lld coordinates", names[ai], k,
+                   (long long)bad);
+    }
+    for (int g = 0; g < 3; g++) {
+      omp_set_num_threads(1);
+      test_ask(a, 0, P, pop1);
+      for (int j = 0; j < P; j++) fit[j] = (float)(pop1[(int64_t)j * n + 5] + 0.1 * j);
+      evo_algo_tell(a, fit);
+      evo_algo_best(a, best1);
+      omp_set_num_threads(2);
+      test_ask(b, 1, P, pop2 + n); /* a slice starting inside a pair */
+      test_ask(b, 0, 1, pop2);
+      cr_assert_eq(memcmp(pop1, pop2, sizeof(float) * P * n), 0, "%s gen %d: populations differ", names[ai], g);
+      evo_algo_tell(b, fit);
+      evo_algo_best(b, best2);
+      cr_assert_eq(memcmp(best1, best2, sizeof(float) * n), 0, "%s gen %d: updates differ", names[ai], g);
+    }
+    evo_algo_free(a);
+    evo_algo_free(b);
+  }
+  free(pop1);
+  free(pop2);
+  free(eps);
+  free(best1);
+  free(best2);
+}
+
+/* A generation in which every member failed carries no ranking: state (and so the next population) stays. */
+Test(antithetic, all_nan_generation_changes_nothing) {
+  const char *names[] = {"pgpe", "openes", "ars"};
+  enum { n = 5, P = 8 };
+  float before[P * n], after[P * n], fit[P];
+  for (int ai = 0; ai < 3; ai++) {
+    evo_algo *a = test_algo(names[ai], n, P, 0, NULL, true, 3, NULL, 0);
+    for (int j = 0; j < P; j++) fit[j] = (float)j;
+    evo_algo_tell(a, fit); /* leave the initial state first */
+    evo_algo_best(a, before);
+    for (int j = 0; j < P; j++) fit[j] = NAN;
+    cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK);
+    evo_algo_best(a, after);
+    cr_assert_eq(memcmp(before, after, sizeof(float) * n), 0, "%s moved on an all-NaN generation", names[ai]);
+    evo_algo_stats st;
+    evo_algo_stats_get(a, &st);
+    cr_assert(st.nan_count == P && st.generation == 2, "%s: nan_count %lld generation %lld", names[ai],
+              (long long)st.nan_count, (long long)st.generation);
+    evo_algo_free(a);
+  }
 }
 
 /* ---- convergence with fixed seeds (10-d, x0 = 1, default population) ---- */

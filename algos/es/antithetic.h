@@ -1,28 +1,85 @@
 /* Internal: antithetic (mirrored) sampling shared by PGPE, OpenES and ARS. Pair k of generation g draws
-   eps_k = N(0, I) from evo_algo_member_key(a, g, k); member 2k = mean + s eps_k and member 2k + 1 = mean - s eps_k
-   (EvoJAX's interleaved order). Any slice, and tell, regenerate exactly the same eps_k. */
+   eps_k = N(0, I) from evo_algo_member_key(a, g, k) (the stream of evo_rng_fill_normal); member 2k = mean + s eps_k
+   and member 2k + 1 = mean - s eps_k (EvoJAX's interleaved order). Any slice, and tell, regenerate exactly the same
+   eps_k.
+
+   Work is split over blocks of EVO_ANTI_BLOCK coordinates: a block regenerates its part of each eps_k itself
+   (Philox is counter-based), so threads share nothing and every coordinate sums over k in the same order whatever
+   the thread count. */
 #ifndef EVOC_ES_ANTITHETIC_H
 #define EVOC_ES_ANTITHETIC_H
 #include "algo_impl.h"
+#include "rng_math.h"
 
-/* eps (a->n floats) <- eps_k of generation gen. */
-static inline void evo_antithetic_noise(const evo_algo *a, int64_t gen, int k, float *eps) {
-  evo_rng_fill_normal(evo_algo_member_key(a, gen, k), eps, a->n);
+#define EVO_ANTI_BLOCK 512
+#define EVO_ANTI_PAR_MIN 65536 /* coordinates x directions below which one thread is faster */
+
+/* Elements [i0, i1) of key's normal stream, out[0 .. i1 - i0): element j is Box-Muller on words 2 (j & 1) and
+   2 (j & 1) + 1 of block j >> 1 (core/rng_math.h), as evo_rng_fill_normal computes it. */
+static inline void evo_anti_normal_range(evo_key key, int64_t i0, int64_t i1, float *out) {
+  for (int64_t j = i0; j < i1;) {
+    evo_philox_block r = evo_rng_block(key.w[0], key.w[1], (uint64_t)(j >> 1));
+    if ((j & 1) == 0) out[j++ - i0] = evo_rng_normal_from_words(r.w[0], r.w[1]);
+    if (j < i1) out[j++ - i0] = evo_rng_normal_from_words(r.w[2], r.w[3]);
+  }
 }
 
+/* keys[k - k0] = key of pair k of generation gen, k in [k0, k1). */
+static inline void evo_anti_keys(const evo_algo *a, int64_t gen, int k0, int k1, evo_key *keys) {
+  for (int k = k0; k < k1; k++) keys[k - k0] = evo_algo_member_key(a, gen, k);
+}
+
+static inline int64_t evo_anti_blocks(int64_t n) { return (n + EVO_ANTI_BLOCK - 1) / EVO_ANTI_BLOCK; }
+
 /* Rows [begin, end) of the current generation into pop; s = stdev[i] per coordinate, or sigma when stdev is NULL.
-   eps: a->n floats of scratch. */
+   keys: scratch for (end - begin) / 2 + 2 keys. */
 static inline void evo_antithetic_ask(const evo_algo *a, const float *mean, const double *stdev, double sigma,
-                                      int begin, int end, float *pop, float *eps) {
-  const int64_t n = a->n;
-  int have = -1;
-  for (int r = begin; r < end; r++) {
-    const int k = r / 2;
-    if (k != have) evo_antithetic_noise(a, a->gen, k, eps), have = k;
-    const double sign = (r & 1) ? -1.0 : 1.0;
-    float *row = pop + (int64_t)(r - begin) * n;
-    for (int64_t i = 0; i < n; i++) row[i] = (float)(mean[i] + sign * ((stdev ? stdev[i] : sigma) * eps[i]));
+                                      int begin, int end, float *pop, evo_key *keys) {
+  const int64_t n = a->n, nb = evo_anti_blocks(n);
+  const int k0 = begin / 2, k1 = (end + 1) / 2;
+  evo_anti_keys(a, a->gen, k0, k1, keys);
+  const int64_t tasks = (int64_t)(k1 - k0) * nb;
+#pragma omp parallel for schedule(static) if ((int64_t)(end - begin) * n >= EVO_ANTI_PAR_MIN)
+  for (int64_t t = 0; t < tasks; t++) {
+    const int k = k0 + (int)(t / nb);
+    const int64_t i0 = (t % nb) * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
+    float eps[EVO_ANTI_BLOCK];
+    evo_anti_normal_range(keys[k - k0], i0, i1, eps);
+    for (int r = 2 * k; r <= 2 * k + 1; r++) {
+      if (r < begin || r >= end) continue;
+      const double sign = (r & 1) ? -1.0 : 1.0;
+      float *row = pop + (int64_t)(r - begin) * n;
+      for (int64_t i = i0; i < i1; i++)
+        row[i] = (float)(mean[i] + sign * ((stdev ? stdev[i] : sigma) * eps[i - i0]));
+    }
   }
+}
+
+/* out[i] = sum_t w[t] eps_{dirs[t]}[i] for i in [0, n), t = 0 .. nd - 1 in order (dirs NULL: direction t).
+   keys: scratch for nd keys. */
+static inline void evo_antithetic_weighted_sum(const evo_algo *a, int64_t gen, const int *dirs, const double *w,
+                                               int nd, double *out, evo_key *keys) {
+  const int64_t n = a->n, nb = evo_anti_blocks(n);
+  for (int t = 0; t < nd; t++) keys[t] = evo_algo_member_key(a, gen, dirs ? dirs[t] : t);
+#pragma omp parallel for schedule(static) if (n * nd >= EVO_ANTI_PAR_MIN)
+  for (int64_t b = 0; b < nb; b++) {
+    const int64_t i0 = b * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
+    float eps[EVO_ANTI_BLOCK];
+    for (int64_t i = i0; i < i1; i++) out[i] = 0;
+    for (int t = 0; t < nd; t++) {
+      if (w[t] == 0) continue; /* adds exactly 0 */
+      evo_anti_normal_range(keys[t], i0, i1, eps);
+      for (int64_t i = i0; i < i1; i++) out[i] += w[t] * eps[i - i0];
+    }
+  }
+}
+
+/* False when every member failed (all NaN, now -inf): their ranks would only reflect member order, so the
+   strategies skip such a generation. */
+static inline int evo_anti_any_finite(const float *f, int n) {
+  for (int j = 0; j < n; j++)
+    if (isfinite(f[j])) return 1;
+  return 0;
 }
 
 /* Pops must hold whole pairs. */
@@ -34,7 +91,7 @@ static inline evo_status evo_antithetic_check_pop(const evo_algo *a) {
 }
 
 /* An option that must be an integer (a numeric stand-in for a choice). */
-static inline evo_status evo_algo_int_option(const evo_algo *a, const char *key, int *out) {
+static inline evo_status evo_es_int_option(const evo_algo *a, const char *key, int *out) {
   double v = evo_algo_opt(a, key);
   if (v != floor(v))
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "algo %s: %s must be an integer, got %g", a->vt->info.name, key, v);

@@ -14,12 +14,13 @@
 
 typedef struct {
   float *theta; /* n */
-  float *eps;   /* n scratch */
-  double *step; /* n scratch */
-  float *rmax;  /* N scratch: max(r+, r-) */
-  float *r;     /* pop scratch: rewards with -inf replaced */
-  int *order;   /* N scratch */
-  int b;        /* resolved number of directions kept */
+  double *step;  /* n scratch */
+  float *rmax;   /* N scratch: max(r+, r-) */
+  float *r;      /* pop scratch: rewards with -inf replaced */
+  int *order;    /* N scratch */
+  double *w;     /* N scratch: r+ - r- of the kept directions */
+  evo_key *keys; /* N + 2 scratch */
+  int b;         /* resolved number of directions kept */
 } ars_state;
 
 static const evo_option_spec ars_options[] = {
@@ -33,7 +34,8 @@ static void ars_destroy(evo_algo *a) {
   ars_state *s = a->state;
   if (!s) return;
   free(s->theta);
-  free(s->eps);
+  free(s->keys);
+  free(s->w);
   free(s->step);
   free(s->rmax);
   free(s->r);
@@ -45,8 +47,8 @@ static void ars_destroy(evo_algo *a) {
 static evo_status ars_init(evo_algo *a) {
   evo_status st = evo_antithetic_check_pop(a);
   int b = 0, version = 1;
-  if (st == EVO_STATUS_OK) st = evo_algo_int_option(a, "top_b", &b);
-  if (st == EVO_STATUS_OK) st = evo_algo_int_option(a, "version", &version);
+  if (st == EVO_STATUS_OK) st = evo_es_int_option(a, "top_b", &b);
+  if (st == EVO_STATUS_OK) st = evo_es_int_option(a, "version", &version);
   if (st != EVO_STATUS_OK) return st;
   const int dirs = a->pop / 2;
   if (b > dirs)
@@ -58,12 +60,13 @@ static evo_status ars_init(evo_algo *a) {
   a->state = s;
   s->b = b ? b : dirs;
   s->theta = malloc(n * sizeof(float));
-  s->eps = malloc(n * sizeof(float));
+  s->keys = malloc(((size_t)dirs + 2) * sizeof(evo_key));
+  s->w = malloc((size_t)dirs * sizeof(double));
   s->step = malloc(n * sizeof(double));
   s->rmax = malloc((size_t)dirs * sizeof(float));
   s->r = malloc((size_t)a->pop * sizeof(float));
   s->order = malloc((size_t)dirs * sizeof(int));
-  if (!s->theta || !s->eps || !s->step || !s->rmax || !s->r || !s->order)
+  if (!s->theta || !s->keys || !s->w || !s->step || !s->rmax || !s->r || !s->order)
     return evo_error(EVO_STATUS_OUT_OF_MEMORY, "ars: out of memory for %lld parameters", (long long)a->n);
   for (size_t i = 0; i < n; i++) s->theta[i] = a->init_mean[i];
   return EVO_STATUS_OK;
@@ -71,7 +74,7 @@ static evo_status ars_init(evo_algo *a) {
 
 static evo_status ars_ask(evo_algo *a, int begin, int end, float *pop) {
   ars_state *s = a->state;
-  evo_antithetic_ask(a, s->theta, NULL, a->init_stdev, begin, end, pop, s->eps);
+  evo_antithetic_ask(a, s->theta, NULL, a->init_stdev, begin, end, pop, s->keys);
   return EVO_STATUS_OK;
 }
 
@@ -96,13 +99,8 @@ static evo_status ars_tell(evo_algo *a, const float *fitness) {
     }
   const double sigma_r = sqrt(var / (2.0 * b));
   if (!(sigma_r > 0) || !isfinite(sigma_r)) return EVO_STATUS_OK;
-  for (int64_t i = 0; i < n; i++) s->step[i] = 0;
-  for (int t = 0; t < b; t++) {
-    const int k = s->order[t];
-    const double w = (double)s->r[2 * k] - s->r[2 * k + 1];
-    evo_antithetic_noise(a, a->gen, k, s->eps);
-    for (int64_t i = 0; i < n; i++) s->step[i] += w * s->eps[i];
-  }
+  for (int t = 0; t < b; t++) s->w[t] = (double)s->r[2 * s->order[t]] - s->r[2 * s->order[t] + 1];
+  evo_antithetic_weighted_sum(a, a->gen, s->order, s->w, b, s->step, s->keys);
   const double scale = evo_algo_opt(a, "step_size") / (b * sigma_r);
   for (int64_t i = 0; i < n; i++) s->theta[i] = (float)(s->theta[i] + scale * s->step[i]);
   return EVO_STATUS_OK;

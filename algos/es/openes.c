@@ -5,7 +5,7 @@
    and Adam on -g + l2coeff theta (the starter's optimizer.update(-g + l2coeff * theta)). The 1/sigma makes g the
    estimate of the gradient of the smoothed objective (the starter code leaves it out; with Adam only the relative
    weight of the l2 term changes). sigma is fixed by default; sigma_decay / sigma_min and lr_decay give evosax's
-   decaying variants. best = theta. */
+   decaying variants. A generation without any finite fitness changes nothing. best = theta. */
 #include <stdlib.h>
 #include "antithetic.h"
 #include "evoc/optim.h"
@@ -14,10 +14,10 @@ typedef struct {
   float *theta; /* n, updated by Adam */
   double sigma[1];
   evo_optim *opt;
-  float *eps;   /* n scratch */
-  double *g;    /* n scratch */
-  float *g32;   /* n scratch */
-  double *u;    /* pop scratch */
+  double *g;     /* n scratch */
+  float *g32;    /* n scratch */
+  double *u;     /* pop scratch: shaped fitness; then u[k] = u_2k - u_2k+1 */
+  evo_key *keys; /* pop / 2 + 2 scratch */
 } openes_state;
 
 static const evo_option_spec openes_options[] = {
@@ -35,7 +35,7 @@ static void openes_destroy(evo_algo *a) {
   if (!s) return;
   evo_optim_free(s->opt);
   free(s->theta);
-  free(s->eps);
+  free(s->keys);
   free(s->g);
   free(s->g32);
   free(s->u);
@@ -51,11 +51,11 @@ static evo_status openes_init(evo_algo *a) {
   if (!s) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "openes: out of memory");
   a->state = s;
   s->theta = malloc(n * sizeof(float));
-  s->eps = malloc(n * sizeof(float));
   s->g = malloc(n * sizeof(double));
   s->g32 = malloc(n * sizeof(float));
   s->u = malloc((size_t)a->pop * sizeof(double));
-  if (!s->theta || !s->eps || !s->g || !s->g32 || !s->u)
+  s->keys = malloc(((size_t)a->pop / 2 + 2) * sizeof(evo_key));
+  if (!s->theta || !s->keys || !s->g || !s->g32 || !s->u)
     return evo_error(EVO_STATUS_OUT_OF_MEMORY, "openes: out of memory for %lld parameters", (long long)a->n);
   for (size_t i = 0; i < n; i++) s->theta[i] = a->init_mean[i];
   s->sigma[0] = a->init_stdev;
@@ -70,21 +70,18 @@ static evo_status openes_init(evo_algo *a) {
 
 static evo_status openes_ask(evo_algo *a, int begin, int end, float *pop) {
   openes_state *s = a->state;
-  evo_antithetic_ask(a, s->theta, NULL, s->sigma[0], begin, end, pop, s->eps);
+  evo_antithetic_ask(a, s->theta, NULL, s->sigma[0], begin, end, pop, s->keys);
   return EVO_STATUS_OK;
 }
 
 static evo_status openes_tell(evo_algo *a, const float *fitness) {
   openes_state *s = a->state;
   const int64_t n = a->n;
+  if (!evo_anti_any_finite(fitness, a->pop)) return EVO_STATUS_OK;
+  const int dirs = a->pop / 2;
   evo_shape_centered_ranks(fitness, a->pop, s->u);
-  for (int64_t i = 0; i < n; i++) s->g[i] = 0;
-  for (int k = 0; k < a->pop / 2; k++) {
-    const double w = s->u[2 * k] - s->u[2 * k + 1];
-    if (w == 0) continue; /* adds exactly 0; skips drawing the noise */
-    evo_antithetic_noise(a, a->gen, k, s->eps);
-    for (int64_t i = 0; i < n; i++) s->g[i] += w * s->eps[i];
-  }
+  for (int k = 0; k < dirs; k++) s->u[k] = s->u[2 * k] - s->u[2 * k + 1]; /* in place: k <= 2k */
+  evo_antithetic_weighted_sum(a, a->gen, NULL, s->u, dirs, s->g, s->keys);
   const double scale = 1.0 / (a->pop * s->sigma[0]), l2 = evo_algo_opt(a, "l2coeff");
   for (int64_t i = 0; i < n; i++) s->g32[i] = (float)(-s->g[i] * scale + l2 * s->theta[i]);
   evo_status st = evo_optim_step(s->opt, s->theta, s->g32);

@@ -8,7 +8,7 @@
      grad_center = mean_k d_k (u_2k - u_2k+1) / 2
      grad_stdev  = mean_k ((u_2k + u_2k+1) / 2 - b) (d_k^2 - stdev^2) / stdev
    The optimizer (ClipUp or Adam) minimises -grad_center; stdev <- clip(stdev + stdev_lr grad_stdev,
-   stdev (1 -+ stdev_max_change)). best = the center. */
+   stdev (1 -+ stdev_max_change)). A generation without any finite fitness changes nothing. best = the center. */
 #include <stdlib.h>
 #include "antithetic.h"
 #include "evoc/optim.h"
@@ -17,11 +17,10 @@ typedef struct {
   float *center; /* n, updated by the optimizer */
   double *stdev; /* n */
   evo_optim *opt;
-  float *eps;    /* n scratch */
-  double *gc;    /* n scratch: center gradient */
-  double *gs;    /* n scratch: stdev gradient */
   float *g32;    /* n scratch: -grad_center for the optimizer */
   double *u;     /* pop scratch: shaped fitness */
+  double *w;     /* pop scratch: per-direction weights of the two gradient sums */
+  evo_key *keys; /* pop / 2 + 2 scratch */
 } pgpe_state;
 
 static const evo_option_spec pgpe_options[] = {
@@ -41,11 +40,10 @@ static void pgpe_destroy(evo_algo *a) {
   evo_optim_free(s->opt);
   free(s->center);
   free(s->stdev);
-  free(s->eps);
-  free(s->gc);
-  free(s->gs);
   free(s->g32);
+  free(s->keys);
   free(s->u);
+  free(s->w);
   free(s);
   a->state = NULL;
 }
@@ -53,7 +51,7 @@ static void pgpe_destroy(evo_algo *a) {
 static evo_status pgpe_init(evo_algo *a) {
   evo_status st = evo_antithetic_check_pop(a);
   int which = 0;
-  if (st == EVO_STATUS_OK) st = evo_algo_int_option(a, "optimizer", &which);
+  if (st == EVO_STATUS_OK) st = evo_es_int_option(a, "optimizer", &which);
   if (st != EVO_STATUS_OK) return st;
   const size_t n = (size_t)a->n;
   pgpe_state *s = calloc(1, sizeof *s);
@@ -61,12 +59,11 @@ static evo_status pgpe_init(evo_algo *a) {
   a->state = s;
   s->center = malloc(n * sizeof(float));
   s->stdev = malloc(n * sizeof(double));
-  s->eps = malloc(n * sizeof(float));
-  s->gc = malloc(n * sizeof(double));
-  s->gs = malloc(n * sizeof(double));
   s->g32 = malloc(n * sizeof(float));
   s->u = malloc((size_t)a->pop * sizeof(double));
-  if (!s->center || !s->stdev || !s->eps || !s->gc || !s->gs || !s->g32 || !s->u)
+  s->w = malloc((size_t)a->pop * sizeof(double));
+  s->keys = malloc(((size_t)a->pop / 2 + 2) * sizeof(evo_key));
+  if (!s->center || !s->stdev || !s->g32 || !s->u || !s->w || !s->keys)
     return evo_error(EVO_STATUS_OUT_OF_MEMORY, "pgpe: out of memory for %lld parameters", (long long)a->n);
   for (size_t i = 0; i < n; i++) s->center[i] = a->init_mean[i], s->stdev[i] = a->init_stdev;
   evo_optim_params op;
@@ -85,34 +82,43 @@ static evo_status pgpe_init(evo_algo *a) {
 
 static evo_status pgpe_ask(evo_algo *a, int begin, int end, float *pop) {
   pgpe_state *s = a->state;
-  evo_antithetic_ask(a, s->center, s->stdev, 0, begin, end, pop, s->eps);
+  evo_antithetic_ask(a, s->center, s->stdev, 0, begin, end, pop, s->keys);
   return EVO_STATUS_OK;
 }
 
+/* With d = stdev eps: d (u+ - u-) / 2 = stdev eps (u+ - u-) / 2 and (d^2 - stdev^2) / stdev = stdev (eps^2 - 1),
+   so each coordinate needs two sums over the directions, sum_k h_k eps_k and sum_k c_k (eps_k^2 - 1). */
 static evo_status pgpe_tell(evo_algo *a, const float *fitness) {
   pgpe_state *s = a->state;
-  const int64_t n = a->n;
+  const int64_t n = a->n, nb = evo_anti_blocks(n);
   const int dirs = a->pop / 2;
-  evo_shape_centered_ranks(fitness, a->pop, s->u);
+  if (!evo_anti_any_finite(fitness, a->pop)) return EVO_STATUS_OK;
+  double *u = s->u;
+  evo_shape_centered_ranks(fitness, a->pop, u);
   double baseline = 0;
-  for (int j = 0; j < a->pop; j++) baseline += s->u[j];
+  for (int j = 0; j < a->pop; j++) baseline += u[j];
   baseline /= a->pop;
-  for (int64_t i = 0; i < n; i++) s->gc[i] = 0, s->gs[i] = 0;
+  double *h = s->w, *c = s->w + dirs;
   for (int k = 0; k < dirs; k++) {
-    evo_antithetic_noise(a, a->gen, k, s->eps);
-    const double half_diff = 0.5 * (s->u[2 * k] - s->u[2 * k + 1]);
-    const double avg = 0.5 * (s->u[2 * k] + s->u[2 * k + 1]) - baseline;
-    for (int64_t i = 0; i < n; i++) {
-      const double sd = s->stdev[i], d = sd * s->eps[i];
-      s->gc[i] += d * half_diff;
-      s->gs[i] += avg * (d * d - sd * sd) / sd;
-    }
+    h[k] = 0.5 * (u[2 * k] - u[2 * k + 1]);
+    c[k] = 0.5 * (u[2 * k] + u[2 * k + 1]) - baseline;
   }
+  evo_anti_keys(a, a->gen, 0, dirs, s->keys);
   const double max_change = evo_algo_opt(a, "stdev_max_change"), lr = evo_algo_opt(a, "stdev_lr");
-  for (int64_t i = 0; i < n; i++) {
-    s->g32[i] = (float)(-s->gc[i] / dirs);
-    const double sd = s->stdev[i], allowed = fabs(sd) * max_change;
-    s->stdev[i] = fmin(fmax(sd + lr * (s->gs[i] / dirs), sd - allowed), sd + allowed);
+#pragma omp parallel for schedule(static) if (n * dirs >= EVO_ANTI_PAR_MIN)
+  for (int64_t b = 0; b < nb; b++) {
+    const int64_t i0 = b * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
+    float eps[EVO_ANTI_BLOCK];
+    double sc[EVO_ANTI_BLOCK] = {0}, ss[EVO_ANTI_BLOCK] = {0};
+    for (int k = 0; k < dirs; k++) {
+      evo_anti_normal_range(s->keys[k], i0, i1, eps);
+      for (int64_t i = 0; i < i1 - i0; i++) sc[i] += h[k] * eps[i], ss[i] += c[k] * ((double)eps[i] * eps[i] - 1);
+    }
+    for (int64_t i = i0; i < i1; i++) {
+      const double sd = s->stdev[i], allowed = fabs(sd) * max_change;
+      s->g32[i] = (float)(-sd * sc[i - i0] / dirs);
+      s->stdev[i] = fmin(fmax(sd + lr * (sd * ss[i - i0] / dirs), sd - allowed), sd + allowed);
+    }
   }
   return evo_optim_step(s->opt, s->center, s->g32);
 }
