@@ -113,7 +113,8 @@ evo_status evo_algo_ask(evo_algo *a, int begin, int end, evo_tensor *pop) {
   return a->vt->ask(a, begin, end, dst);
 }
 
-evo_status evo_algo_tell(evo_algo *a, const float *fitness) {
+/* bd: descriptors for a strategy with tell_bd, else NULL. */
+static evo_status tell_common(evo_algo *a, const float *fitness, const float *bd) {
   /* The one place where minimisation and NaN are handled. */
   for (int i = 0; i < a->pop; i++) {
     float f = fitness[i];
@@ -126,11 +127,40 @@ evo_status evo_algo_tell(evo_algo *a, const float *fitness) {
     a->fit_buf[i] = a->maximize ? f : -f;
   }
   int pop = a->pop;
-  evo_status st = a->vt->tell(a, a->fit_buf);
+  evo_status st = bd ? a->vt->tell_bd(a, a->fit_buf, bd) : a->vt->tell(a, a->fit_buf);
   if (st != EVO_STATUS_OK) return st;
   a->evals += pop;
   a->gen++;
   return EVO_STATUS_OK;
+}
+
+int evo_algo_bd_dim(const evo_algo *a) { return a->vt->bd_dim ? a->vt->bd_dim(a) : 0; }
+
+evo_status evo_algo_tell(evo_algo *a, const float *fitness) {
+  if (!a->vt->tell)
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT,
+                     "algo %s needs behaviour descriptors: call evo_algo_tell_bd with %d per member",
+                     a->vt->info.name, evo_algo_bd_dim(a));
+  return tell_common(a, fitness, NULL);
+}
+
+evo_status evo_algo_tell_bd(evo_algo *a, const float *fitness, const float *bd, int bd_dim) {
+  if (!a->vt->tell_bd) return evo_algo_tell(a, fitness); /* takes no descriptors: ignored */
+  if (!bd || bd_dim != evo_algo_bd_dim(a))
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "algo %s: descriptors must be f32 [pop_size, %d], got %s%d",
+                     a->vt->info.name, evo_algo_bd_dim(a), bd ? "bd_dim " : "NULL, bd_dim ", bd_dim);
+  return tell_common(a, fitness, bd);
+}
+
+evo_status evo_algo_archive_get(const evo_algo *a, evo_algo_archive *out) {
+  if (!a->vt->archive) return evo_error(EVO_STATUS_UNSUPPORTED, "algo %s has no archive", a->vt->info.name);
+  return a->vt->archive(a, out);
+}
+
+evo_status evo_algo_archive_elite(const evo_algo *a, int64_t k, int64_t *cell, float *fitness, float *bd,
+                                  float *params) {
+  if (!a->vt->elite) return evo_error(EVO_STATUS_UNSUPPORTED, "algo %s has no archive", a->vt->info.name);
+  return a->vt->elite(a, k, cell, fitness, bd, params);
 }
 
 evo_status evo_algo_best(const evo_algo *a, float *params) { return a->vt->best(a, params); }
@@ -198,6 +228,11 @@ evo_status evo_algo_load(evo_algo *a, const char *path) {
   for (int i = 0; i < l.n && st == EVO_STATUS_OK; i++) {
     int k = evo_st_find(r, l.e[i].name);
     const evo_st_info *inf = k >= 0 ? evo_st_info_at(r, k) : NULL;
+    if (inf && inf->numel != l.e[i].n && a->vt->state_resize) { /* growing state (an archive) */
+      if ((st = a->vt->state_resize(a, l.e[i].name, inf->numel)) != EVO_STATUS_OK) break;
+      l.n = 0;
+      a->vt->state(a, &l); /* same order, new sizes and pointers */
+    }
     if (!inf || inf->dtype != l.e[i].dtype || inf->numel != l.e[i].n)
       st = evo_error(EVO_STATUS_FORMAT, "%s: state entry '%s' missing or of the wrong type/size", path,
                      l.e[i].name);

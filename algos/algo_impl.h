@@ -38,6 +38,14 @@ typedef struct evo_algo_vtable {
   void (*state)(evo_algo *a, evo_state_list *l);
   double (*sigma)(const evo_algo *a); /* NULL: NAN */
   void (*destroy)(evo_algo *a);
+  /* Optional, for quality diversity (NULL elsewhere). A strategy with tell_bd and no tell needs descriptors. */
+  int (*bd_dim)(const evo_algo *a);
+  evo_status (*tell_bd)(evo_algo *a, const float *fitness, const float *bd); /* bd: [a->pop, bd_dim] */
+  evo_status (*archive)(const evo_algo *a, evo_algo_archive *out);
+  evo_status (*elite)(const evo_algo *a, int64_t k, int64_t *cell, float *fitness, float *bd, float *params);
+  /* Optional: load found n values in the file's entry `name`, which is registered with another size (state that
+     grows, like an archive). Resize so that it holds n; load then registers the list again. */
+  evo_status (*state_resize)(evo_algo *a, const char *name, int64_t n);
 } evo_algo_vtable;
 
 struct evo_algo {
@@ -75,6 +83,19 @@ void evo_shape_zscore(const float *f, int n, double *out);
 void evo_shape_nes_utilities(const float *f, int n, double *out);
 /* order[0..n): indices sorted best first (stable: ties by index). */
 void evo_shape_argsort_desc(const float *f, int n, int *order);
+
+/* Shared weight decay (algos/weight_decay.c). A strategy declares the option "weight_decay" (c >= 0, 0 = off):
+   EVO_WEIGHT_DECAY_OPTION for the fitness form, or its own row, under the same key, that names the gradient form. */
+#define EVO_WEIGHT_DECAY_OPTION \
+  { "weight_decay", 0, 0, 1e3, "L2 coefficient c: fitness -= c mean(x^2) (estool es.py compute_weight_decay); 0 = off" }
+/* c: the resolved "weight_decay" option, 0 when the strategy has none. */
+double evo_algo_weight_decay_coef(const evo_algo *a);
+/* Fitness penalty c * mean(params[0..n)^2) (estool's compute_weight_decay): subtract it from a member's fitness. */
+double evo_algo_weight_decay(const evo_algo *a, const float *params, int64_t n);
+/* Gradient form, for strategies that step a mean along a gradient estimate: grad[i] += c * theta[i] on a loss
+   gradient (descent direction), as OpenAI-ES's optimizer.update(-g + l2coeff * theta). Not the same scale as the
+   fitness form: a strategy uses one form and documents which. */
+void evo_algo_weight_decay_grad(const evo_algo *a, const float *theta, int64_t n, float *grad);
 
 /* Registry of built-in strategies (algos/registry.c). */
 extern const evo_algo_vtable evo_es_pgpe, evo_es_openes, evo_es_cmaes, evo_es_sep_cmaes, evo_es_ars, evo_es_snes,

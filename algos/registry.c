@@ -10,6 +10,12 @@ static const evo_algo_vtable *const *table(int *n) {
       &evo_es_ars,
       &evo_es_cmaes,
       &evo_es_sep_cmaes,
+      &evo_es_snes,
+      &evo_es_xnes,
+      &evo_es_crfmnes,
+      &evo_es_lmmaes,
+      &evo_es_simple_ga,
+      &evo_es_map_elites,
   };
   *n = (int)(sizeof all / sizeof *all);
   return all;

@@ -32,7 +32,7 @@ static void bench_usage(const char *prog) {
   fprintf(stderr,
           "usage: %s [--quick] [--csv] [--runs N] [--warmup N] [--threads N]\n"
           "  --quick     fewer timed runs and only the main size (a smoke run)\n"
-          "  --csv       print rows as workload,config,flop,median_ms,min_ms,gflops (for bench/run_peers.sh)\n"
+          "  --csv       print rows as evoc,workload,config,flop,median_ms,min_ms,gflops (bench/run_peers.sh)\n"
           "  --runs N    timed runs (median reported)\n"
           "  --warmup N  untimed runs before timing\n"
           "  --threads N CPU backend threads (default: OpenMP default, i.e. OMP_NUM_THREADS or all cores)\n",

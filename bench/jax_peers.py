@@ -24,8 +24,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
-
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,7 +37,8 @@ def parse():
 
 ARGS = parse()
 
-import jax  # noqa: E402  (after argparse so --help works without jax)
+import numpy as np  # noqa: E402  (after argparse so --help works without the venv)
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import flax.linen as nn  # noqa: E402
 

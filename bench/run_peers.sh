@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0 ;;
     --only) ONLY+=("$2"); shift ;;
     --csv) CSV_OUT="$2"; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run_peers.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -35,8 +35,15 @@ done
 [ ${#ONLY[@]} -eq 0 ] && ONLY=(mlp cnn train)
 
 if [ "$BUILD" = 1 ]; then
-  cmake -S "$ROOT" -B "$BUILD_DIR" -DEVOC_CUDA=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD_DIR" -j"$(nproc)" --target bench_mlp_pop bench_cnn_pop bench_train_step >/dev/null
+  BUILD_LOG="$(mktemp)"
+  if ! { cmake -S "$ROOT" -B "$BUILD_DIR" -DEVOC_CUDA=OFF -DCMAKE_BUILD_TYPE=Release &&
+         cmake --build "$BUILD_DIR" -j"$(nproc)" --target bench_mlp_pop bench_cnn_pop bench_train_step; } \
+       >"$BUILD_LOG" 2>&1; then
+    tail -30 "$BUILD_LOG" >&2
+    echo "run_peers.sh: build failed (full log: $BUILD_LOG)" >&2
+    exit 1
+  fi
+  rm -f "$BUILD_LOG"
 fi
 if [ ! -x "$JAX_PYTHON" ]; then
   echo "run_peers.sh: $JAX_PYTHON not found; make the throwaway venv:" >&2
@@ -78,20 +85,24 @@ echo
 # Rows: impl,workload,config,flop,median_ms,min_ms,gflops. Speedup = JAX median / evoc median (> 1: evoc faster).
 awk -F, '
   { key = $2; if (!(key in seen)) { seen[key] = 1; order[++n] = key; cfg[key] = $3; flop[key] = $4 }
-    ms[$1, key] = $5; gf[$1, key] = $7 }
+    ms[$1, key] = $5; mn[$1, key] = $6; gf[$1, key] = $7 }
+  function cell(impl, k) {
+    if (!((impl, k) in ms)) return sprintf("%9s | %9s | %9s", "-", "-", "-")
+    return sprintf("%9.3f | %9.3f | %9.2f", ms[impl, k], mn[impl, k], gf[impl, k])
+  }
   END {
-    printf "| %-14s | %-34s | %10s | %12s | %10s | %8s | %10s | %8s | %8s |\n", "workload", "config", "GFLOP/call",
-           "evoc ms", "evoc GF/s", "JAX ms", "JAX GF/s", "speedup", "verdict"
-    printf "|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "----------------", "------------------------------------", "-----------:",
-           "-------------:", "-----------:", "---------:", "-----------:", "---------:", "----------"
+    printf "| %-14s | %-34s | %9s | %9s | %9s | %9s | %9s | %9s | %9s | %8s | %-11s |\n", "workload", "config",
+           "GFLOP", "evoc ms", "evoc min", "evoc GF/s", "JAX ms", "JAX min", "JAX GF/s", "speedup", "verdict"
+    printf "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "----------------", "------------------------------------",
+           "----------:", "----------:", "----------:", "----------:", "----------:", "----------:", "----------:",
+           "---------:", "-------------"
     for (i = 1; i <= n; i++) {
-      k = order[i]
-      e = ((("evoc", k) in ms) ? sprintf("%12.3f | %10.2f", ms["evoc", k], gf["evoc", k]) : sprintf("%12s | %10s", "-", "-"))
-      j = ((("jax", k) in ms) ? sprintf("%8.3f | %10.2f", ms["jax", k], gf["jax", k]) : sprintf("%8s | %10s", "-", "-"))
-      s = "-"; verdict = ""
+      k = order[i]; s = "-"; verdict = ""
       if ((("evoc", k) in ms) && (("jax", k) in ms) && ms["evoc", k] > 0) {
-        s = sprintf("%.2fx", ms["jax", k] / ms["evoc", k]); verdict = (ms["jax", k] >= ms["evoc", k]) ? "evoc faster" : "JAX faster"
+        s = sprintf("%.2fx", ms["jax", k] / ms["evoc", k])
+        verdict = (ms["jax", k] >= ms["evoc", k]) ? "evoc faster" : "JAX faster"
       }
-      printf "| %-14s | %-34s | %10.3f | %s | %s | %8s | %-8s |\n", k, cfg[k], flop[k] / 1e9, e, j, s, verdict
+      printf "| %-14s | %-34s | %9.3f | %s | %s | %8s | %-11s |\n", k, cfg[k], flop[k] / 1e9, cell("evoc", k),
+             cell("jax", k), s, verdict
     }
   }' "$ROWS"

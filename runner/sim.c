@@ -1,5 +1,7 @@
 /* The simulation manager: lockstep rollouts of members x repeats with masking, early exit, NaN accounting and
-   observation normalisation. One jitted population plan per (members, repeats) shape, reused across generations. */
+   observation normalisation. The population is evaluated in chunks of members so that one jitted plan (reused
+   across generations) stays within a memory budget; every buffer a rollout needs belongs to that plan, so a
+   generation allocates nothing. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,9 +9,21 @@
 #include "evoc/sim.h"
 
 typedef struct {
-  int n, reps;         /* members, episodes per member */
+  int n, reps;     /* members, episodes per member */
+  bool shared;     /* obs input [reps, obs...] seen by every member (one-step tasks with CRN) */
   evo_plan *plan;
   evo_tensor *params, *obs, *act, *state[2][2]; /* state[ping][h|c] */
+  /* Host-side buffers for the n * reps episodes. obs_h / act_h alias the tensors when those are host memory and
+     have the task's layout; otherwise they are staging copies. */
+  float *obs_h;
+  void *act_h;
+  bool own_obs, own_act;
+  int32_t *dact;   /* argmax of scores for a discrete task whose policy emits scores */
+  float *reward;
+  uint8_t *done, *alive;
+  double *ret;
+  evo_key *keys;
+  uint8_t *bad;    /* per member */
 } rollout_plan;
 
 struct evo_sim {
@@ -19,19 +33,23 @@ struct evo_sim {
   evo_sim_params p;
   evo_task_spec spec;
   int64_t obs_numel, act_numel; /* per episode; act_numel is the policy output per episode */
-  int64_t max_steps;
+  int64_t max_steps, n_params;
   bool discrete, policy_argmax;
   int n_state;
   int64_t state_size;
   rollout_plan plans[2]; /* [0] training shape, [1] test shape */
-  /* normaliser (doubles for exact merging) */
+  size_t probe_bytes[2]; /* plan bytes of one member (train) / one episode (test), 0 until measured */
+  /* normaliser (doubles for exact merging), the statistics used while normalising, and one evaluate's batch */
   double norm_count, *norm_mean, *norm_m2;
+  float *use_mean, *use_sd;
+  double batch_count, *batch_mean, *batch_m2, *step_mean, *step_m2;
   evo_sim_stats stats;
+  evo_sim_info info;
 };
 
 evo_sim_params evo_sim_default_params(void) {
   return (evo_sim_params){.n_repeats = 1, .common_random_numbers = true, .normalize_obs = false,
-                          .check_interval = 8, .max_steps = 0};
+                          .check_interval = 8, .max_steps = 0, .chunk_members = 0, .max_plan_mb = 1024};
 }
 
 static void plan_clear(rollout_plan *r) {
@@ -41,6 +59,9 @@ static void plan_clear(rollout_plan *r) {
   evo_tensor_free(r->act);
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 2; j++) evo_tensor_free(r->state[i][j]);
+  if (r->own_obs) free(r->obs_h);
+  if (r->own_act) free(r->act_h);
+  free(r->dact), free(r->reward), free(r->done), free(r->alive), free(r->ret), free(r->keys), free(r->bad);
   memset(r, 0, sizeof *r);
 }
 
@@ -48,240 +69,401 @@ void evo_sim_free(evo_sim *s) {
   if (!s) return;
   plan_clear(&s->plans[0]);
   plan_clear(&s->plans[1]);
-  free(s->norm_mean);
-  free(s->norm_m2);
+  free(s->norm_mean), free(s->norm_m2), free(s->use_mean), free(s->use_sd);
+  free(s->batch_mean), free(s->batch_m2), free(s->step_mean), free(s->step_m2);
   free(s);
 }
 
+static evo_status oom(void) { return evo_error(EVO_STATUS_OUT_OF_MEMORY, "sim: out of memory"); }
+
 evo_status evo_sim_new(evo_task *task, const evo_policy *pol, evo_backend *be, const evo_sim_params *p,
                        evo_sim **out) {
+  if (!out) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: out is NULL");
   *out = NULL;
+  if (!task || !pol || !be) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: task, policy and backend needed");
   evo_sim_params d = evo_sim_default_params();
   if (!p) p = &d;
   if (p->n_repeats < 1) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: n_repeats must be >= 1");
   if (p->check_interval < 1) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: check_interval must be >= 1");
+  if (p->chunk_members < 0 || p->max_plan_mb < 0 || p->max_steps < 0)
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: chunk_members, max_plan_mb and max_steps must be >= 0");
+  const evo_task_spec *ts = evo_task_get_spec(task);
+  const evo_policy_io *io = evo_policy_get_io(pol);
+  /* The policy was built from the task's spec; a mismatch would read or write past the rollout buffers. */
+  bool same = io->obs_ndim == ts->obs_ndim && io->discrete == (ts->action_kind == EVO_ACTION_DISCRETE);
+  for (int k = 0; same && k < ts->obs_ndim; k++) same = io->obs_shape[k] == ts->obs_shape[k];
+  int64_t task_act = 1, pol_act = 1;
+  for (int k = 0; k < ts->act_ndim; k++) task_act *= ts->act_shape[k];
+  for (int k = 0; k < io->act_ndim; k++) pol_act *= io->act_shape[k];
+  if (!same || task_act != pol_act)
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: the policy's observation/action shapes differ from the "
+                     "task's spec (build the policy's evo_policy_io from evo_task_get_spec)");
   evo_sim *s = calloc(1, sizeof *s);
-  if (!s) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "sim: out of memory");
+  if (!s) return oom();
   s->task = task, s->pol = pol, s->be = be, s->p = *p;
-  s->spec = *evo_task_get_spec(task);
+  s->spec = *ts;
   s->obs_numel = 1;
-  for (int d2 = 0; d2 < s->spec.obs_ndim; d2++) s->obs_numel *= s->spec.obs_shape[d2];
+  for (int k = 0; k < s->spec.obs_ndim; k++) s->obs_numel *= s->spec.obs_shape[k];
   s->discrete = s->spec.action_kind == EVO_ACTION_DISCRETE;
   s->policy_argmax = evo_policy_action_dtype(pol) == EVO_I32;
-  if (s->policy_argmax && !s->discrete) {
-    evo_sim_free(s);
-    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: an argmax policy needs a discrete task");
-  }
-  const evo_policy_io *io = evo_policy_get_io(pol);
-  s->act_numel = 1;
-  if (!s->policy_argmax)
-    for (int d2 = 0; d2 < io->act_ndim; d2++) s->act_numel *= io->act_shape[d2];
+  s->act_numel = s->policy_argmax ? 1 : pol_act;
   s->max_steps = p->max_steps > 0 ? p->max_steps : s->spec.max_steps;
+  s->n_params = evo_policy_num_params(pol);
   s->n_state = evo_policy_state_count(pol);
   s->state_size = evo_policy_state_size(pol);
-  s->norm_mean = calloc((size_t)s->obs_numel, sizeof(double));
-  s->norm_m2 = calloc((size_t)s->obs_numel, sizeof(double));
-  if (!s->norm_mean || !s->norm_m2) {
+  size_t m = (size_t)s->obs_numel;
+  s->norm_mean = calloc(m, sizeof(double)), s->norm_m2 = calloc(m, sizeof(double));
+  s->batch_mean = calloc(m, sizeof(double)), s->batch_m2 = calloc(m, sizeof(double));
+  s->step_mean = calloc(m, sizeof(double)), s->step_m2 = calloc(m, sizeof(double));
+  s->use_mean = calloc(m, sizeof(float)), s->use_sd = calloc(m, sizeof(float));
+  if (!s->norm_mean || !s->norm_m2 || !s->batch_mean || !s->batch_m2 || !s->step_mean || !s->step_m2 || !s->use_mean ||
+      !s->use_sd) {
     evo_sim_free(s);
-    return evo_error(EVO_STATUS_OUT_OF_MEMORY, "sim: out of memory");
+    return oom();
   }
   *out = s;
   return EVO_STATUS_OK;
 }
 
-/* Builds (or reuses) the population plan for n members x reps episodes each. */
-static evo_status get_plan(evo_sim *s, int slot, int n, int reps, rollout_plan **out) {
-  rollout_plan *r = &s->plans[slot];
-  *out = r;
-  if (r->plan && r->n == n && r->reps == reps) return EVO_STATUS_OK;
-  plan_clear(r);
-  evo_graph *g;
-  evo_status st = evo_policy_population_graph(s->pol, n, reps, false, &g);
+/* One-step episodes under common random numbers start from the same keys for every member, and a task's reset
+   depends only on the keys, so every member sees the same observations: one copy feeds the whole population
+   (for MNIST: one batch of images instead of P, and one im2col of the first layer). */
+static bool use_shared_obs(const evo_sim *s) { return s->max_steps == 1 && s->p.common_random_numbers; }
+
+static evo_status jit_population(const evo_sim *s, int n, int reps, bool shared, evo_graph **g, evo_plan **plan) {
+  evo_status st = evo_policy_population_graph(s->pol, n, reps, shared, g);
   if (st != EVO_STATUS_OK) return st;
-  st = evo_jit(g, s->be, &r->plan);
-  if (st == EVO_STATUS_OK) {
-    int ni = evo_graph_n_inputs(g), no = evo_graph_n_outputs(g);
-    evo_tensor **ts[4] = {&r->params, &r->obs, &r->state[0][0], &r->state[0][1]};
-    for (int i = 0; i < ni && i < 4 && st == EVO_STATUS_OK; i++) {
-      evo_node x = evo_graph_input(g, i);
-      *ts[i] = evo_tensor_new(s->be, evo_node_dtype(g, x), evo_node_ndim(g, x), evo_node_shape(g, x));
-      if (!*ts[i]) st = EVO_STATUS_OUT_OF_MEMORY;
-    }
-    evo_tensor **to[3] = {&r->act, &r->state[1][0], &r->state[1][1]};
-    for (int i = 0; i < no && i < 3 && st == EVO_STATUS_OK; i++) {
-      evo_node x = evo_graph_output(g, i);
-      *to[i] = evo_tensor_new(s->be, evo_node_dtype(g, x), evo_node_ndim(g, x), evo_node_shape(g, x));
-      if (!*to[i]) st = EVO_STATUS_OUT_OF_MEMORY;
-    }
+  if ((st = evo_jit(*g, s->be, plan)) != EVO_STATUS_OK) {
+    evo_graph_free(*g);
+    *g = NULL;
   }
+  return st;
+}
+
+static size_t tensor_bytes(const evo_graph *g, evo_node x) {
+  size_t b = evo_dtype_size(evo_node_dtype(g, x));
+  for (int k = 0; k < evo_node_ndim(g, x); k++) b *= (size_t)evo_node_shape(g, x)[k];
+  return b;
+}
+
+/* Bytes of a 1-member plan with `reps` episodes, inputs and outputs included: the unit of the memory budget. */
+static evo_status probe_bytes(evo_sim *s, int slot, int reps, bool shared) {
+  if (s->probe_bytes[slot]) return EVO_STATUS_OK;
+  evo_graph *g;
+  evo_plan *plan;
+  evo_status st = jit_population(s, 1, reps, shared, &g, &plan);
+  if (st != EVO_STATUS_OK) return st;
+  size_t b = evo_plan_peak_bytes(plan);
+  for (int i = 0; i < evo_graph_n_inputs(g); i++) b += tensor_bytes(g, evo_graph_input(g, i));
+  for (int i = 0; i < evo_graph_n_outputs(g); i++) b += tensor_bytes(g, evo_graph_output(g, i));
+  s->probe_bytes[slot] = b > 0 ? b : 1;
+  evo_plan_free(plan);
   evo_graph_free(g);
-  if (st != EVO_STATUS_OK) {
-    plan_clear(r);
-    return st;
-  }
-  r->n = n, r->reps = reps;
   return EVO_STATUS_OK;
 }
 
-static void normalize(const evo_sim *s, float *obs, int64_t n_eps) {
-  int64_t m = s->obs_numel;
-  for (int64_t e = 0; e < n_eps; e++)
-    for (int64_t j = 0; j < m; j++) {
-      double var = s->norm_count > 1 ? s->norm_m2[j] / s->norm_count : 1.0;
-      double sd = sqrt(var) > 1e-8 ? sqrt(var) : 1.0;
-      double v = (obs[e * m + j] - (s->norm_count > 1 ? s->norm_mean[j] : 0.0)) / sd;
-      obs[e * m + j] = (float)(v < -5 ? -5 : v > 5 ? 5 : v);
-    }
+/* Units (members, or test episodes) per chunk: the explicit chunk size, or as many as fit in max_plan_mb; then
+   evened out over the chunks so that the last one is not mostly padding. */
+static int chunk_size(const evo_sim *s, int slot, int64_t total, int requested) {
+  int64_t c = requested;
+  if (c <= 0) {
+    if (s->p.max_plan_mb <= 0) c = total;
+    else c = (int64_t)((double)s->p.max_plan_mb * 1048576.0 / (double)s->probe_bytes[slot]);
+  }
+  c = c < 1 ? 1 : c > total ? total : c;
+  int64_t chunks = (total + c - 1) / c;
+  return (int)((total + chunks - 1) / chunks);
 }
 
-/* Runs the episodes of one plan; returns[e] gets each episode's return. */
-static evo_status rollout(evo_sim *s, rollout_plan *r, const evo_key *keys, bool update_norm, double *returns,
-                          uint8_t *bad_member) {
-  int64_t E = (int64_t)r->n * r->reps, m = s->obs_numel;
-  float *obs = evo_tensor_data(r->obs);
-  float *reward = malloc(sizeof(float) * (size_t)E);
-  uint8_t *done = malloc((size_t)E), *alive = malloc((size_t)E);
-  int32_t *dact = s->discrete ? malloc(sizeof(int32_t) * (size_t)E) : NULL;
-  /* Per-evaluate normaliser batch (Welford), merged at the end. */
-  double bcount = 0, *bmean = NULL, *bm2 = NULL;
-  if (update_norm) {
-    bmean = calloc((size_t)m, sizeof(double));
-    bm2 = calloc((size_t)m, sizeof(double));
+static evo_tensor *new_like(evo_sim *s, const evo_graph *g, evo_node x, evo_status *st) {
+  evo_tensor *t = evo_tensor_new(s->be, evo_node_dtype(g, x), evo_node_ndim(g, x), evo_node_shape(g, x));
+  if (!t && *st == EVO_STATUS_OK) *st = oom();
+  return t;
+}
+
+/* Builds (or reuses) the population plan for n members x reps episodes each, with its rollout buffers. */
+static evo_status get_plan(evo_sim *s, int slot, int n, int reps, bool shared, rollout_plan **out) {
+  rollout_plan *r = &s->plans[slot];
+  *out = r;
+  if (r->plan && r->n == n && r->reps == reps && r->shared == shared) return EVO_STATUS_OK;
+  plan_clear(r);
+  evo_graph *g;
+  evo_status st = jit_population(s, n, reps, shared, &g, &r->plan);
+  if (st != EVO_STATUS_OK) return st;
+  r->n = n, r->reps = reps, r->shared = shared;
+  r->params = new_like(s, g, evo_graph_input(g, 0), &st);
+  r->obs = new_like(s, g, evo_graph_input(g, 1), &st);
+  r->act = new_like(s, g, evo_graph_output(g, 0), &st);
+  for (int k = 0; k < s->n_state; k++)
+    for (int ping = 0; ping < 2; ping++) r->state[ping][k] = new_like(s, g, evo_graph_input(g, 2 + k), &st);
+  evo_graph_free(g);
+  size_t E = (size_t)n * (size_t)reps;
+  if (st == EVO_STATUS_OK) {
+    r->obs_h = shared ? NULL : evo_tensor_data(r->obs);
+    r->own_obs = !r->obs_h;
+    if (r->own_obs) r->obs_h = malloc(sizeof(float) * E * (size_t)s->obs_numel);
+    r->act_h = evo_tensor_data(r->act);
+    r->own_act = !r->act_h;
+    if (r->own_act) r->act_h = malloc(evo_tensor_nbytes(r->act));
+    if (s->discrete && !s->policy_argmax) r->dact = malloc(sizeof(int32_t) * E);
+    r->reward = malloc(sizeof(float) * E);
+    r->done = malloc(E), r->alive = malloc(E);
+    r->ret = malloc(sizeof(double) * E);
+    r->keys = malloc(sizeof(evo_key) * E);
+    r->bad = malloc((size_t)n);
+    if (!r->obs_h || !r->act_h || (s->discrete && !s->policy_argmax && !r->dact) || !r->reward || !r->done ||
+        !r->alive || !r->ret || !r->keys || !r->bad)
+      st = oom();
   }
-  evo_status st = EVO_STATUS_OK;
-  if (!reward || !done || !alive || (s->discrete && !dact) || (update_norm && (!bmean || !bm2))) {
-    st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "sim: out of memory");
-    goto out;
+  if (st != EVO_STATUS_OK) plan_clear(r);
+  return st;
+}
+
+/* The statistics one evaluate normalises with (fixed during it, as EvoJAX): mean 0 and sd 1 until two
+   observations have been seen; an sd below 1e-8 (a constant component) counts as 1. */
+static void norm_prepare(evo_sim *s) {
+  for (int64_t j = 0; j < s->obs_numel; j++) {
+    double var = s->norm_count > 1 ? s->norm_m2[j] / s->norm_count : 1.0, sd = sqrt(var);
+    s->use_mean[j] = s->norm_count > 1 ? (float)s->norm_mean[j] : 0.0f;
+    s->use_sd[j] = sd > 1e-8 ? (float)sd : 1.0f;
   }
-  memset(alive, 1, (size_t)E);
-  for (int64_t e = 0; e < E; e++) returns[e] = 0;
-  for (int k = 0; k < s->n_state; k++) memset(evo_tensor_data(r->state[0][k]), 0, evo_tensor_nbytes(r->state[0][k]));
-  if ((st = evo_task_reset(s->task, E, keys, obs)) != EVO_STATUS_OK) goto out;
-  int ping = 0;
-  for (int64_t t = 0; t < s->max_steps; t++) {
-    if (t % s->p.check_interval == 0) {
-      int any = 0;
-      for (int64_t e = 0; e < E && !any; e++) any = alive[e];
-      if (!any) break;
+}
+
+/* obs = clip((obs - mean) / sd, -5, 5) over rows episodes. */
+static void normalize(const evo_sim *s, float *obs, int64_t rows) {
+  const int64_t m = s->obs_numel;
+  const float *mu = s->use_mean, *sd = s->use_sd;
+  for (int64_t e = 0; e < rows; e++) {
+    float *o = obs + e * m;
+    for (int64_t j = 0; j < m; j++) {
+      float v = (o[j] - mu[j]) / sd[j];
+      o[j] = v < -5.0f ? -5.0f : v > 5.0f ? 5.0f : v;
     }
-    if (update_norm)
-      for (int64_t e = 0; e < E; e++) {
-        if (!alive[e]) continue;
-        bcount += 1;
-        for (int64_t j = 0; j < m; j++) {
-          double x = obs[e * m + j], d = x - bmean[j];
-          bmean[j] += d / bcount;
-          bm2[j] += d * (x - bmean[j]);
-        }
+  }
+}
+
+/* Adds this step's valid observations to the evaluate's batch: a two-pass mean/M2 over the alive rows (each row
+   standing for `weight` episodes), merged with Chan et al.'s formula. */
+static void norm_accumulate(evo_sim *s, const float *obs, const uint8_t *alive, int64_t rows, double weight) {
+  const int64_t m = s->obs_numel;
+  double k = 0, *mu = s->step_mean, *m2 = s->step_m2;
+  memset(mu, 0, sizeof(double) * (size_t)m);
+  memset(m2, 0, sizeof(double) * (size_t)m);
+  for (int64_t e = 0; e < rows; e++)
+    if (alive[e]) {
+      k += 1;
+      for (int64_t j = 0; j < m; j++) mu[j] += obs[e * m + j];
+    }
+  if (k == 0) return;
+  for (int64_t j = 0; j < m; j++) mu[j] /= k;
+  for (int64_t e = 0; e < rows; e++) /* row-major passes: an MNIST row is 3 MB */
+    if (alive[e])
+      for (int64_t j = 0; j < m; j++) {
+        double d = obs[e * m + j] - mu[j];
+        m2[j] += d * d;
       }
-    if (s->p.normalize_obs) normalize(s, obs, E);
+  double n0 = s->batch_count, n1 = k * weight, n = n0 + n1;
+  for (int64_t j = 0; j < m; j++) {
+    double d = mu[j] - s->batch_mean[j];
+    s->batch_mean[j] += d * n1 / n;
+    s->batch_m2[j] += m2[j] * weight + d * d * n0 * n1 / n;
+  }
+  s->batch_count = n;
+}
+
+static void norm_merge_batch(evo_sim *s) {
+  if (s->batch_count <= 0) return;
+  double n0 = s->norm_count, n1 = s->batch_count, n = n0 + n1;
+  for (int64_t j = 0; j < s->obs_numel; j++) {
+    double d = s->batch_mean[j] - s->norm_mean[j];
+    s->norm_mean[j] += d * n1 / n;
+    s->norm_m2[j] += s->batch_m2[j] + d * d * n0 * n1 / n;
+  }
+  s->norm_count = n;
+}
+
+static void batch_clear(evo_sim *s) {
+  s->batch_count = 0;
+  memset(s->batch_mean, 0, sizeof(double) * (size_t)s->obs_numel);
+  memset(s->batch_m2, 0, sizeof(double) * (size_t)s->obs_numel);
+}
+
+/* Turns the policy's output into the task's actions; marks the member of an alive episode with non-finite output
+   and feeds that episode zeros (every episode is sanitised, so a padded or finished one cannot put NaN into the
+   task either). Returns the action pointer for the task. */
+static const void *actions_for_task(const evo_sim *s, rollout_plan *r, int64_t E, int64_t n_valid) {
+  if (s->policy_argmax) return r->act_h;
+  float *a = r->act_h;
+  const int64_t k = s->act_numel;
+  for (int64_t e = 0; e < E; e++) {
+    float *ae = a + e * k;
+    int finite = 1;
+    for (int64_t j = 0; j < k; j++) finite &= isfinite(ae[j]) != 0;
+    if (!finite) {
+      if (e < n_valid && r->alive[e]) r->bad[e / r->reps] = 1;
+      memset(ae, 0, sizeof(float) * (size_t)k);
+    }
+  }
+  if (!s->discrete) return a;
+  for (int64_t e = 0; e < E; e++) { /* scores -> argmax, first maximum wins */
+    const float *ae = a + e * k;
+    int32_t best = 0;
+    for (int64_t j = 1; j < k; j++)
+      if (ae[j] > ae[best]) best = (int32_t)j;
+    r->dact[e] = best;
+  }
+  return r->dact;
+}
+
+static evo_status zero_tensor(evo_tensor *t) {
+  size_t nb = evo_tensor_nbytes(t);
+  void *h = evo_tensor_data(t);
+  if (h) {
+    memset(h, 0, nb);
+    return EVO_STATUS_OK;
+  }
+  if (!(h = calloc(1, nb))) return oom();
+  evo_status st = evo_tensor_copy_from_host(t, h, nb);
+  free(h);
+  return st;
+}
+
+/* Runs the plan's episodes (keys already in r->keys); the first n_valid episodes count, the rest are padding of
+   the last chunk. r->ret gets each episode's return, r->bad marks members with non-finite outputs or rewards. */
+static evo_status rollout(evo_sim *s, rollout_plan *r, int64_t n_valid, bool update_norm) {
+  const int64_t E = (int64_t)r->n * r->reps, m = s->obs_numel;
+  const int64_t obs_rows = r->shared ? r->reps : E;
+  evo_status st;
+  for (int64_t e = 0; e < E; e++) r->alive[e] = e < n_valid, r->ret[e] = 0;
+  for (int k = 0; k < s->n_state; k++)
+    if ((st = zero_tensor(r->state[0][k])) != EVO_STATUS_OK) return st;
+  if ((st = evo_task_reset(s->task, E, r->keys, r->obs_h)) != EVO_STATUS_OK) return st;
+  int64_t n_alive = n_valid;
+  float *obs_t = evo_tensor_data(r->obs);
+  int ping = 0;
+  for (int64_t t = 0; t < s->max_steps && n_alive > 0; t++) {
+    if (update_norm) /* shared rows stand for the episodes of every valid member (all alive in a one-step task) */
+      norm_accumulate(s, r->obs_h, r->alive, obs_rows, r->shared ? (double)(n_valid / r->reps) : 1.0);
+    if (s->p.normalize_obs) normalize(s, r->obs_h, obs_rows);
+    if (r->shared && obs_t) memcpy(obs_t, r->obs_h, sizeof(float) * (size_t)(obs_rows * m));
+    else if (!obs_t && (st = evo_tensor_copy_from_host(r->obs, r->obs_h, evo_tensor_nbytes(r->obs))))
+      return st;
     evo_tensor *in[4] = {r->params, r->obs, r->state[ping][0], r->state[ping][1]};
     evo_tensor *outs[3] = {r->act, r->state[1 - ping][0], r->state[1 - ping][1]};
-    if ((st = evo_plan_run(r->plan, in, outs)) != EVO_STATUS_OK) goto out;
-    ping = s->n_state ? 1 - ping : 0;
-    const void *act = evo_tensor_data(r->act);
-    if (s->discrete && !s->policy_argmax) { /* scores -> argmax */
-      const float *a = act;
-      for (int64_t e = 0; e < E; e++) {
-        int32_t best = 0;
-        for (int64_t j = 1; j < s->act_numel; j++)
-          if (a[e * s->act_numel + j] > a[e * s->act_numel + best]) best = (int32_t)j;
-        dact[e] = best;
-      }
-      act = dact;
-    }
-    if (!s->policy_argmax) { /* a member with non-finite actions is marked and fed zeros */
-      float *a = evo_tensor_data(r->act);
-      for (int64_t e = 0; e < E; e++) {
-        if (!alive[e]) continue;
-        for (int64_t j = 0; j < s->act_numel; j++)
-          if (!isfinite(a[e * s->act_numel + j])) {
-            bad_member[e / r->reps] = 1;
-            for (int64_t k = 0; k < s->act_numel; k++) a[e * s->act_numel + k] = 0;
-            break;
-          }
-      }
-    }
-    if ((st = evo_task_step(s->task, act, obs, reward, done)) != EVO_STATUS_OK) goto out;
-    for (int64_t e = 0; e < E; e++) {
-      if (!alive[e]) continue;
-      returns[e] += reward[e];
+    if ((st = evo_plan_run(r->plan, in, outs)) != EVO_STATUS_OK) return st;
+    if (r->own_act && (st = evo_tensor_copy_to_host(r->act, r->act_h, evo_tensor_nbytes(r->act)))) return st;
+    const void *act = actions_for_task(s, r, E, n_valid);
+    if ((st = evo_task_step(s->task, act, r->obs_h, r->reward, r->done)) != EVO_STATUS_OK) return st;
+    if (s->n_state) ping = 1 - ping;
+    s->stats.batch_steps++;
+    for (int64_t e = 0; e < n_valid; e++) {
+      if (!r->alive[e]) continue;
+      if (!isfinite(r->reward[e])) r->bad[e / r->reps] = 1;
+      r->ret[e] += r->reward[e];
       s->stats.env_steps++;
-      if (done[e]) alive[e] = 0;
+      if (!r->done[e]) continue;
+      r->alive[e] = 0, n_alive--;
+      for (int k = 0; k < s->n_state; k++) { /* the policy's state restarts with the episode (policy.h) */
+        float *h = evo_tensor_data(r->state[ping][k]);
+        if (h) memset(h + e * s->state_size, 0, sizeof(float) * (size_t)s->state_size);
+      }
     }
   }
-  if (update_norm && bcount > 0) { /* Chan et al.'s parallel merge */
-    double n0 = s->norm_count, n1 = bcount, n = n0 + n1;
-    for (int64_t j = 0; j < m; j++) {
-      double d = bmean[j] - s->norm_mean[j];
-      s->norm_mean[j] += d * n1 / n;
-      s->norm_m2[j] += bm2[j] + d * d * n0 * n1 / n;
-    }
-    s->norm_count = n;
+  s->stats.evaluations += n_valid;
+  return EVO_STATUS_OK;
+}
+
+/* Copies n_valid parameter rows into the plan (padding repeats the last row) and flags non-finite ones: such a
+   member's fitness is NaN whatever its outputs (an argmax head would hide the NaN). */
+static evo_status load_params(evo_sim *s, rollout_plan *r, const float *params, int n_valid) {
+  const size_t row = sizeof(float) * (size_t)s->n_params;
+  float *dst = evo_tensor_data(r->params), *stage = NULL;
+  if (!dst && !(dst = stage = malloc(row * (size_t)r->n))) return oom();
+  memcpy(dst, params, row * (size_t)n_valid);
+  for (int i = n_valid; i < r->n; i++) memcpy((char *)dst + row * (size_t)i, params + (n_valid - 1) * s->n_params, row);
+  for (int i = 0; i < r->n; i++) {
+    const float *p = params + (int64_t)(i < n_valid ? i : n_valid - 1) * s->n_params;
+    int finite = 1;
+    for (int64_t j = 0; j < s->n_params; j++) finite &= isfinite(p[j]) != 0;
+    r->bad[i] = !finite;
   }
-  s->stats.evaluations += E;
-out:
-  free(reward), free(done), free(alive), free(dact), free(bmean), free(bm2);
+  evo_status st = stage ? evo_tensor_copy_from_host(r->params, stage, row * (size_t)r->n) : EVO_STATUS_OK;
+  free(stage);
   return st;
+}
+
+static void set_info(evo_sim *s, const rollout_plan *r) {
+  s->info.chunk_members = r->n;
+  s->info.shared_obs = r->shared;
+  s->info.plan_bytes = evo_plan_peak_bytes(r->plan);
 }
 
 evo_status evo_sim_evaluate(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
                             float *fitness) {
+  if (!s || !params || !fitness) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: NULL argument");
   if (n < 1) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: n must be >= 1");
+  if (first_member < 0) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: first_member must be >= 0");
+  const bool shared = use_shared_obs(s);
+  const int R = s->p.n_repeats;
+  evo_status st = EVO_STATUS_OK;
+  if (s->p.chunk_members <= 0 && s->p.max_plan_mb > 0) st = probe_bytes(s, 0, R, shared);
   rollout_plan *r;
-  evo_status st = get_plan(s, 0, n, s->p.n_repeats, &r);
+  if (st == EVO_STATUS_OK) st = get_plan(s, 0, chunk_size(s, 0, n, s->p.chunk_members), R, shared, &r);
   if (st != EVO_STATUS_OK) return st;
-  int64_t D = evo_policy_num_params(s->pol), E = (int64_t)n * r->reps;
-  memcpy(evo_tensor_data(r->params), params, sizeof(float) * (size_t)(D * n));
-  evo_key *keys = malloc(sizeof(evo_key) * (size_t)E);
-  double *ret = malloc(sizeof(double) * (size_t)E);
-  uint8_t *bad = calloc((size_t)n, 1);
-  if (!keys || !ret || !bad) {
-    free(keys), free(ret), free(bad);
-    return evo_error(EVO_STATUS_OUT_OF_MEMORY, "sim: out of memory");
-  }
-  for (int i = 0; i < n; i++)
-    for (int rep = 0; rep < r->reps; rep++)
-      keys[(int64_t)i * r->reps + rep] =
-          s->p.common_random_numbers ? evo_key_fold_in(key, (uint32_t)rep)
-                                     : evo_key_fold_in(key, (uint32_t)((first_member + i) * r->reps + rep));
-  st = rollout(s, r, keys, s->p.normalize_obs, ret, bad);
-  if (st == EVO_STATUS_OK)
-    for (int i = 0; i < n; i++) {
-      double sum = 0;
-      for (int rep = 0; rep < r->reps; rep++) sum += ret[(int64_t)i * r->reps + rep];
-      fitness[i] = bad[i] ? NAN : (float)(sum / r->reps);
-      s->stats.nan_members += bad[i];
+  set_info(s, r);
+  if (s->p.normalize_obs) norm_prepare(s), batch_clear(s);
+  for (int off = 0; off < n && st == EVO_STATUS_OK; off += r->n) {
+    const int nv = n - off < r->n ? n - off : r->n;
+    if ((st = load_params(s, r, params + (int64_t)off * s->n_params, nv)) != EVO_STATUS_OK) break;
+    for (int i = 0; i < r->n; i++) {
+      int64_t member = first_member + off + (i < nv ? i : nv - 1);
+      for (int rep = 0; rep < R; rep++) /* CRN: repeat rep of every member starts from the same key */
+        r->keys[(int64_t)i * R + rep] =
+            s->p.common_random_numbers ? evo_key_fold_in(key, (uint32_t)rep)
+                                       : evo_key_fold_in(key, (uint32_t)(member * R + rep));
     }
-  free(keys), free(ret), free(bad);
+    if ((st = rollout(s, r, (int64_t)nv * R, s->p.normalize_obs)) != EVO_STATUS_OK) break;
+    for (int i = 0; i < nv; i++) {
+      double sum = 0;
+      for (int rep = 0; rep < R; rep++) sum += r->ret[(int64_t)i * R + rep];
+      fitness[off + i] = r->bad[i] ? NAN : (float)(sum / R);
+      s->stats.nan_members += r->bad[i];
+    }
+  }
+  /* Statistics of a failed evaluate are dropped, so a retry does not count its observations twice. */
+  if (st == EVO_STATUS_OK && s->p.normalize_obs) norm_merge_batch(s);
   return st;
 }
 
 evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key key, double *mean_return) {
+  if (!s || !params || !mean_return) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: NULL argument");
   if (n_episodes < 1) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: n_episodes must be >= 1");
+  /* Episodes per test plan: as many as a training chunk has when chunk_members is set, else the budget's. */
+  int64_t requested = (int64_t)s->p.chunk_members * s->p.n_repeats;
+  evo_status st = EVO_STATUS_OK;
+  if (requested <= 0 && s->p.max_plan_mb > 0) st = probe_bytes(s, 1, 1, false);
   rollout_plan *r;
-  evo_status st = get_plan(s, 1, 1, n_episodes, &r);
+  if (st == EVO_STATUS_OK)
+    st = get_plan(s, 1, 1, chunk_size(s, 1, n_episodes, requested > INT32_MAX ? INT32_MAX : (int)requested), false,
+                  &r);
   if (st != EVO_STATUS_OK) return st;
-  memcpy(evo_tensor_data(r->params), params, sizeof(float) * (size_t)evo_policy_num_params(s->pol));
-  evo_key *keys = malloc(sizeof(evo_key) * (size_t)n_episodes);
-  double *ret = malloc(sizeof(double) * (size_t)n_episodes);
-  uint8_t bad = 0;
-  if (!keys || !ret) {
-    free(keys), free(ret);
-    return evo_error(EVO_STATUS_OUT_OF_MEMORY, "sim: out of memory");
+  if (s->p.normalize_obs) norm_prepare(s);
+  if ((st = load_params(s, r, params, 1)) != EVO_STATUS_OK) return st;
+  double sum = 0;
+  bool bad = r->bad[0];
+  for (int off = 0; off < n_episodes && st == EVO_STATUS_OK; off += r->reps) {
+    const int ne = n_episodes - off < r->reps ? n_episodes - off : r->reps;
+    for (int e = 0; e < r->reps; e++) r->keys[e] = evo_key_fold_in(key, (uint32_t)(off + (e < ne ? e : ne - 1)));
+    if ((st = rollout(s, r, ne, false)) != EVO_STATUS_OK) break;
+    for (int e = 0; e < ne; e++) sum += r->ret[e];
+    bad = bad || r->bad[0];
   }
-  for (int e = 0; e < n_episodes; e++) keys[e] = evo_key_fold_in(key, (uint32_t)e);
-  st = rollout(s, r, keys, false, ret, &bad);
-  if (st == EVO_STATUS_OK) {
-    double sum = 0;
-    for (int e = 0; e < n_episodes; e++) sum += ret[e];
-    *mean_return = bad ? NAN : sum / n_episodes;
-  }
-  free(keys), free(ret);
+  if (st == EVO_STATUS_OK) *mean_return = bad ? NAN : sum / n_episodes;
   return st;
 }
 
 void evo_sim_stats_get(const evo_sim *s, evo_sim_stats *out) { *out = s->stats; }
+void evo_sim_info_get(const evo_sim *s, evo_sim_info *out) { *out = s->info; }
 int64_t evo_sim_obs_size(const evo_sim *s) { return s->obs_numel; }
 void evo_sim_normalizer(evo_sim *s, double **count, double **mean, double **m2) {
   *count = &s->norm_count;

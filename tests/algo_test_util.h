@@ -49,12 +49,26 @@ static void test_eval(const evo_fn *f, const float *pop, int rows, float *fit) {
   for (int r = 0; r < rows; r++) fit[r] = (float)evo_fn_eval_f32(f, pop + (int64_t)r * n);
 }
 
+/* tell, with descriptors when the algorithm needs them (MAP-Elites): the first bd_dim coordinates of each of the
+   pop_size rows of pop (wrapping around when bd_dim > num_params). */
+static evo_status test_tell(evo_algo *a, const float *pop, const float *fit) {
+  const int d = evo_algo_bd_dim(a), P = evo_algo_pop_size(a);
+  if (d == 0) return evo_algo_tell(a, fit);
+  const int64_t n = evo_algo_num_params(a);
+  float *bd = malloc(sizeof(float) * (size_t)P * (size_t)d);
+  for (int i = 0; i < P; i++)
+    for (int j = 0; j < d; j++) bd[i * d + j] = pop[i * n + j % n];
+  evo_status st = evo_algo_tell_bd(a, fit, bd, d);
+  free(bd);
+  return st;
+}
+
 /* One generation on f (minimised, so the algorithm must have maximize = false). Returns f at the best point. */
 static double test_generation(evo_algo *a, const evo_fn *f, float *pop, float *fit) {
   const int P = evo_algo_pop_size(a);
   cr_assert_eq(test_ask(a, 0, P, pop), EVO_STATUS_OK, "%s", evo_last_error());
   test_eval(f, pop, P, fit);
-  cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(test_tell(a, pop, fit), EVO_STATUS_OK, "%s", evo_last_error());
   cr_assert_eq(evo_algo_best(a, pop), EVO_STATUS_OK);
   return evo_fn_eval_f32(f, pop);
 }

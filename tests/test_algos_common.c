@@ -83,7 +83,7 @@ Test(algos_common, slice_ask_equals_full_ask) {
         }
       }
       test_eval(f, full, P, fit);
-      cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK, "%s: %s", name, evo_last_error());
+      cr_assert_eq(test_tell(a, full, fit), EVO_STATUS_OK, "%s: %s", name, evo_last_error());
     }
     cr_assert_eq(test_ask(a, 0, 0, part), EVO_STATUS_INVALID_ARGUMENT, "%s: an empty slice is rejected", name);
     evo_algo_free(a);
@@ -103,7 +103,7 @@ static size_t run_logged(evo_algo *a, const evo_fn *f, int gens, float *log, siz
     cr_assert_eq(test_ask(a, 0, P, pop), EVO_STATUS_OK);
     test_eval(f, pop, P, fit);
     if (g % 4 == 1) fit[P / 2] = NAN; /* the NaN path is part of the state too */
-    cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK, "%s", evo_last_error());
+    cr_assert_eq(test_tell(a, pop, fit), EVO_STATUS_OK, "%s", evo_last_error());
     if (log) {
       memcpy(log + at, pop, sizeof(float) * (size_t)(P * n)), at += (size_t)(P * n);
       cr_assert_eq(evo_algo_best(a, log + at), EVO_STATUS_OK);
@@ -177,8 +177,8 @@ Test(algos_common, minimize_f_equals_maximize_minus_f) {
       cr_assert_eq(memcmp(pa, pb, sizeof(float) * (size_t)P * DIM), 0, "%s gen %d: populations differ", name, g);
       test_eval(f, pa, P, fa);
       for (int j = 0; j < P; j++) fb[j] = -fa[j];
-      evo_algo_tell(a, fa);
-      evo_algo_tell(b, fb);
+      test_tell(a, pa, fa);
+      test_tell(b, pb, fb);
     }
     evo_algo_best(a, pa);
     evo_algo_best(b, pb);
@@ -215,7 +215,7 @@ Test(algos_common, nan_fitness_is_counted_and_harmless) {
       test_eval(f, pop, P, fit);
       for (int j = 0; j < P; j++)
         if (g == 7 || (j + g) % 3 == 0) fit[j] = NAN, nans++; /* generation 7 is all NaN */
-      cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK, "%s: %s", name, evo_last_error());
+      cr_assert_eq(test_tell(a, pop, fit), EVO_STATUS_OK, "%s: %s", name, evo_last_error());
       evo_algo_best(a, pop);
       for (int i = 0; i < DIM; i++) cr_assert(isfinite(pop[i]), "%s gen %d: best has a non-finite value", name, g);
     }

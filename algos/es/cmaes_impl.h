@@ -30,53 +30,54 @@ enum {
 /* Scalars saved as one f64 array (counters are exact in double below 2^53). */
 typedef struct {
   double sigma;
-  double sigma0;        /* sigma at the start of the current run */
-  double run_gen;       /* generations told in the current run */
-  double eigen_count;   /* eigendecompositions in the current run */
+  double sigma0;           /* sigma at the start of the current run */
+  double run_gen;          /* generations told in the current run */
+  double eigen_count;      /* eigendecompositions in the current run */
   double has_best, best_f; /* best-ever member (all runs), f larger is better */
   double hist_n, hist_pos;
-  double stop_flags;    /* CMAES_STOP_* criteria that fired at the last tell (0: none) */
-  double last_stop;     /* criteria of the last tell that fired any (what ended the previous run) */
-  double lambda_def;    /* population of the first run */
-  double regime;        /* BIPOP: 0 small (the first run counts as small, as in pycma), 1 large */
-  double n_large;       /* large-population restarts so far */
+  double stop_flags;                 /* CMAES_STOP_* criteria that fired at the last tell (0: none) */
+  double last_stop;                  /* criteria of the last tell that fired any (what ended the previous run) */
+  double lambda_def;                 /* population of the first run */
+  double regime;                     /* BIPOP: 0 small (the first run counts as small, as in pycma), 1 large */
+  double n_large;                    /* large-population restarts so far */
   double budget_small, budget_large; /* BIPOP: evaluations spent per regime by finished runs */
-  double run_maxgen;    /* 0: unbounded; BIPOP small runs: generation budget */
+  double run_maxgen;                 /* 0: unbounded; BIPOP small runs: generation budget */
 } cmaes_scalars;
 
 typedef struct {
-  int sep;              /* 1: sep-CMA-ES (diagonal C, B = I) */
-  int flags;            /* EVO_CMAES_* for the parameter computation */
+  int sep;   /* 1: sep-CMA-ES (diagonal C, B = I) */
+  int flags; /* EVO_CMAES_* for the parameter computation */
   int64_t n;
-  int lambda;           /* population the parameters and buffers are sized for (= a->pop) */
+  int lambda; /* population the parameters and buffers are sized for (= a->pop) */
   int lambda_cap;
   evo_cmaes_params p;
-  double *w;            /* lambda weights, best first */
+  double *w; /* lambda weights, best first */
   cmaes_scalars sc;
   /* distribution (double) */
   double *mean, *ps, *pc;
-  double *C;            /* full: n x n column-major, lower triangle significant (upper never read); sep: n */
-  double *B;            /* full: n x n eigenvectors (columns); sep: NULL */
-  double *D;            /* n: sqrt of the eigenvalues (sep: sqrt(diag C)) */
-  float *best_x;        /* n: best-ever member exactly as asked */
+  double *C;                    /* full: n x n column-major, lower triangle significant (upper never read); sep: n */
+  double *B;                    /* full: n x n eigenvectors (columns); sep: NULL */
+  double *D;                    /* n: sqrt of the eigenvalues (sep: sqrt(diag C)) */
+  float *best_x;                /* n: best-ever member exactly as asked */
   double *hist_best, *hist_med; /* CMAES_HIST each */
   /* resolved options */
   int restarts_mode, max_restarts, stagnation, flat_fitness;
   double inc_popsize, restart_box, tol_fun, tol_x, tol_upsigma, cond_limit, sigma_min, sigma_max;
-  int64_t eigen_gap;    /* 0: p.eigen_gap */
+  int64_t eigen_gap; /* 0: p.eigen_gap */
   /* scratch (not state) */
   double *work;
   int *iwork;
   int64_t lwork, liwork;
-  double *zb, *yb;      /* n x CMAES_BLOCK each */
-  double *pcol, *ncol;  /* n x (CMAES_BLOCK + 1): scaled columns for the syrk updates */
+  double *zb, *yb;                       /* n x CMAES_BLOCK each */
+  double *pcol, *ncol;                   /* n x (CMAES_BLOCK + 1): scaled columns for the syrk updates */
   double *zbar, *ybar, *mold, *tmp, *ev; /* n each */
-  double *med;          /* CMAES_HIST */
-  int *order, *rank;    /* lambda */
-  double *fs;           /* lambda: fitness sorted, best first */
-  double *znorm2;       /* lambda: ||z_i||^2 */
-  double *ycache;       /* n x lambda or NULL */
-  int64_t *ycache_gen;  /* per block: generation the cached block belongs to (-1: none) */
+  double *med;                           /* CMAES_HIST */
+  int *order, *rank;                     /* lambda */
+  double *fs;                            /* lambda: fitness sorted, best first */
+  double *znorm2;                        /* lambda: ||z_i||^2 */
+  double *ycache;                        /* n x lambda or NULL */
+  float *zcache;                         /* n x lambda z (exact in f32: drawn as f32) with ycache, or NULL */
+  int64_t *ycache_gen;                   /* per block: generation the cached block belongs to (-1: none) */
 } cmaes_state;
 
 /* Sizes lambda-dependent buffers for a->pop and recomputes the parameters (deterministic in n, lambda, flags). */

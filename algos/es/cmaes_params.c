@@ -66,6 +66,8 @@ evo_status evo_cmaes_params_compute(int64_t n64, int lambda, int flags, evo_cmae
     p->c_1 = 2 / ((n + 1.3) * (n + 1.3) + mu_eff);
     p->c_mu = fmin(1 - p->c_1, 2 * (offset + mu_eff - 2 + 1 / mu_eff) / ((n + 2) * (n + 2) + mu_eff));
   }
+  /* sep-CMA too gets all three limits of alpha_min (pycma drops the third, pos_def=False, for CMA_diagonal): with
+     it, n c_mu sum|w-| <= 1 - c_1 - c_mu keeps every diagonal entry of C positive whatever the ranking. */
   p->alpha_min = evo_cmaes_finalize_weights(lambda, n64, p->c_1, p->c_mu, flags & EVO_CMAES_ACTIVE, w);
   double s = 0;
   for (int i = 0; i < lambda; i++) s += w[i];

@@ -17,14 +17,14 @@ enum {
 
 typedef struct {
   int64_t n;
-  int lambda, mu;          /* mu = floor(lambda / 2) = number of positive weights */
+  int lambda, mu; /* mu = floor(lambda / 2) = number of positive weights */
   double mu_eff, mu_eff_minus;
   double c_sigma, d_sigma; /* cumulation and damping of the step-size path */
   double c_c, c_1, c_mu, c_m;
-  double chi_n;            /* E||N(0, I)|| ~ sqrt(n) (1 - 1/(4n) + 1/(21 n^2)) */
-  double alpha_min;        /* sum of |negative weights| (0 when not active) */
-  double sum_w;            /* sum of all weights = 1 - alpha_min */
-  int64_t eigen_gap;       /* generations between eigendecompositions: max(1, floor(1 / (10 n (c1 + cmu)))) */
+  double chi_n;      /* E||N(0, I)|| ~ sqrt(n) (1 - 1/(4n) + 1/(21 n^2)) */
+  double alpha_min;  /* sum of |negative weights| (0 when not active) */
+  double sum_w;      /* sum of all weights = 1 - alpha_min */
+  int64_t eigen_gap; /* generations between eigendecompositions: max(1, floor(1 / (10 n (c1 + cmu)))) */
 } evo_cmaes_params;
 
 /* 4 + floor(3 ln n). */

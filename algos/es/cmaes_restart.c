@@ -13,7 +13,8 @@
                    median of the newest 30% of both the best-f and the median-f histories is not better than the
                    median of the oldest 30%
      MaxIter       BIPOP small-population runs only: 0.5 budget_large / lambda_s generations (pycma fmin)
-   When one fires: no restart strategy, or max_restarts used -> a->stop = true (tell keeps updating if called);
+   When one fires: no restart strategy, or max_restarts used (BIPOP: large-population restarts only; small runs
+   do not count, as in pycma's fmin) -> a->stop = true (tell keeps updating if called);
    otherwise a new run starts at x0 = init_mean (+ U[-restart_box, restart_box]^n when restart_box > 0), with
      IPOP  (Auger & Hansen 2005): lambda_r = floor(lambda_def inc_popsize^r), sigma0 unchanged;
      BIPOP (Hansen 2009, as pycma's fmin implements it): the first run counts as small; the next run is small when
@@ -28,14 +29,28 @@
 #include <string.h>
 #include "cmaes_impl.h"
 
-static int cmp_double(const void *x, const void *y) {
-  double a = *(const double *)x, b = *(const double *)y;
-  return (a > b) - (a < b);
-}
-
+/* Lower median by quickselect (Hoare partition, middle pivot): O(k) on average, runs every generation. */
 double cmaes_median(double *v, int64_t k) {
-  qsort(v, (size_t)k, sizeof(double), cmp_double);
-  return v[(k - 1) / 2];
+  int64_t lo = 0, hi = k - 1, t = (k - 1) / 2;
+  while (lo < hi) {
+    double pv = v[lo + (hi - lo) / 2];
+    int64_t i = lo, j = hi;
+    while (i <= j) {
+      while (v[i] < pv) i++;
+      while (v[j] > pv) j--;
+      if (i <= j) {
+        double x = v[i];
+        v[i++] = v[j], v[j--] = x;
+      }
+    }
+    if (t <= j)
+      hi = j;
+    else if (t >= i)
+      lo = i;
+    else
+      break;
+  }
+  return v[t];
 }
 
 /* k-th most recent entry (k = 0: this generation). */
@@ -154,7 +169,11 @@ evo_status cmaes_after_tell(evo_algo *a, cmaes_state *s) {
   s->sc.stop_flags = f;
   if (!f) return EVO_STATUS_OK;
   s->sc.last_stop = f;
-  if (s->restarts_mode != 0 && a->restarts < s->max_restarts) return restart(a, s);
+  /* BIPOP counts only large-population restarts against max_restarts (pycma fmin: irun - runs_with_small). */
+  int left = s->restarts_mode == 1   ? a->restarts < s->max_restarts
+             : s->restarts_mode == 2 ? s->sc.n_large < s->max_restarts
+                                     : 0;
+  if (left) return restart(a, s);
   a->stop = true;
   return EVO_STATUS_OK;
 }

@@ -74,6 +74,29 @@ double evo_algo_option(const evo_algo *a, const char *key);
 evo_status evo_algo_ask(evo_algo *a, int begin, int end, evo_tensor *pop);
 /* Fitness of all pop_size members of the current generation; advances the generation. */
 evo_status evo_algo_tell(evo_algo *a, const float *fitness);
+/* Quality diversity (MAP-Elites): tell with behaviour descriptors bd, f32 [pop_size, bd_dim] row-major, bd_dim ==
+   evo_algo_bd_dim(a). An algorithm that takes descriptors rejects evo_algo_tell (INVALID_ARGUMENT); one that takes
+   none ignores them here. A member whose fitness or descriptor is NaN is not archived. */
+evo_status evo_algo_tell_bd(evo_algo *a, const float *fitness, const float *bd, int bd_dim);
+/* Descriptor dimension the algorithm needs per member; 0 when it takes none. */
+int evo_algo_bd_dim(const evo_algo *a);
+
+typedef struct {
+  int64_t cells;   /* grid cells (all of them, filled or not) */
+  int64_t filled;  /* cells holding an elite */
+  double coverage; /* filled / cells */
+  double qd_score; /* sum over elites of (fitness - qd_offset), fitness in the maximised sense (Pugh, Soros &
+                      Stanley 2016; pyribs' qd_score_offset); grows monotonically when qd_offset <= every fitness */
+  size_t bytes;    /* host memory of the archive: proportional to filled, not to cells */
+} evo_algo_archive;
+
+/* Archive summary; UNSUPPORTED for algorithms without an archive. */
+evo_status evo_algo_archive_get(const evo_algo *a, evo_algo_archive *out);
+/* Elite k in [0, filled) (in order of first filling): its cell index (row-major over the grid), fitness in the
+   caller's sense, descriptor (bd_dim values) and parameters (num_params values); NULL outputs are skipped. */
+evo_status evo_algo_archive_elite(const evo_algo *a, int64_t k, int64_t *cell, float *fitness, float *bd,
+                                  float *params);
+
 /* The algorithm's recommendation (documented per algorithm in evo_algo_info.best_doc). */
 evo_status evo_algo_best(const evo_algo *a, float *params);
 

@@ -2,12 +2,24 @@
  *
  * evaluate(params [n, D]) runs n * n_repeats episodes in lockstep: one jitted population forward per step (the
  * policy vmapped over members, each member's repeats as its observation batch), one batched task step, rewards
- * masked so nothing after `done` counts, and an early exit once every episode is done (checked every
- * check_interval steps). Common random numbers (default, as EvoJAX): repeat r of every member starts from the same
- * key, so members are compared on the same episodes. A member whose actions are NaN/Inf gets fitness NaN (the
- * algorithm ranks it worst) and is counted. Observation normalisation keeps running mean/variance (Welford, merged
- * once per evaluate from the valid steps only), normalises as clip((obs - mean) / std, -5, 5), and is part of the
- * run's state.
+ * masked so nothing after `done` counts, and an early exit once every episode is done (on the CPU the count of
+ * live episodes is exact every step; check_interval is for device backends, where it bounds host syncs).
+ * Common random numbers (default, as EvoJAX): repeat r of every member starts from the same key, so members are
+ * compared on the same episodes; one-step tasks (max_steps 1, e.g. MNIST) under CRN then feed ONE copy of the
+ * observations to the whole population (evo_policy_population_graph with shared_obs). A member whose parameters,
+ * actions or rewards are not finite gets fitness NaN (the algorithm ranks it worst) and is counted. A recurrent
+ * policy's state starts at zero and is zeroed when its episode ends.
+ *
+ * Memory: members are evaluated in chunks, one jitted plan per chunk shape (reused across generations), so that
+ * a plan stays within max_plan_mb (the EvoJAX ConvNet on 64 x 1024 images would need ~3.3 GB in one plan); the
+ * chunk size depends only on n and the budget, and results do not depend on it (a short last chunk is padded with
+ * copies whose episodes do not count). Rollout buffers belong to the plan: a generation allocates nothing once the
+ * plan exists.
+ *
+ * Observation normalisation keeps running mean/variance over the valid (pre-done) observations, merged once per
+ * evaluate (Chan et al.), and normalises as clip((obs - mean) / sd, -5, 5) in f32 with the statistics as they were
+ * when the evaluate began (mean 0, sd 1 before two observations; an sd below 1e-8 counts as 1). It is part of the
+ * run's state (evo_sim_normalizer).
  */
 #ifndef EVOC_SIM_H
 #define EVOC_SIM_H
@@ -27,6 +39,9 @@ typedef struct {
   bool normalize_obs;     /* default false */
   int check_interval;     /* steps between "all done?" checks, default 8 */
   int64_t max_steps;      /* 0: the task's max_steps */
+  int chunk_members;      /* members per population plan (evo_sim_test: chunk_members * n_repeats episodes per plan);
+                             0 (default): as many as fit in max_plan_mb */
+  int64_t max_plan_mb;    /* memory budget of one plan for chunk_members = 0 (default 1024); 0: no limit */
 } evo_sim_params;
 
 evo_sim_params evo_sim_default_params(void);
@@ -43,15 +58,25 @@ void evo_sim_free(evo_sim *s);
    rank and the slice's global offset as first_member for independent-noise mode). Updates the normaliser. */
 evo_status evo_sim_evaluate(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
                             float *fitness);
-/* Mean return of one parameter vector over n_episodes distinct episodes (no normaliser update). */
+/* Mean return of one parameter vector over n_episodes distinct episodes, episode e from fold_in(key, e) (no
+   normaliser update; NaN if the parameters or the policy's outputs are not finite). */
 evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key key, double *mean_return);
 
 typedef struct {
   int64_t env_steps;    /* episode steps actually simulated (alive episodes only) */
-  int64_t nan_members;  /* members whose actions were not finite */
+  int64_t nan_members;  /* members given NaN fitness: non-finite parameters, actions or rewards */
   int64_t evaluations;  /* episodes run */
+  int64_t batch_steps;  /* lockstep iterations (population forwards + batched task steps); early exit saves these */
 } evo_sim_stats;
 void evo_sim_stats_get(const evo_sim *s, evo_sim_stats *out);
+
+/* How the last evaluate ran (for logs and benchmarks). */
+typedef struct {
+  int chunk_members;  /* members per plan */
+  bool shared_obs;    /* one copy of the observations fed every member */
+  size_t plan_bytes;  /* the plan's peak bytes (arena, scratch, constants) */
+} evo_sim_info;
+void evo_sim_info_get(const evo_sim *s, evo_sim_info *out);
 
 /* Normaliser state for checkpoints: count (1), mean (obs numel), m2 (obs numel), as doubles. */
 int64_t evo_sim_obs_size(const evo_sim *s);

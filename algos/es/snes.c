@@ -1,0 +1,141 @@
+/* SNES, separable natural evolution strategies (Schaul, Glasmachers & Schmidhuber 2011, "High dimensions and heavy
+   tails for natural evolution strategies"; Wierstra et al. 2014, JMLR 15, Algorithm 6).
+
+   Member k of generation g: x_k = mu + sigma (.) z_k, z_k = N(0, I) from evo_algo_member_key(a, g, k). With NES
+   utilities u_k (rank-based, sum 0; algos/shaping.c):
+     grad_mu    = sum_k u_k z_k,  grad_sigma = sum_k u_k (z_k^2 - 1)
+     mu    <- mu + eta_mu sigma (.) grad_mu
+     sigma <- sigma (.) exp(eta_sigma / 2 grad_sigma)
+   Defaults (Wierstra et al. 2014, Table 1): eta_mu = 1, eta_sigma = (3 + ln d) / (5 sqrt d), lambda = 4 +
+   floor(3 ln d); sigma starts at init_stdev in every coordinate (pybrain's SNES starts at 1). A generation without
+   any finite fitness changes nothing. best = mu. The overall sigma reported is the geometric mean of sigma.
+
+   Work is split over blocks of EVO_ANTI_BLOCK coordinates that regenerate their part of every z_k (Philox is
+   counter-based), so each coordinate sums over k in member order whatever the thread count (antithetic.h). */
+#include <stdlib.h>
+#include "nes.h"
+
+typedef struct {
+  double *mean, *sigma; /* n each */
+  double *u;            /* pop scratch: utilities */
+  evo_key *keys;        /* pop scratch */
+  double eta_mu, eta_sigma;
+} snes_state;
+
+static const evo_option_spec snes_options[] = {
+    {"eta_mu", 1, 0, 10, "mean learning rate (Wierstra et al. 2014, Table 1: 1)"},
+    {"eta_sigma", 0, 0, 10, "step-size learning rate; 0: (3 + ln d) / (5 sqrt d) (Wierstra et al. 2014, Table 1)"},
+};
+
+double evo_snes_eta_sigma(int64_t d) { return (3 + log((double)d)) / (5 * sqrt((double)d)); }
+
+static void snes_destroy(evo_algo *a) {
+  snes_state *s = a->state;
+  if (!s) return;
+  free(s->mean), free(s->sigma), free(s->u), free(s->keys), free(s);
+  a->state = NULL;
+}
+
+static evo_status snes_init(evo_algo *a) {
+  evo_status st = evo_nes_check_pop(a, 2, 0);
+  if (st != EVO_STATUS_OK) return st;
+  const size_t n = (size_t)a->n;
+  snes_state *s = calloc(1, sizeof *s);
+  if (!s) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "snes: out of memory");
+  a->state = s;
+  s->mean = malloc(n * sizeof(double));
+  s->sigma = malloc(n * sizeof(double));
+  s->u = malloc((size_t)a->pop * sizeof(double));
+  s->keys = malloc((size_t)a->pop * sizeof(evo_key));
+  if (!s->mean || !s->sigma || !s->u || !s->keys)
+    return evo_error(EVO_STATUS_OUT_OF_MEMORY, "snes: out of memory for %lld parameters", (long long)a->n);
+  for (size_t i = 0; i < n; i++) s->mean[i] = a->init_mean[i], s->sigma[i] = a->init_stdev;
+  s->eta_mu = evo_algo_opt(a, "eta_mu");
+  s->eta_sigma = evo_algo_opt(a, "eta_sigma") > 0 ? evo_algo_opt(a, "eta_sigma") : evo_snes_eta_sigma(a->n);
+  return EVO_STATUS_OK;
+}
+
+static evo_status snes_ask(evo_algo *a, int begin, int end, float *pop) {
+  const snes_state *s = a->state;
+  const int64_t n = a->n, nb = evo_anti_blocks(n), tasks = (int64_t)(end - begin) * nb;
+  evo_anti_keys(a, a->gen, begin, end, s->keys);
+#pragma omp parallel for schedule(static) if ((int64_t)(end - begin) * n >= EVO_ANTI_PAR_MIN)
+  for (int64_t t = 0; t < tasks; t++) {
+    const int r = (int)(t / nb);
+    const int64_t i0 = (t % nb) * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
+    float z[EVO_ANTI_BLOCK];
+    evo_anti_normal_range(s->keys[r], i0, i1, z);
+    float *row = pop + (int64_t)r * n;
+    for (int64_t i = i0; i < i1; i++) row[i] = (float)(s->mean[i] + s->sigma[i] * z[i - i0]);
+  }
+  return EVO_STATUS_OK;
+}
+
+static evo_status snes_tell(evo_algo *a, const float *fitness) {
+  snes_state *s = a->state;
+  const int P = a->pop;
+  const int64_t n = a->n, nb = evo_anti_blocks(n);
+  if (!evo_anti_any_finite(fitness, P)) return EVO_STATUS_OK;
+  evo_shape_nes_utilities(fitness, P, s->u);
+  evo_anti_keys(a, a->gen, 0, P, s->keys);
+#pragma omp parallel for schedule(static) if (n * P >= EVO_ANTI_PAR_MIN)
+  for (int64_t b = 0; b < nb; b++) {
+    const int64_t i0 = b * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
+    double gm[EVO_ANTI_BLOCK] = {0}, gs[EVO_ANTI_BLOCK] = {0};
+    float z[EVO_ANTI_BLOCK];
+    for (int k = 0; k < P; k++) {
+      if (s->u[k] == 0) continue; /* adds exactly 0 */
+      evo_anti_normal_range(s->keys[k], i0, i1, z);
+      for (int64_t i = 0; i < i1 - i0; i++) {
+        const double zi = z[i];
+        gm[i] += s->u[k] * zi;
+        gs[i] += s->u[k] * (zi * zi - 1);
+      }
+    }
+    for (int64_t i = i0; i < i1; i++) {
+      s->mean[i] += s->eta_mu * s->sigma[i] * gm[i - i0];
+      s->sigma[i] *= exp(0.5 * s->eta_sigma * gs[i - i0]);
+    }
+  }
+  return EVO_STATUS_OK;
+}
+
+static evo_status snes_best(const evo_algo *a, float *params) {
+  const snes_state *s = a->state;
+  for (int64_t i = 0; i < a->n; i++) params[i] = (float)s->mean[i];
+  return EVO_STATUS_OK;
+}
+
+static void snes_state_list(evo_algo *a, evo_state_list *l) {
+  snes_state *s = a->state;
+  evo_state_add(l, "snes.mean", EVO_F64, s->mean, a->n);
+  evo_state_add(l, "snes.sigma", EVO_F64, s->sigma, a->n);
+}
+
+static double snes_sigma(const evo_algo *a) {
+  const snes_state *s = a->state;
+  double acc = 0;
+  for (int64_t i = 0; i < a->n; i++) acc += log(s->sigma[i]);
+  return exp(acc / (double)a->n);
+}
+
+static int snes_default_pop(int64_t n) { return evo_nes_default_lambda(n); }
+
+const evo_algo_vtable evo_es_snes = {
+    .info = {.name = "snes",
+             .doc = "SNES (Schaul et al. 2011; Wierstra et al. 2014): separable NES with NES utilities, eta_mu 1, "
+                    "eta_sigma (3 + ln d) / (5 sqrt d); pop_size default 4 + floor(3 ln d), init_stdev 1 "
+                    "(pybrain); sigma reported = geometric mean of the per-coordinate stdevs",
+             .best_doc = "mean",
+             .options = snes_options,
+             .n_options = (int)(sizeof snes_options / sizeof *snes_options)},
+    .default_pop = snes_default_pop,
+    .default_stdev = 1.0, /* pybrain SNES: sigmas = ones */
+    .init = snes_init,
+    .ask = snes_ask,
+    .tell = snes_tell,
+    .best = snes_best,
+    .state = snes_state_list,
+    .sigma = snes_sigma,
+    .destroy = snes_destroy,
+};

@@ -1,0 +1,377 @@
+/* The ES loop: ask -> evaluate -> tell -> log -> test -> checkpoint, and the run folder files it leaves. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "evoc/run.h"
+#include "trainer_impl.h"
+
+evo_trainer_params evo_trainer_default_params(void) { return (evo_trainer_params){0}; }
+
+const char *evo_trainer_stop_name(evo_trainer_stop s) {
+  switch (s) {
+  case EVO_TRAINER_RUNNING: return "running";
+  case EVO_TRAINER_MAX_ITER: return "max_iter";
+  case EVO_TRAINER_TARGET: return "target";
+  case EVO_TRAINER_MAX_EVALS: return "max_evals";
+  case EVO_TRAINER_MAX_SECONDS: return "max_seconds";
+  case EVO_TRAINER_ALGO_STOP: return "algo_stop";
+  case EVO_TRAINER_INTERRUPTED: return "interrupted";
+  }
+  return "?";
+}
+
+double evo_trainer_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void note(const evo_trainer *t, const char *msg) {
+  if (t->p.note) t->p.note(msg, t->p.user);
+}
+
+void evo_trainer_free(evo_trainer *t) {
+  if (!t) return;
+  evo_algo_free(t->algo);
+  evo_evaluator_free(&t->ev);
+  evo_tensor_free(t->pop);
+  evo_backend_free(t->be);
+  free(t->fitness);
+  free(t->bd);
+  free(t->best_params);
+  free(t->out_dir);
+  free(t);
+}
+
+evo_status evo_trainer_new(evo_config *cfg, const evo_trainer_params *p, evo_trainer **out) {
+  *out = NULL;
+  if (!cfg) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "trainer: NULL config");
+  evo_trainer *t = calloc(1, sizeof *t);
+  if (!t) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  t->cfg = cfg;
+  t->p = p ? *p : evo_trainer_default_params();
+  t->s = (evo_trainer_state){.best_train = NAN, .best_test = NAN, .last_test = NAN, .best_objective = INFINITY};
+  evo_status st = EVO_STATUS_OK;
+  if (t->p.out_dir && !(t->out_dir = strdup(t->p.out_dir))) st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "out of memory");
+  if (!st) st = evo_trainer_setup(t);
+  if (!st && !(t->best_params = malloc(sizeof(float) * (size_t)t->ev.D)))
+    st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  if (st) {
+    evo_trainer_free(t);
+    return st;
+  }
+  *out = t;
+  return EVO_STATUS_OK;
+}
+
+int64_t evo_trainer_num_params(const evo_trainer *t) { return t->ev.D; }
+
+/* Is a better than b in the run's direction (b NaN: anything finite is)? */
+static bool better(const evo_trainer *t, double a, double b) {
+  if (isnan(a)) return false;
+  if (isnan(b)) return true;
+  return t->maximize ? a > b : a < b;
+}
+
+static evo_status write_config(evo_trainer *t) {
+  char path[4200], *buf = NULL;
+  size_t n = 0;
+  evo_status st = evo_run_path(path, sizeof path, t->out_dir, "config.yaml");
+  if (st) return st;
+  FILE *f = open_memstream(&buf, &n);
+  if (!f) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  st = evo_config_write(t->cfg, f);
+  fclose(f);
+  if (!st) st = evo_run_write_atomic(path, buf, n);
+  free(buf);
+  return st;
+}
+
+evo_status evo_trainer_open_dir(evo_trainer *t) {
+  if (!t->out_dir || t->dir_open) return EVO_STATUS_OK;
+  evo_status st = evo_run_dir_prepare(t->out_dir);
+  if (st) return st;
+  char metrics[4200];
+  if ((st = evo_run_path(metrics, sizeof metrics, t->out_dir, "metrics.jsonl"))) return st;
+  if (t->p.resume) {
+    if ((st = evo_checkpoint_load(t))) return st;
+    if ((st = evo_run_truncate(metrics, t->s.metrics_bytes))) return st;
+  } else if (evo_checkpoint_exists(t->out_dir) || evo_run_file_exists(metrics)) {
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "%s already holds a run; continue it with --resume %s or choose "
+                     "another output folder", t->out_dir, t->out_dir);
+  }
+  if ((st = write_config(t))) return st;
+  t->dir_open = true;
+  return EVO_STATUS_OK;
+}
+
+static evo_status ensure_pop(evo_trainer *t, int pop) {
+  if (t->pop && t->pop_cap == pop) return EVO_STATUS_OK;
+  evo_tensor_free(t->pop);
+  free(t->fitness);
+  free(t->bd);
+  t->bd = t->ev.bd_dim > 0 ? malloc(sizeof(float) * (size_t)pop * (size_t)t->ev.bd_dim) : NULL;
+  int64_t shape[2] = {pop, t->ev.D};
+  t->pop = evo_tensor_new(t->be, EVO_F32, 2, shape);
+  t->fitness = malloc(sizeof(float) * (size_t)pop);
+  t->pop_cap = pop;
+  if (!t->pop || !t->fitness || (t->ev.bd_dim > 0 && !t->bd)) {
+    t->pop_cap = 0;
+    return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory for a population of %d", pop);
+  }
+  return EVO_STATUS_OK;
+}
+
+/* Tests the algorithm's recommendation; keeps best.safetensors when the score improves. */
+static evo_status run_test(evo_trainer *t, double *score) {
+  evo_status st = evo_algo_best(t->algo, t->best_params);
+  if (!st) st = evo_evaluator_test(&t->ev, t->best_params, (int)t->n_evaluations, t->test_key, score);
+  if (st) return st;
+  t->s.last_test = *score;
+  t->s.last_test_iter = t->s.iteration;
+  if (t->is_objective && -*score < t->s.best_objective) t->s.best_objective = -*score;
+  if (!better(t, *score, t->s.best_test)) return EVO_STATUS_OK;
+  t->s.best_test = *score;
+  if (!t->out_dir) return EVO_STATUS_OK;
+  char path[4200];
+  if ((st = evo_run_path(path, sizeof path, t->out_dir, "best.safetensors"))) return st;
+  return evo_evaluator_save_params(&t->ev, t->best_params, path, t->s.iteration, *score);
+}
+
+static double round_ms(double s) { return floor(s * 1000.0 + 0.5) / 1000.0; }
+
+/* cJSON prints doubles only to within an epsilon; these must read back exactly (eval reproduces test scores),
+   so: the shortest of %.15g..%.17g that round-trips, and null for NaN/Inf as JSON has neither. */
+static void add_num(cJSON *o, const char *key, double v) {
+  char buf[40];
+  if (!isfinite(v)) {
+    cJSON_AddNullToObject(o, key);
+    return;
+  }
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) break;
+  }
+  cJSON_AddRawToObject(o, key, buf);
+}
+
+static char *metrics_line(const evo_trainer *t, const evo_trainer_progress *pr, bool tested) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return NULL;
+  evo_algo_stats as;
+  evo_algo_stats_get(t->algo, &as);
+  add_num(o, "iter", (double)pr->iteration);
+  add_num(o, "evaluations", (double)pr->evaluations);
+  add_num(o, "wall_s", round_ms(pr->wall_s));
+  add_num(o, "best", pr->best);
+  add_num(o, "mean", pr->mean);
+  add_num(o, "min", pr->min);
+  add_num(o, "std", pr->std);
+  if (pr->nan_members) add_num(o, "nan_members", (double)pr->nan_members);
+  if (isfinite(as.sigma)) add_num(o, "sigma", as.sigma);
+  evo_algo_archive ar;
+  if (evo_algo_archive_get(t->algo, &ar) == EVO_STATUS_OK) { /* quality diversity: how full and how good */
+    add_num(o, "coverage", ar.coverage);
+    add_num(o, "qd_score", ar.qd_score);
+  }
+  if (tested) add_num(o, "test", pr->test);
+  char *s = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  return s;
+}
+
+static void gen_stats(evo_trainer *t, int pop, evo_trainer_progress *pr) {
+  double sum = 0, sq = 0, mx = -INFINITY, mn = INFINITY;
+  int64_t n = 0, nan = 0;
+  for (int i = 0; i < pop; i++) {
+    double f = t->fitness[i];
+    if (!isfinite(f)) {
+      nan++;
+      continue;
+    }
+    n++, sum += f, sq += f * f;
+    mx = f > mx ? f : mx, mn = f < mn ? f : mn;
+  }
+  double mean = n ? sum / (double)n : NAN, var = n ? sq / (double)n - mean * mean : NAN;
+  pr->best = n ? (t->maximize ? mx : mn) : NAN;
+  pr->mean = mean, pr->min = n ? mn : NAN, pr->std = n ? sqrt(var > 0 ? var : 0) : NAN;
+  pr->nan_members = nan;
+  if (better(t, pr->best, t->s.best_train)) t->s.best_train = pr->best;
+  if (t->is_objective && n && -mx < t->s.best_objective) t->s.best_objective = -mx;
+}
+
+static void plot(evo_trainer *t) {
+  if (!t->out_dir || !t->plot) return;
+  if (!evo_run_have_gnuplot()) {
+    if (!t->plot_noted) note(t, "gnuplot not found in PATH: no learning_curve.png (scripts/plot_metrics.py "
+                             "plots metrics.jsonl)");
+    t->plot_noted = true;
+    return;
+  }
+  char title[256];
+  snprintf(title, sizeof title, "%s / %s / %s (seed %lld)", t->task_name, t->policy_name, t->algo_name,
+           (long long)t->seed);
+  if (evo_run_plot(t->out_dir, title, t->is_objective) && !t->plot_noted) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "no learning curve: %s", evo_last_error());
+    note(t, msg);
+    t->plot_noted = true;
+  }
+}
+
+static evo_trainer_stop check_budgets(const evo_trainer *t) {
+  evo_algo_stats as;
+  evo_algo_stats_get(t->algo, &as);
+  if (t->p.interrupt && *t->p.interrupt) return EVO_TRAINER_INTERRUPTED;
+  if (t->is_objective && t->s.best_objective <= t->target_objective) return EVO_TRAINER_TARGET;
+  if (t->has_target && !isnan(t->s.best_test) && !better(t, t->target_score, t->s.best_test))
+    return EVO_TRAINER_TARGET;
+  if (t->max_evals > 0 && t->s.evaluations >= t->max_evals) return EVO_TRAINER_MAX_EVALS;
+  if (t->max_seconds > 0 && t->s.wall_s >= t->max_seconds) return EVO_TRAINER_MAX_SECONDS;
+  if (as.stop) return EVO_TRAINER_ALGO_STOP;
+  if (t->s.iteration >= t->max_iter) return EVO_TRAINER_MAX_ITER;
+  return EVO_TRAINER_RUNNING;
+}
+
+static evo_status append_metrics(evo_trainer *t, const char *line) {
+  char path[4200];
+  size_t len = strlen(line);
+  char *nl = malloc(len + 2);
+  if (!nl) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  memcpy(nl, line, len);
+  nl[len] = '\n', nl[len + 1] = '\0';
+  evo_status st = evo_run_path(path, sizeof path, t->out_dir, "metrics.jsonl");
+  if (!st) st = evo_run_append(path, nl);
+  if (!st) t->s.metrics_bytes += (int64_t)len + 1; /* what a resume truncates back to */
+  free(nl);
+  return st;
+}
+
+static evo_status iterate(evo_trainer *t, double wall0) {
+  int pop = evo_algo_pop_size(t->algo);
+  evo_status st = ensure_pop(t, pop);
+  if (!st) st = evo_algo_ask(t->algo, 0, pop, t->pop);
+  evo_key key = evo_key_fold_in(t->train_key, (uint32_t)t->s.iteration);
+  int64_t episodes = 0;
+  if (!st) st = evo_evaluator_population(&t->ev, evo_tensor_data(t->pop), pop, key, t->fitness, t->bd, &episodes);
+  if (!st) st = t->ev.bd_dim > 0 ? evo_algo_tell_bd(t->algo, t->fitness, t->bd, t->ev.bd_dim)
+                                 : evo_algo_tell(t->algo, t->fitness);
+  if (st) return st;
+  t->s.iteration++;
+  t->s.evaluations += episodes;
+  t->s.wall_s = wall0 + (evo_trainer_now() - t->t_start);
+  evo_trainer_progress pr = {.iteration = t->s.iteration, .max_iter = t->max_iter, .evaluations = t->s.evaluations,
+                             .wall_s = t->s.wall_s, .test = NAN};
+  gen_stats(t, pop, &pr);
+  if (pr.nan_members > 0 && !t->nan_noted) { /* once: the counts follow in metrics.jsonl */
+    char msg[200];
+    snprintf(msg, sizeof msg, "iteration %lld: %lld of %d members had non-finite parameters, actions or returns "
+             "(ranked worst; see nan_members in metrics.jsonl)", (long long)t->s.iteration, (long long)pr.nan_members,
+             pop);
+    note(t, msg);
+    t->nan_noted = true;
+  }
+  t->stop = check_budgets(t);
+  bool last = t->stop != EVO_TRAINER_RUNNING && t->stop != EVO_TRAINER_INTERRUPTED;
+  bool tested = t->s.iteration % t->test_interval == 0 || last;
+  pr.tested = tested;
+  if (tested) {
+    if ((st = run_test(t, &pr.test))) return st;
+    if (t->stop == EVO_TRAINER_RUNNING && (t->stop = check_budgets(t)) != EVO_TRAINER_RUNNING)
+      last = t->stop != EVO_TRAINER_INTERRUPTED;
+  }
+  pr.best_test = t->s.best_test;
+  bool logged = t->s.iteration % t->log_interval == 0 || tested || last;
+  char *line = logged ? metrics_line(t, &pr, tested) : NULL;
+  if (logged && !line) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  if (line && t->out_dir) st = append_metrics(t, line);
+  pr.metrics_line = line;
+  if (!st && t->out_dir && (t->s.iteration % t->ckpt_interval == 0 || t->stop != EVO_TRAINER_RUNNING))
+    st = evo_checkpoint_save(t);
+  if (!st && tested) plot(t);
+  if (!st && t->p.progress) t->p.progress(&pr, t->p.user);
+  cJSON_free(line);
+  return st;
+}
+
+static evo_status write_summary(evo_trainer *t) {
+  evo_trainer_summary s;
+  evo_trainer_summary_get(t, &s);
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  cJSON_AddStringToObject(o, "task", s.task);
+  cJSON_AddStringToObject(o, "policy", s.policy);
+  cJSON_AddStringToObject(o, "algo", s.algo);
+  add_num(o, "seed", (double)s.seed);
+  add_num(o, "num_params", (double)t->ev.D);
+  add_num(o, "iterations", (double)s.iterations);
+  add_num(o, "evaluations", (double)s.evaluations);
+  add_num(o, "wall_s", round_ms(s.wall_s));
+  add_num(o, "best_train_fitness", s.best_train_fitness);
+  add_num(o, "test_score", s.test_score);
+  add_num(o, "best_test_score", s.best_test_score);
+  cJSON_AddStringToObject(o, "stopped_because", evo_trainer_stop_name(s.stopped_because));
+  if (s.is_objective) {
+    add_num(o, "best_objective", s.best_objective);
+    add_num(o, "target_objective", t->target_objective);
+    cJSON_AddBoolToObject(o, "reached_target", s.reached_target);
+  }
+  char *text = cJSON_Print(o);
+  cJSON_Delete(o);
+  if (!text) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  char path[4200];
+  evo_status st = evo_run_path(path, sizeof path, t->out_dir, "summary.json");
+  size_t n = strlen(text);
+  char *buf = malloc(n + 2);
+  if (!st && !buf) st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  if (!st) {
+    memcpy(buf, text, n);
+    buf[n] = '\n';
+    st = evo_run_write_atomic(path, buf, n + 1);
+  }
+  free(buf);
+  cJSON_free(text);
+  return st;
+}
+
+evo_status evo_trainer_run(evo_trainer *t) {
+  evo_status st = evo_trainer_open_dir(t);
+  if (st) return st;
+  t->t_start = evo_trainer_now();
+  double wall0 = t->s.wall_s;
+  t->stop = EVO_TRAINER_RUNNING;
+  /* A resumed run may already be past a budget (or asked for fewer iterations): nothing to iterate then. */
+  if (t->s.iteration > 0) t->stop = check_budgets(t);
+  while (!st && t->stop == EVO_TRAINER_RUNNING) st = iterate(t, wall0);
+  if (st) return st;
+  /* Resumed with nothing left to do: make sure the final recommendation has been tested. */
+  if (t->stop != EVO_TRAINER_INTERRUPTED && t->s.last_test_iter != t->s.iteration) {
+    double score;
+    if ((st = run_test(t, &score))) return st;
+    if (t->out_dir && (st = evo_checkpoint_save(t))) return st;
+  }
+  if (t->out_dir) st = write_summary(t);
+  if (!st && t->out_dir) plot(t);
+  return st;
+}
+
+void evo_trainer_summary_get(const evo_trainer *t, evo_trainer_summary *out) {
+  *out = (evo_trainer_summary){.task = t->task_name, .policy = t->policy_name, .algo = t->algo_name,
+                               .seed = t->seed, .iterations = t->s.iteration, .evaluations = t->s.evaluations,
+                               .wall_s = t->s.wall_s, .best_train_fitness = t->s.best_train,
+                               .test_score = t->s.last_test, .best_test_score = t->s.best_test,
+                               .stopped_because = t->stop, .is_objective = t->is_objective,
+                               .best_objective = t->s.best_objective,
+                               .reached_target = t->is_objective && t->s.best_objective <= t->target_objective};
+}
+
+evo_status evo_trainer_eval(evo_trainer *t, const char *params_path, int n_episodes, double *score) {
+  evo_status st = evo_evaluator_load_params(&t->ev, t->best_params, params_path);
+  if (st) return st;
+  return evo_evaluator_test(&t->ev, t->best_params, n_episodes > 0 ? n_episodes : (int)t->n_evaluations,
+                            t->test_key, score);
+}

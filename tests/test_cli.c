@@ -1,0 +1,483 @@
+/* The evoc command line, run as a program: help and exit codes, config errors with file:line:col and "did you
+   mean", the run folder of a short run, resume bit-identical to an uninterrupted run, eval of a run folder,
+   unwritable and reused output folders, missing data, bad plugin paths, SIGINT (exit 130, loadable checkpoint). */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "evoc/algo.h"
+#include "evoc/config.h"
+#include "safetensors.h"
+
+#ifndef EVOC_CLI_PATH
+#error "EVOC_CLI_PATH must name the evoc executable"
+#endif
+
+static char tmp[256];
+static char out_buf[1 << 16], err_buf[1 << 16];
+
+static void setup(void) {
+  /* one thread: the runs are tiny, and a busy machine makes OpenBLAS threads crawl */
+  setenv("OPENBLAS_NUM_THREADS", "1", 1);
+  setenv("OMP_NUM_THREADS", "1", 1);
+  snprintf(tmp, sizeof tmp, "/tmp/evoc_cli_XXXXXX");
+  cr_assert_not_null(mkdtemp(tmp));
+}
+
+static void teardown(void) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
+
+static void slurp(const char *path, char *buf, size_t cap) {
+  buf[0] = '\0';
+  FILE *f = fopen(path, "rb");
+  if (!f) return;
+  size_t n = fread(buf, 1, cap - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+}
+
+/* Runs `evoc ARGS` (a shell fragment) in the temp folder; stdout and stderr land in out_buf / err_buf. */
+static int evoc(const char *fmt, ...) {
+  char args[4096], cmd[8192], o[300], e[300];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(o, sizeof o, "%s/stdout.txt", tmp);
+  snprintf(e, sizeof e, "%s/stderr.txt", tmp);
+  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s > '%s' 2> '%s'", tmp, EVOC_CLI_PATH, args, o, e);
+  int rc = system(cmd);
+  slurp(o, out_buf, sizeof out_buf);
+  slurp(e, err_buf, sizeof err_buf);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void write_file(const char *name, const char *text) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", tmp, name);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static bool exists(const char *dir, const char *name) {
+  char path[1024];
+  struct stat sb;
+  snprintf(path, sizeof path, "%s/%s/%s", tmp, dir, name);
+  return stat(path, &sb) == 0 && sb.st_size > 0;
+}
+
+static cJSON *read_json(const char *dir, const char *name) {
+  static char buf[1 << 16];
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s/%s", tmp, dir, name);
+  slurp(path, buf, sizeof buf);
+  cJSON *j = cJSON_Parse(buf);
+  cr_assert_not_null(j, "%s is not valid JSON: %s", path, buf);
+  return j;
+}
+
+static double jnum(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  cr_assert(cJSON_IsNumber(v), "missing number '%s'", k);
+  return v->valuedouble;
+}
+
+/* metrics.jsonl with wall_s removed, one canonical JSON line per entry. */
+static char *metrics_without_wall(const char *dir) {
+  char path[1024], line[4096];
+  snprintf(path, sizeof path, "%s/%s/metrics.jsonl", tmp, dir);
+  FILE *f = fopen(path, "r");
+  cr_assert_not_null(f, "no %s", path);
+  size_t cap = 1 << 20, used = 0;
+  char *all = calloc(cap, 1);
+  while (fgets(line, sizeof line, f)) {
+    cJSON *o = cJSON_Parse(line);
+    cr_assert_not_null(o, "bad metrics line in %s: %s", path, line);
+    for (const char *const *k = (const char *const[]){"iter", "evaluations", "wall_s", "best", "mean", "min", "std", NULL}; *k; k++)
+      cr_assert_not_null(cJSON_GetObjectItemCaseSensitive(o, *k), "metrics line lacks '%s': %s", *k, line);
+    cJSON_DeleteItemFromObject(o, "wall_s");
+    char *s = cJSON_PrintUnformatted(o);
+    used += (size_t)snprintf(all + used, cap - used, "%s\n", s);
+    cJSON_free(s);
+    cJSON_Delete(o);
+  }
+  fclose(f);
+  return all;
+}
+
+static char *file_bytes(const char *dir, const char *name, long *n) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s/%s", tmp, dir, name);
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f, "no %s", path);
+  fseek(f, 0, SEEK_END);
+  *n = ftell(f);
+  rewind(f);
+  char *b = malloc((size_t)*n + 1);
+  cr_assert_eq(fread(b, 1, (size_t)*n, f), (size_t)*n);
+  fclose(f);
+  return b;
+}
+
+static void same_file(const char *a, const char *b, const char *name) {
+  long na, nb;
+  char *x = file_bytes(a, name, &na), *y = file_bytes(b, name, &nb);
+  cr_assert(na == nb && memcmp(x, y, (size_t)na) == 0, "%s differs between %s and %s", name, a, b);
+  free(x), free(y);
+}
+
+#define CFG EVOC_CONFIGS_DIR
+
+/* ---------------------------------------------------------------- usage */
+
+Test(cli, help_and_usage_exit_codes) {
+  cr_assert_eq(evoc("--help"), 0);
+  cr_assert(strstr(out_buf, "usage: evoc SUBCOMMAND"));
+  const char *cmds[] = {"run", "eval", "list", "check"};
+  for (int i = 0; i < 4; i++) {
+    cr_assert_eq(evoc("%s --help", cmds[i]), 0, "%s --help", cmds[i]);
+    char want[64];
+    snprintf(want, sizeof want, "usage: evoc %s", cmds[i]);
+    cr_assert(strstr(out_buf, want), "%s --help printed: %s", cmds[i], out_buf);
+  }
+  cr_assert_eq(evoc("frobnicate"), 2);
+  cr_assert(strstr(err_buf, "unknown subcommand 'frobnicate'"), "%s", err_buf);
+  cr_assert_eq(evoc(""), 2);
+  cr_assert_eq(evoc("run --frob %s/quick_pgpe.yaml", CFG), 2);
+  cr_assert(strstr(err_buf, "unknown option '--frob'"), "%s", err_buf);
+  cr_assert_eq(evoc("run"), 2);
+  cr_assert(strstr(err_buf, "missing CONFIG"), "%s", err_buf);
+  cr_assert_eq(evoc("run %s/quick_pgpe.yaml --set", CFG), 2);
+  cr_assert(strstr(err_buf, "--set needs a value"), "%s", err_buf);
+  cr_assert_eq(evoc("check a.yaml b.yaml"), 2);
+  cr_assert_eq(evoc("eval"), 2);
+  cr_assert_eq(evoc("eval %s --episodes zero", tmp), 2);
+  cr_assert_eq(evoc("list frobs"), 2);
+  cr_assert_eq(evoc("run %s/quick_pgpe.yaml --device cuda --out d", CFG), 2);
+  cr_assert(strstr(err_buf, "CUDA backend"), "%s", err_buf);
+  cr_assert_eq(evoc("train x.yaml"), 2);
+}
+
+Test(cli, list_shows_tasks_policies_algorithms_optimizers) {
+  cr_assert_eq(evoc("list"), 0);
+  const char *want[] = {"cartpole_swingup", "functions", "mnist", "mlp", "direct", "pgpe", "center_lr",
+                        "EvoJAX", "openes", "adam", "clipup"};
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++) cr_assert(strstr(out_buf, want[i]), "no '%s'", want[i]);
+  cr_assert_eq(evoc("list algos"), 0);
+  cr_assert(strstr(out_buf, "pgpe") && !strstr(out_buf, "cartpole_swingup"));
+}
+
+/* ---------------------------------------------------------------- check */
+
+Test(cli, check_accepts_every_example_config) {
+  DIR *d = opendir(CFG);
+  cr_assert_not_null(d);
+  struct dirent *de;
+  int n = 0;
+  while ((de = readdir(d))) {
+    const char *name = de->d_name;
+    size_t len = strlen(name);
+    if (len < 6 || strcmp(name + len - 5, ".yaml")) continue;
+    if (!strcmp(name, "mnist_pgpe.yaml")) continue; /* needs real MNIST data: tested below */
+    if (strstr(name, "mnist") && access("/usr/share/datasets/fashion-mnist", R_OK) != 0) continue;
+    char algo[64] = "";
+    if (sscanf(name, "quick_%63[a-z_].yaml", algo) == 1 && !evo_algo_find(algo)) continue; /* not landed yet */
+    int rc = evoc("check %s/%s", CFG, name);
+    cr_assert_eq(rc, 0, "%s: rc %d: %s", name, rc, err_buf);
+    n++;
+  }
+  closedir(d);
+  cr_assert_geq(n, 6);
+}
+
+static void check_fails(const char *name, const char *text, const char *msg) {
+  write_file(name, text);
+  int rc = evoc("check %s", name);
+  cr_assert_eq(rc, 2, "%s: rc %d, stderr: %s", name, rc, err_buf);
+  cr_assert(strstr(err_buf, msg), "%s: expected '%s' in: %s", name, msg, err_buf);
+}
+
+Test(cli, check_reports_config_errors_with_location) {
+  check_fails("a.yaml", "task: {name: functions}\nalgo:\n  name: pgpe\n  pop_sze: 10\n",
+              "a.yaml:4:3: unknown key 'pop_sze' in algo (did you mean 'pop_size'?)");
+  check_fails("b.yaml", "task: {name: functions}\nalgo:\n  name: pgpe\n  center_lrr: 0.1\n",
+              "b.yaml:4:3: unknown key 'center_lrr' in algo (did you mean 'center_lr'?)");
+  check_fails("c.yaml", "task: {name: functions}\nalgo:\n  name: pgep\n", "c.yaml:3:9: algo.name must be one of");
+  cr_assert(strstr(err_buf, "(did you mean 'pgpe'?)"), "%s", err_buf);
+  check_fails("d.yaml", "task: {name: functions}\nalgo: {name: pgpe}\ntrainer: {max_iter: ten}\n",
+              "d.yaml:3:21: trainer.max_iter must be an integer");
+  check_fails("e.yaml", "task: {name: functions}\nalgo: {name: pgpe}\ntrainr: {max_iter: 3}\n",
+              "e.yaml:3:1: unknown key 'trainr' at the top level (did you mean 'trainer'?)");
+  check_fails("f.yaml", "task: {name: functions\nalgo: [\n", "f.yaml:2:");
+  check_fails("g.yaml", "task: {name: functions}\nalgo:\n  name: pgpe\n  center_lr: -1\n",
+              "g.yaml:4:14: algo.center_lr must be a number in [0, 1000]");
+  check_fails("h.yaml", "task: {name: functions}\nalgoo: {name: pgpe}\n", "missing required key algo");
+  check_fails("i.yaml", "task: {name: functions, dimm: 3}\nalgo: {name: pgpe}\n", "i.yaml:1:25: unknown key 'dimm'");
+  check_fails("j.yaml", "task: {name: functions}\nalgo: {name: pgpe}\ndevice: cuda\n", "j.yaml:3:9: device cuda");
+  cr_assert(strstr(err_buf, "CUDA backend"), "%s", err_buf);
+  /* --set goes through the same validation */
+  write_file("ok.yaml", "task: {name: functions}\nalgo: {name: pgpe}\n");
+  cr_assert_eq(evoc("check ok.yaml"), 0, "%s", err_buf);
+  cr_assert_eq(evoc("check ok.yaml --set algo.pop_size=abc"), 2);
+  cr_assert(strstr(err_buf, "--set algo.pop_size: algo.pop_size must be an integer"), "%s", err_buf);
+  cr_assert_eq(evoc("check ok.yaml --set algo.stdev_lrr=1"), 2);
+  cr_assert(strstr(err_buf, "did you mean 'stdev_lr'?"), "%s", err_buf);
+  cr_assert_eq(evoc("check missing.yaml"), 2);
+  cr_assert(strstr(err_buf, "missing.yaml"), "%s", err_buf);
+  /* --print shows the resolved config with the defaults filled in */
+  cr_assert_eq(evoc("check ok.yaml --print"), 0);
+  cr_assert(strstr(out_buf, "checkpoint_interval: 100") && strstr(out_buf, "stdev_lr: 0.1"), "%s", out_buf);
+}
+
+Test(cli, missing_data_and_bad_plugin_name_the_path) {
+  cr_assert_eq(evoc("check %s/mnist_pgpe.yaml --set task.data_dir=/nonexistent/mnist_data", CFG), 2);
+  cr_assert(strstr(err_buf, "/nonexistent/mnist_data/train-images-idx3-ubyte"), "%s", err_buf);
+  cr_assert_eq(evoc("run %s/mnist_pgpe.yaml --set task.data_dir=/nonexistent/mnist_data --out r", CFG), 2);
+  cr_assert(!exists("r", "metrics.jsonl"));
+  check_fails("p.yaml", "task: {plugin: /nonexistent/libmytask.so}\nalgo: {name: pgpe}\n",
+              "p.yaml:1:16: task plugin '/nonexistent/libmytask.so' not found");
+}
+
+/* ---------------------------------------------------------------- runs */
+
+static const char *const run_files[] = {"config.yaml", "metrics.jsonl", "summary.json", "best.safetensors", NULL};
+
+static void check_run_folder(const char *dir, const char *algo, int iterations) {
+  for (int i = 0; run_files[i]; i++) cr_assert(exists(dir, run_files[i]), "%s/%s missing", dir, run_files[i]);
+  if (system("command -v gnuplot > /dev/null 2>&1") == 0)
+    cr_assert(exists(dir, "learning_curve.png"), "no learning curve although gnuplot is installed");
+  cJSON *s = read_json(dir, "summary.json");
+  const char *keys[] = {"task", "policy", "algo", "stopped_because"};
+  for (int i = 0; i < 4; i++) cr_assert(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(s, keys[i])), "%s", keys[i]);
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "algo")->valuestring, algo);
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "task")->valuestring, "functions");
+  cr_assert_eq(jnum(s, "iterations"), iterations);
+  cr_assert_gt(jnum(s, "evaluations"), 0);
+  cr_assert_geq(jnum(s, "wall_s"), 0);
+  cr_assert(isfinite(jnum(s, "best_train_fitness")) && isfinite(jnum(s, "test_score")));
+  cr_assert_geq(jnum(s, "best_test_score"), jnum(s, "test_score"));
+  cr_assert(isfinite(jnum(s, "best_objective")));
+  cr_assert(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(s, "reached_target")));
+  cJSON_Delete(s);
+  free(metrics_without_wall(dir)); /* every line valid JSON with the required keys */
+  /* the resolved config parses and shows defaults nobody wrote */
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s/config.yaml", tmp, dir);
+  evo_config *c;
+  cr_assert_eq(evo_config_load(path, &c), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_cfg *tr = evo_cfg_get(evo_config_root(c), "trainer");
+  cr_assert_not_null(evo_cfg_get(tr, "checkpoint_interval"));
+  evo_config_free(c);
+  /* best.safetensors: the policy's entries, readable by any safetensors reader */
+  snprintf(path, sizeof path, "%s/%s/best.safetensors", tmp, dir);
+  evo_st_reader *r;
+  cr_assert_eq(evo_st_open(path, &r), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_geq(evo_st_find(r, "x"), 0);
+  evo_st_close(r);
+  snprintf(path, sizeof path, "%s/%s/checkpoints", tmp, dir);
+  DIR *d = opendir(path);
+  cr_assert_not_null(d);
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) n += strstr(de->d_name, ".safetensors") != NULL;
+  closedir(d);
+  cr_assert_geq(n, 2);
+}
+
+Test(cli, quick_cmaes_run_writes_the_run_folder) {
+  if (!evo_algo_find("cmaes")) cr_skip_test("cmaes is not built into this evoc yet");
+  int rc = evoc("run %s/quick_cmaes.yaml --out r --quiet --set trainer.max_iter=60", CFG);
+  cr_assert_eq(rc, 0, "rc %d: %s", rc, err_buf);
+  check_run_folder("r", "cmaes", 60);
+  /* --quiet: stdout is JSON lines (metrics, then the summary) */
+  int lines = 0;
+  for (char *p = strtok(out_buf, "\n"); p; p = strtok(NULL, "\n"), lines++) {
+    cJSON *o = cJSON_Parse(p);
+    cr_assert_not_null(o, "not JSON: %s", p);
+    cJSON_Delete(o);
+  }
+  cr_assert_eq(lines, 6 + 1);
+}
+
+Test(cli, quick_pgpe_run_eval_and_reused_folder) {
+  int rc = evoc("run %s/quick_pgpe.yaml --out r --quiet --set trainer.max_iter=40 --set trainer.test_interval=20", CFG);
+  cr_assert_eq(rc, 0, "rc %d: %s", rc, err_buf);
+  check_run_folder("r", "pgpe", 40);
+  /* eval replays the run's test episodes: the best test score comes back exactly */
+  cJSON *s = read_json("r", "summary.json");
+  double best = jnum(s, "best_test_score");
+  cJSON_Delete(s);
+  cr_assert_eq(evoc("eval r --quiet"), 0, "%s", err_buf);
+  cJSON *e = cJSON_Parse(out_buf);
+  cr_assert_not_null(e, "%s", out_buf);
+  cr_assert_eq(jnum(e, "score"), best);
+  cr_assert_eq(jnum(e, "objective"), -best);
+  cJSON_Delete(e);
+  cr_assert_eq(evoc("eval r/best.safetensors --config %s/quick_pgpe.yaml --episodes 2", CFG), 0, "%s", err_buf);
+  cr_assert(strstr(out_buf, "test score"), "%s", out_buf);
+  cr_assert_eq(evoc("eval nowhere"), 2);
+  /* a fresh run into a folder that holds one is refused: nothing of the old run is touched */
+  long n0, n1;
+  char *before = file_bytes("r", "metrics.jsonl", &n0);
+  cr_assert_eq(evoc("run %s/quick_pgpe.yaml --out r", CFG), 2);
+  cr_assert(strstr(err_buf, "already holds a run"), "%s", err_buf);
+  char *after = file_bytes("r", "metrics.jsonl", &n1);
+  cr_assert(n0 == n1 && !memcmp(before, after, (size_t)n0));
+  free(before), free(after);
+}
+
+Test(cli, default_out_dir_is_runs_name_timestamp) {
+  cr_assert_eq(evoc("run %s/quick_pgpe.yaml --quiet --set trainer.max_iter=2", CFG), 0, "%s", err_buf);
+  char path[512];
+  snprintf(path, sizeof path, "%s/runs", tmp);
+  DIR *d = opendir(path);
+  cr_assert_not_null(d, "no runs/ folder");
+  struct dirent *de;
+  int n = 0;
+  while ((de = readdir(d)))
+    if (!strncmp(de->d_name, "quick_pgpe-", 11)) n++;
+  closedir(d);
+  cr_assert_eq(n, 1);
+}
+
+Test(cli, unwritable_out_fails_before_running) {
+  write_file("plain_file", "x");
+  int rc = evoc("run %s/quick_pgpe.yaml --out plain_file/run", CFG);
+  cr_assert_eq(rc, 2, "rc %d: %s", rc, err_buf);
+  cr_assert(strstr(err_buf, "plain_file"), "%s", err_buf);
+  cr_assert(!strstr(out_buf, "iter"), "it ran: %s", out_buf);
+}
+
+/* N iterations, then --resume to 2N, equals 2N at once: same best.safetensors bytes, same metrics (but wall_s),
+   same final algorithm state. */
+static void resume_matches_in(const char *full, const char *half, const char *cfg, const char *sets, int n) {
+  int rc = evoc("run %s --out %s --quiet %s --set trainer.max_iter=%d", cfg, full, sets, 2 * n);
+  cr_assert_eq(rc, 0, "%s: %s", cfg, err_buf);
+  rc = evoc("run %s --out %s --quiet %s --set trainer.max_iter=%d", cfg, half, sets, n);
+  cr_assert_eq(rc, 0, "%s: %s", cfg, err_buf);
+  rc = evoc("run --resume %s --quiet --set trainer.max_iter=%d", half, 2 * n);
+  cr_assert_eq(rc, 0, "%s: %s", cfg, err_buf);
+  same_file(full, half, "best.safetensors");
+  char *a = metrics_without_wall(full), *b = metrics_without_wall(half);
+  cr_assert_str_eq(a, b, "%s: metrics differ", cfg);
+  free(a), free(b);
+  char ck[128];
+  snprintf(ck, sizeof ck, "checkpoints/iter_%09d.algo.safetensors", 2 * n);
+  same_file(full, half, ck);
+  cJSON *s = read_json(half, "summary.json");
+  cr_assert_eq(jnum(s, "iterations"), 2 * n);
+  cJSON_Delete(s);
+}
+
+static void resume_matches(const char *cfg, const char *sets, int n) { resume_matches_in("full", "half", cfg, sets, n); }
+
+Test(cli, resume_is_bit_identical_functions) {
+  resume_matches(CFG "/quick_pgpe.yaml", "--set trainer.test_interval=10 --set trainer.target_objective=0", 30);
+}
+
+Test(cli, resume_is_bit_identical_policy_with_normalizer) {
+  resume_matches(CFG "/cartpole_swingup_easy_pgpe.yaml",
+                 "--set algo.pop_size=8 --set trainer.n_repeats=2 --set task.max_steps=40 --set trainer.log_interval=2 "
+                 "--set trainer.test_interval=2 --set trainer.n_evaluations=3 --set trainer.normalize_obs=true",
+                 2);
+  /* eval of the run folder uses the normaliser saved with the parameters */
+  cJSON *s = read_json("half", "summary.json");
+  double best = jnum(s, "best_test_score");
+  cJSON_Delete(s);
+  cr_assert_eq(evoc("eval half --quiet"), 0, "%s", err_buf);
+  cJSON *e = cJSON_Parse(out_buf);
+  cr_assert_not_null(e, "%s", out_buf);
+  cr_assert_eq(jnum(e, "score"), best);
+  cJSON_Delete(e);
+}
+
+/* Every algorithm's state (evo_algo_save/load) through the trainer: its quick config, 8 + 8 vs 16 iterations. */
+Test(cli, resume_is_bit_identical_every_algorithm) {
+  int n = 0;
+  for (int i = 0; i < evo_algo_count(); i++) {
+    const char *name = evo_algo_info_at(i)->name;
+    char cfg[512], full[128], half[128];
+    snprintf(cfg, sizeof cfg, "%s/quick_%s.yaml", CFG, name);
+    cr_assert_eq(access(cfg, R_OK), 0, "no example config %s for algorithm %s", cfg, name);
+    snprintf(full, sizeof full, "full_%s", name);
+    snprintf(half, sizeof half, "half_%s", name);
+    resume_matches_in(full, half, cfg,
+                      "--set trainer.log_interval=4 --set trainer.test_interval=8 --set trainer.target_objective=0", 8);
+    n++;
+  }
+  cr_assert_geq(n, 3);
+}
+
+Test(cli, nan_policy_is_reported_and_the_run_completes) {
+  int rc = evoc("run %s/cartpole_balance_pgpe.yaml --out n --quiet --set algo.x0=.inf --set algo.pop_size=4 "
+                "--set trainer.max_iter=4 --set trainer.test_interval=2 --set trainer.log_interval=2 "
+                "--set trainer.n_repeats=1 --set task.max_steps=20", CFG);
+  cr_assert_eq(rc, 0, "%s", err_buf);
+  cr_assert(strstr(err_buf, "4 of 4 members had non-finite"), "%s", err_buf);
+  free(metrics_without_wall("n"));
+  cJSON *s = read_json("n", "summary.json");
+  cr_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(s, "test_score")));
+  cJSON_Delete(s);
+  cr_assert_eq(evoc("eval n"), 2);
+  cr_assert(strstr(err_buf, "best.safetensors"), "%s", err_buf);
+}
+
+Test(cli, resume_needs_a_checkpoint) {
+  cr_assert_eq(evoc("run --resume nowhere"), 2);
+  cr_assert(strstr(err_buf, "nowhere"), "%s", err_buf);
+}
+
+Test(cli, sigint_writes_a_checkpoint_and_exits_130) {
+  char dir[300], o[300];
+  snprintf(dir, sizeof dir, "%s/s", tmp);
+  snprintf(o, sizeof o, "%s/sig_out.txt", tmp);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    FILE *f = freopen(o, "w", stdout);
+    FILE *g = freopen("/dev/null", "w", stderr);
+    (void)f, (void)g;
+    execl(EVOC_CLI_PATH, "evoc", "run", CFG "/quick_pgpe.yaml", "--out", dir, "--quiet", "--set",
+          "trainer.max_iter=100000000", "--set", "trainer.target_objective=0", "--set", "task.dim=100", (char *)NULL);
+    _exit(127);
+  }
+  char metrics[400];
+  snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
+  struct timespec ts = {0, 20 * 1000 * 1000};
+  for (int i = 0; i < 1000 && access(metrics, R_OK) != 0; i++) nanosleep(&ts, NULL);
+  cr_assert_eq(access(metrics, R_OK), 0, "the run did not start");
+  nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL);
+  cr_assert_eq(kill(pid, SIGINT), 0);
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status), "killed by a signal");
+  cr_assert_eq(WEXITSTATUS(status), 130);
+  cJSON *s = read_json("s", "summary.json");
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "stopped_because")->valuestring, "interrupted");
+  int iters = (int)jnum(s, "iterations");
+  cJSON_Delete(s);
+  cr_assert_gt(iters, 0);
+  /* the checkpoint loads: resume for 5 more iterations */
+  int rc = evoc("run --resume s --quiet --set trainer.max_iter=%d", iters + 5);
+  cr_assert_eq(rc, 0, "%s", err_buf);
+  s = read_json("s", "summary.json");
+  cr_assert_eq(jnum(s, "iterations"), iters + 5);
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "stopped_because")->valuestring, "max_iter");
+  cJSON_Delete(s);
+}

@@ -1,0 +1,272 @@
+/* The trainer as a library: stop conditions (max_iter, target, budgets, interrupt), the algo section mapped onto
+   the algorithm's option table, defaults recorded in the resolved config, direct and policy evaluation, the summary,
+   the progress callback, and the run-folder helpers (atomic writes, fsync'd appends, truncation, names). */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "evoc/algo.h"
+#include "evoc/config.h"
+#include "evoc/run.h"
+#include "evoc/trainer.h"
+
+static evo_config *parse(const char *text) {
+  evo_config *c = NULL;
+  cr_assert_eq(evo_config_parse(text, "t.yaml", &c), EVO_STATUS_OK, "%s", evo_last_error());
+  return c;
+}
+
+static evo_trainer *trainer(evo_config *c, const evo_trainer_params *p) {
+  evo_trainer *t = NULL;
+  evo_status st = evo_trainer_new(c, p, &t);
+  cr_assert_eq(st, EVO_STATUS_OK, "%s", evo_last_error());
+  return t;
+}
+
+static char *written(const evo_config *c) {
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&buf, &n);
+  cr_assert_eq(evo_config_write(c, f), EVO_STATUS_OK);
+  fclose(f);
+  return buf;
+}
+
+#define SPHERE "seed: 3\ntask: {name: functions, function: sphere, dim: 4}\n"
+
+Test(trainer, sphere_reaches_its_target_and_stops) {
+  evo_config *c = parse(SPHERE "algo: {name: pgpe, pop_size: 16, init_stdev: 1, x0: 2, optimizer: 1, center_lr: 0.1,"
+                               " stdev_lr: 0.2}\ntrainer: {max_iter: 2000, test_interval: 25, n_evaluations: 1,"
+                               " target_objective: 1.0e-4}\n");
+  evo_trainer *t = trainer(c, NULL);
+  cr_assert_eq(evo_trainer_num_params(t), 4);
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_summary s;
+  evo_trainer_summary_get(t, &s);
+  cr_assert_eq(s.stopped_because, EVO_TRAINER_TARGET);
+  cr_assert(s.is_objective && s.reached_target);
+  cr_assert_leq(s.best_objective, 1e-4);
+  cr_assert_lt(s.iterations, 2000);
+  cr_assert_eq(s.evaluations, 16 * s.iterations);
+  cr_assert_str_eq(s.task, "functions");
+  cr_assert_str_eq(s.policy, "direct");
+  cr_assert_str_eq(s.algo, "pgpe");
+  /* the objective is -fitness; the best objective is at least as good as any test */
+  cr_assert_leq(s.best_objective, -s.best_test_score);
+  cr_assert_geq(s.best_test_score, s.test_score);
+  evo_trainer_free(t);
+  evo_config_free(c);
+}
+
+typedef struct {
+  int calls, tested, logged;
+  int64_t last_iter;
+  volatile sig_atomic_t *flag;
+  int raise_at;
+} progress_log;
+
+static void on_progress(const evo_trainer_progress *p, void *user) {
+  progress_log *l = user;
+  l->calls++;
+  cr_assert_eq(p->iteration, l->last_iter + 1);
+  l->last_iter = p->iteration;
+  l->tested += p->tested;
+  cr_assert_eq(p->tested, !isnan(p->test));
+  l->logged += p->metrics_line != NULL;
+  if (p->metrics_line) cr_assert(strstr(p->metrics_line, "\"iter\":"), "%s", p->metrics_line);
+  if (l->flag && p->iteration == l->raise_at) *l->flag = 1;
+}
+
+Test(trainer, intervals_and_progress) {
+  evo_config *c = parse(SPHERE "algo: {name: openes, pop_size: 8}\n"
+                               "trainer: {max_iter: 25, log_interval: 5, test_interval: 10, n_evaluations: 2}\n");
+  progress_log l = {0};
+  evo_trainer_params p = evo_trainer_default_params();
+  p.progress = on_progress;
+  p.user = &l;
+  evo_trainer *t = trainer(c, &p);
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(l.calls, 25);
+  cr_assert_eq(l.tested, 3);  /* 10, 20 and the last (25) */
+  cr_assert_eq(l.logged, 5);  /* 5, 10, 15, 20, 25 */
+  evo_trainer_summary s;
+  evo_trainer_summary_get(t, &s);
+  cr_assert_eq(s.stopped_because, EVO_TRAINER_MAX_ITER);
+  cr_assert_eq(s.iterations, 25);
+  evo_trainer_free(t);
+  evo_config_free(c);
+}
+
+Test(trainer, interrupt_flag_stops_without_a_final_test) {
+  evo_config *c = parse(SPHERE "algo: {name: pgpe, pop_size: 8}\ntrainer: {max_iter: 1000, test_interval: 100}\n");
+  volatile sig_atomic_t flag = 0;
+  progress_log l = {.flag = &flag, .raise_at = 7};
+  evo_trainer_params p = evo_trainer_default_params();
+  p.progress = on_progress;
+  p.user = &l;
+  p.interrupt = &flag;
+  evo_trainer *t = trainer(c, &p);
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_summary s;
+  evo_trainer_summary_get(t, &s);
+  cr_assert_eq(s.stopped_because, EVO_TRAINER_INTERRUPTED);
+  cr_assert_eq(s.iterations, 8); /* the flag is polled after each iteration */
+  cr_assert_eq(l.tested, 0);
+  cr_assert(isnan(s.test_score));
+  evo_trainer_free(t);
+  evo_config_free(c);
+}
+
+Test(trainer, budgets_and_target_score) {
+  evo_config *c = parse(SPHERE "algo: {name: pgpe, pop_size: 10}\ntrainer: {max_iter: 1000, max_evals: 95}\n");
+  evo_trainer *t = trainer(c, NULL);
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_summary s;
+  evo_trainer_summary_get(t, &s);
+  cr_assert_eq(s.stopped_because, EVO_TRAINER_MAX_EVALS);
+  cr_assert_eq(s.evaluations, 100);
+  evo_trainer_free(t);
+  evo_config_free(c);
+  /* target_score compares test scores (here -f, so >= -1000 holds at the first test) */
+  c = parse(SPHERE "algo: {name: pgpe, pop_size: 10}\ntrainer: {max_iter: 1000, test_interval: 3,"
+                   " target_score: -1000, n_evaluations: 1}\n");
+  t = trainer(c, NULL);
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_summary_get(t, &s);
+  cr_assert_eq(s.stopped_because, EVO_TRAINER_TARGET);
+  cr_assert_eq(s.iterations, 3);
+  evo_trainer_free(t);
+  evo_config_free(c);
+  c = parse(SPHERE "algo: {name: pgpe, pop_size: 10}\ntrainer: {max_iter: 100000000, max_seconds: 0.2}\n");
+  t = trainer(c, NULL);
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_summary_get(t, &s);
+  cr_assert_eq(s.stopped_because, EVO_TRAINER_MAX_SECONDS);
+  cr_assert_geq(s.wall_s, 0.2);
+  evo_trainer_free(t);
+  evo_config_free(c);
+}
+
+Test(trainer, algo_options_and_defaults_are_recorded) {
+  evo_config *c = parse(SPHERE "algo: {name: pgpe, center_lr: 0.07}\n");
+  evo_trainer *t = trainer(c, NULL);
+  char *text = written(c);
+  /* every option of the table with its value, the chosen population, and the trainer's defaults */
+  const char *want[] = {"center_lr: 0.07", "stdev_lr: 0.1", "max_speed: 0.15", "pop_size: 16", "max_iter: 1000",
+                        "n_repeats: 1", "name: direct", "device: auto", "target_objective: 1e-08"};
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++) cr_assert(strstr(text, want[i]), "no '%s' in:\n%s", want[i], text);
+  free(text);
+  evo_trainer_free(t);
+  evo_config_free(c);
+}
+
+static void new_fails(const char *text, const char *msg) {
+  evo_config *c = parse(text);
+  evo_trainer *t = (evo_trainer *)1;
+  cr_assert_neq(evo_trainer_new(c, NULL, &t), EVO_STATUS_OK, "accepted:\n%s", text);
+  cr_assert_null(t);
+  cr_assert(strstr(evo_last_error(), msg), "expected '%s', got '%s'", msg, evo_last_error());
+  evo_config_free(c);
+}
+
+Test(trainer, config_errors) {
+  new_fails(SPHERE "algo: {name: pgpe, centre_lr: 1}\n", "t.yaml:3:20: unknown key 'centre_lr' in algo (did you mean "
+                                                         "'center_lr'?)");
+  new_fails(SPHERE "algo: {name: pgpe, x0: [1, 2]}\n", "algo.x0 must be a number or a list of 4 numbers");
+  new_fails(SPHERE "algo: {name: pgpe, x0: policy_init}\n", "policy_init needs a policy");
+  new_fails(SPHERE "algo: {pop_size: 4}\n", "missing required key algo.name");
+  new_fails("algo: {name: pgpe}\n", "missing required key task");
+  new_fails(SPHERE "algo: {name: pgpe}\npolicy: {name: direct, hidden: [3]}\n", "unknown key 'hidden' in policy");
+  new_fails(SPHERE "algo: {name: pgpe}\ntrainer: {normalize_obs: true}\n", "normalize_obs needs a policy");
+  new_fails(SPHERE "algo: {name: pgpe}\ndevice: gpu\n", "t.yaml:4:9: device must be one of");
+  new_fails(SPHERE "algo: {name: pgpe}\ntrainer: {target_objective: -1}\n", "trainer.target_objective must be");
+  new_fails("task: {name: cartpole_balance}\nalgo: {name: pgpe}\ntrainer: {target_objective: 1}\n",
+            "unknown key 'target_objective' in trainer");
+  new_fails("task: {name: cartpole_balance}\npolicy: {name: direct}\nalgo: {name: pgpe}\n",
+            "policy direct needs a task with continuous actions");
+}
+
+Test(trainer, policy_task_with_policy_init_and_eval) {
+  evo_config *c = parse("seed: 1\ntask: {name: cartpole_balance, max_steps: 30}\npolicy: {name: mlp, hidden: [4]}\n"
+                        "algo: {name: pgpe, pop_size: 6, x0: policy_init}\n"
+                        "trainer: {max_iter: 3, test_interval: 3, n_evaluations: 4, n_repeats: 2}\n");
+  evo_trainer *t = trainer(c, NULL);
+  cr_assert_eq(evo_trainer_num_params(t), 4 * 4 + 4 + 4 * 2 + 2);
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_summary s;
+  evo_trainer_summary_get(t, &s);
+  cr_assert_str_eq(s.policy, "mlp");
+  cr_assert(!s.is_objective);
+  cr_assert_eq(s.evaluations, 3 * 6 * 2);
+  cr_assert(s.test_score >= 1 && s.test_score <= 30, "score %g", s.test_score);
+  cr_assert_eq(evo_trainer_eval(t, "/nonexistent/best.safetensors", 2, &(double){0}), EVO_STATUS_IO);
+  cr_assert(strstr(evo_last_error(), "/nonexistent/best.safetensors"), "%s", evo_last_error());
+  evo_trainer_free(t);
+  evo_config_free(c);
+}
+
+static void archive_progress(const evo_trainer_progress *p, void *user) {
+  int *seen = user;
+  if (p->metrics_line && strstr(p->metrics_line, "\"coverage\":") && strstr(p->metrics_line, "\"qd_score\":"))
+    (*seen)++;
+}
+
+Test(trainer, map_elites_gets_descriptors_from_the_task) {
+  if (!evo_algo_find("map_elites")) cr_skip_test("map_elites is not built in");
+  evo_config *c = parse(SPHERE "algo: {name: map_elites, pop_size: 16, init_stdev: 0.3, bd_dim: 2, cells_per_dim: 5,"
+                               " bd_lo: -2, bd_hi: 2}\ntrainer: {max_iter: 10, log_interval: 5, n_evaluations: 1}\n");
+  int seen = 0;
+  evo_trainer_params p = evo_trainer_default_params();
+  p.progress = archive_progress;
+  p.user = &seen;
+  evo_trainer *t = trainer(c, &p);
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(seen, 2);
+  evo_trainer_free(t);
+  evo_config_free(c);
+  new_fails(SPHERE "algo: {name: map_elites, bd_dim: 3}\n", "provides 2");
+  new_fails("task: {name: cartpole_swingup}\nalgo: {name: map_elites}\n", "only policy direct collects");
+}
+
+/* ---------------------------------------------------------------- run folder helpers */
+
+Test(run_dir, atomic_write_append_truncate) {
+  char dir[] = "/tmp/evoc_run_XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char sub[128], path[256];
+  snprintf(sub, sizeof sub, "%s/a/b", dir);
+  cr_assert_eq(evo_run_dir_prepare(sub), EVO_STATUS_OK, "%s", evo_last_error());
+  snprintf(path, sizeof path, "%s/checkpoints", sub);
+  cr_assert(evo_run_file_exists(path));
+  snprintf(path, sizeof path, "%s/f.txt", sub);
+  cr_assert_eq(evo_run_file_size(path), -1);
+  cr_assert_eq(evo_run_write_atomic(path, "hello", 5), EVO_STATUS_OK);
+  cr_assert_eq(evo_run_write_atomic(path, "hi", 2), EVO_STATUS_OK);
+  cr_assert_eq(evo_run_file_size(path), 2);
+  cr_assert_eq(evo_run_append(path, "\nline\n"), EVO_STATUS_OK);
+  cr_assert_eq(evo_run_file_size(path), 8);
+  cr_assert_eq(evo_run_truncate(path, 3), EVO_STATUS_OK);
+  cr_assert_eq(evo_run_file_size(path), 3);
+  cr_assert_eq(evo_run_truncate(path, 10), EVO_STATUS_FORMAT); /* a checkpoint expecting more than is there */
+  /* no temp files left behind */
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s | grep tmp)\"", sub);
+  cr_assert_eq(system(cmd), 0);
+  /* a folder under a regular file cannot be made */
+  snprintf(path, sizeof path, "%s/f.txt/run", sub);
+  cr_assert_eq(evo_run_dir_prepare(path), EVO_STATUS_IO);
+  cr_assert(strstr(evo_last_error(), "f.txt"), "%s", evo_last_error());
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+Test(run_dir, default_name) {
+  char buf[256];
+  cr_assert_eq(evo_run_default_dir("configs/quick_pgpe.yaml", buf, sizeof buf), EVO_STATUS_OK);
+  cr_assert_eq(strncmp(buf, "runs/quick_pgpe-", 16), 0, "%s", buf);
+  cr_assert_eq(strlen(buf), strlen("runs/quick_pgpe-20240101-120000"), "%s", buf);
+  cr_assert_eq(evo_run_default_dir("x", buf, 8), EVO_STATUS_INVALID_ARGUMENT);
+}
