@@ -74,8 +74,18 @@ double evo_algo_opt(const evo_algo *a, const char *key);
 /* Grows fit_buf when a restart enlarges the population. */
 evo_status evo_algo_set_pop(evo_algo *a, int pop);
 
+/* The strategies' noise stream (algos/normals.c): element j of key's standard normal vector. Philox block b of key
+   (core/rng_math.h, the blocks of evo_rng_fill_normal) gives elements 4b .. 4b+3: Box-Muller with both branches on
+   its word pairs (w0, w1) and (w2, w3) (algos/normal_math.h). Four normals per block and vectorised math: several
+   times faster than evo_rng_fill_normal's stream (two per block, libm), which it does not reproduce. Any range
+   gives the same bits for the same elements. */
+#define EVO_NORMAL_GROUP 64 /* elements generated together (a multiple of 4) */
+void evo_algo_normals(evo_key key, int64_t i0, int64_t i1, float *out); /* elements [i0, i1) into out[0, i1-i0) */
+void evo_algo_normals_f64(evo_key key, int64_t n, double *out);          /* elements [0, n) as double */
+
 /* Shared fitness shaping (algos/shaping.c); `f` larger is better, -INFINITY allowed. All write n values. */
-/* Centered ranks in [-0.5, 0.5]: worst -> -0.5, best -> 0.5 (OpenAI-ES, EvoJAX); ties broken by index. */
+/* Centered ranks in [-0.5, 0.5]: worst -> -0.5, best -> 0.5 (OpenAI-ES, EvoJAX); equal values share the mean of
+   their ranks (EvoJAX breaks ties by index instead), so all-equal fitness gives zeros. */
 void evo_shape_centered_ranks(const float *f, int n, double *out);
 /* z-score; constant fitness gives zeros. */
 void evo_shape_zscore(const float *f, int n, double *out);
@@ -96,6 +106,8 @@ double evo_algo_weight_decay(const evo_algo *a, const float *params, int64_t n);
    gradient (descent direction), as OpenAI-ES's optimizer.update(-g + l2coeff * theta). Not the same scale as the
    fitness form: a strategy uses one form and documents which. */
 void evo_algo_weight_decay_grad(const evo_algo *a, const float *theta, int64_t n, float *grad);
+/* The same on a double gradient (strategies that step without an optimizer, as ARS). */
+void evo_algo_weight_decay_grad64(const evo_algo *a, const float *theta, int64_t n, double *grad);
 
 /* Registry of built-in strategies (algos/registry.c). */
 extern const evo_algo_vtable evo_es_pgpe, evo_es_openes, evo_es_cmaes, evo_es_sep_cmaes, evo_es_ars, evo_es_snes,

@@ -46,8 +46,14 @@ void evo_shape_centered_ranks(const float *f, int n, double *out) {
     return;
   }
   evo_shape_argsort_desc(f, n, order);
-  /* order[k] has rank n-1-k counting from the worst (0) to the best (n-1). */
-  for (int k = 0; k < n; k++) out[order[k]] = (double)(n - 1 - k) / (double)(n - 1) - 0.5;
+  /* order[k] has rank n-1-k counting from the worst (0) to the best (n-1); a run of equal values [k0, k1) shares
+     the mean of its ranks (scipy rankdata "average"), so the result never depends on member order and a flat
+     fitness gives all zeros (no spurious gradient from index order). */
+  for (int k0 = 0, k1; k0 < n; k0 = k1) {
+    for (k1 = k0 + 1; k1 < n && f[order[k1]] == f[order[k0]]; k1++) {}
+    const double v = ((double)(n - 1) - 0.5 * (k0 + k1 - 1)) / (double)(n - 1) - 0.5;
+    for (int k = k0; k < k1; k++) out[order[k]] = v;
+  }
   if (order != stack_order) free(order);
 }
 

@@ -2,8 +2,9 @@
    with EVO_WEIGHT_DECAY_OPTION):
    - fitness form, for selection-based strategies (SimpleGA, MAP-Elites) that have no gradient: f -= c mean(x^2),
      estool es.py compute_weight_decay, which its OpenES, PEPG and SimpleGA add to the rewards before ranking;
-   - gradient form, for strategies that step a mean with an optimizer: grad += c theta on the loss gradient, as the
-     OpenAI evolution-strategies-starter's optimizer.update(-g + l2coeff * theta).
+   - gradient form, for strategies that step a mean along a gradient estimate (PGPE, OpenES, ARS): grad += c theta
+     on the loss gradient, as the OpenAI evolution-strategies-starter's optimizer.update(-g + l2coeff * theta); on
+     a flat fitness the mean then follows the strategy's optimizer on the loss c ||theta||^2 / 2.
    Sums run in double, in index order, so the result does not depend on the thread count. */
 #include <string.h>
 #include "algo_impl.h"
@@ -26,4 +27,10 @@ void evo_algo_weight_decay_grad(const evo_algo *a, const float *theta, int64_t n
   const double c = evo_algo_weight_decay_coef(a);
   if (c == 0) return;
   for (int64_t i = 0; i < n; i++) grad[i] = (float)(grad[i] + c * theta[i]);
+}
+
+void evo_algo_weight_decay_grad64(const evo_algo *a, const float *theta, int64_t n, double *grad) {
+  const double c = evo_algo_weight_decay_coef(a);
+  if (c == 0) return;
+  for (int64_t i = 0; i < n; i++) grad[i] += c * theta[i];
 }

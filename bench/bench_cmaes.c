@@ -1,13 +1,16 @@
-/* ask + tell time per generation of CMA-ES (full covariance, n = 100 and 1,000) and sep-CMA-ES (n = 10,000);
-   peers: bench/cma_peers.py (pycma, evosax) with the same n, lambda, x0, sigma0, objective and generation counts.
+/* ask + tell time per generation of CMA-ES (full covariance, n = 100 and 1,000), sep-CMA-ES (n = 10,000), LM-MA-ES
+   (n = 10,000 and 1,000,000) and PGPE (n = 1,000,000); peers: bench/cma_peers.py (pycma for the CMA rows, evosax
+   for all) with the same n, population, x0, sigma0, objective and generation counts.
 
-   Method: x0 = 0.5 (all coordinates), sigma0 = 0.5, default lambda = 4 + floor(3 ln n), sphere objective evaluated
-   outside the timed region. `warmup` untimed generations (one eigendecomposition period), then `gens` timed
-   generations; each generation times evo_algo_ask (whole population) + evo_algo_tell with clock_gettime. We
-   report the mean (which includes the eigendecompositions, amortised over a whole number of periods) and the
-   median per generation (a generation without one), plus the mean of ask and tell alone.
+   Method: x0 = 0.5 (all coordinates), sigma0 = 0.5, default lambda = 4 + floor(3 ln n) (PGPE: pop 2 (4 + floor(3 ln
+   n)), its default), sphere objective evaluated outside the timed region. `warmup` untimed generations (see the
+   cases below), then `gens` timed generations; each generation times evo_algo_ask (whole population) + evo_algo_tell
+   with clock_gettime. We report the mean (which includes the eigendecompositions, amortised over a whole number of
+   periods) and the median per generation (a generation without one), plus the mean of ask and tell alone.
 
-   usage: bench_cmaes [--quick] [--csv] [--threads N]
+   usage: bench_cmaes [--quick] [--csv] [--threads N] [--case ALGO:N]...
+     --case ALGO:N  run only this row (repeatable); bench/cma_peers.py runs each row just before its peers, so a
+                    change in the load of a shared machine hits both sides of a row alike
      --threads N  OpenMP threads, which the openmp build of OpenBLAS follows too (default: OMP_NUM_THREADS or all
                   cores); the peers use one BLAS thread, so compare against --threads 1. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
@@ -46,7 +49,8 @@ typedef struct {
 } bench_case;
 
 int main(int argc, char **argv) {
-  int quick = 0, csv = 0, threads = 0;
+  int quick = 0, csv = 0, threads = 0, n_sel = 0;
+  const char *sel[16];
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick"))
       quick = 1;
@@ -54,8 +58,10 @@ int main(int argc, char **argv) {
       csv = 1;
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--case") && i + 1 < argc && n_sel < 16)
+      sel[n_sel++] = argv[++i];
     else {
-      fprintf(stderr, "usage: %s [--quick] [--csv] [--threads N]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--quick] [--csv] [--threads N] [--case ALGO:N]...\n", argv[0]);
       return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
     }
   }
@@ -66,9 +72,12 @@ int main(int argc, char **argv) {
   int nthreads = 1;
   (void)threads;
 #endif
-  /* warmup = one eigendecomposition period (1 at n = 100, 8 at n = 1000); gens = whole periods. */
-  static const bench_case cases[] = {
-      {"cmaes", 100, 1, 400, 100}, {"cmaes", 1000, 8, 96, 32}, {"sep_cmaes", 10000, 1, 200, 50}};
+  /* warmup: CMA-ES one eigendecomposition period (1 at n = 100, 8 at n = 1000; gens = whole periods); LM-MA-ES at
+     n = 10,000 its m = 31 generations, after which every member goes through all m direction vectors (at
+     n = 1,000,000 the rows time generations 2-11, which use only that many of the m = 45 vectors). */
+  static const bench_case cases[] = {{"cmaes", 100, 1, 400, 100},    {"cmaes", 1000, 8, 96, 32},
+                                     {"sep_cmaes", 10000, 1, 200, 50}, {"lmmaes", 10000, 32, 100, 20},
+                                     {"lmmaes", 1000000, 1, 10, 3},    {"pgpe", 1000000, 1, 10, 3}};
   evo_backend_params bp = evo_backend_default_params();
   evo_backend *be = evo_backend_cpu_new(&bp);
   if (!be) die("backend");
@@ -79,6 +88,11 @@ int main(int argc, char **argv) {
   }
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     const bench_case *k = &cases[c];
+    char name[64];
+    snprintf(name, sizeof name, "%s:%lld", k->algo, (long long)k->n);
+    int wanted = n_sel == 0;
+    for (int s = 0; s < n_sel; s++) wanted |= !strcmp(sel[s], name);
+    if (!wanted) continue;
     const int64_t n = k->n;
     const int gens = quick ? k->quick_gens : k->gens;
     float *x0 = malloc(sizeof(float) * (size_t)n);

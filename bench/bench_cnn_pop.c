@@ -14,7 +14,7 @@
  *     flop  = P * B * 1,583,680;  P = 64, B = 1024: 103.79 GFLOP per call.
  * The same formula is used by bench/jax_peers.py (jax.jit(jax.vmap(convnet, in_axes=(0, None)))).
  *
- * Usage: bench_cnn_pop [--quick] [--csv] [--runs N] [--warmup N] [--threads N]
+ * Usage: bench_cnn_pop [--quick] [--csv] [--runs N] [--warmup N] [--threads N] [--device cpu|cuda]
  *        (--quick: fewer runs; the shape stays P = 64 x 1024 so the numbers are comparable)
  */
 #include "bench_util.h"
@@ -55,7 +55,11 @@ static evo_graph *cnn_member(int64_t batch) {
 int main(int argc, char **argv) {
   bench_opts o = bench_parse(argc, argv);
   evo_backend *be = bench_backend(&o);
-  bench_header(&o, "population CNN forward (EvoJAX ConvNet, 11,274 params): vmap over params, images shared");
+  char title[128];
+  snprintf(title, sizeof title,
+           "population CNN forward (EvoJAX ConvNet, 11,274 params): vmap over params, images shared%s%s",
+           evo_backend_is_host(be) ? "" : ", ", evo_backend_is_host(be) ? "" : bench_device_label(be));
+  bench_header(&o, title);
 
   evo_graph *member = cnn_member(BATCH);
   int in_axes[7] = {0, 0, 0, 0, 0, 0, EVO_VMAP_NONE};

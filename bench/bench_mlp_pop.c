@@ -10,7 +10,7 @@
  *     P = 1024: 146.8 MFLOP; P = 4096: 587.2 MFLOP; P = 16384: 2348.8 MFLOP.
  * The same formula is used by bench/jax_peers.py (jax.jit(jax.vmap(mlp, in_axes=(0, None)))).
  *
- * Usage: bench_mlp_pop [--quick] [--csv] [--runs N] [--warmup N] [--threads N]
+ * Usage: bench_mlp_pop [--quick] [--csv] [--runs N] [--warmup N] [--threads N] [--device cpu|cuda]
  */
 #include "bench_util.h"
 
@@ -79,7 +79,10 @@ int main(int argc, char **argv) {
   bench_opts o = bench_parse(argc, argv);
   evo_backend *be = bench_backend(&o);
   evo_graph *member = mlp_member();
-  bench_header(&o, "population MLP forward: vmap over params, jit (evo_plan_run), CPU backend");
+  char title[128];
+  snprintf(title, sizeof title, "population MLP forward: vmap over params, jit (evo_plan_run), %s",
+           bench_device_label(be));
+  bench_header(&o, title);
   const int64_t pops[3] = {1024, 4096, 16384};
   int n_pops = o.quick ? 1 : 3;
   for (int i = 0; i < n_pops; i++) {

@@ -11,7 +11,11 @@
  * EvoJAX's SimManager always runs max_steps on CPU), plus the steps the sim actually stepped (alive episodes).
  * bench/evojax_peers.py times the same workload with EvoJAX's SimManager.eval_params.
  *
- * Usage: bench_sim_cartpole [--quick] [--csv] [--runs N] [--warmup N] [--threads N] [--hard] [--profile]
+ * Usage: bench_sim_cartpole [--quick] [--csv] [--runs N] [--warmup N] [--threads N] [--device D]
+ *                           [--task-threads N] [--hard] [--profile]
+ *        --device cuda: CartPole steps on the GPU and the simulation's loop stays on the device (sim.h);
+ *        --threads N: the CPU backend's OpenMP threads (policy forward); --task-threads N: the simulation's task
+ *        threads (evo_sim_params.task_threads; default 0 = the number of cores);
  *        --profile: also time the phases of one generation (policy forward, task step, the sim's own loop) by
  *        running them separately on the same shapes.
  */
@@ -68,11 +72,12 @@ static void profile(evo_backend *be, evo_task *task, const evo_policy *pol, cons
 }
 
 int main(int argc, char **argv) {
-  int hard = 0, prof = 0;
+  int hard = 0, prof = 0, task_threads = 0;
   int argc2 = 1; /* strip our own flags before bench_parse */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--hard")) hard = 1;
     else if (!strcmp(argv[i], "--profile")) prof = 1;
+    else if (!strcmp(argv[i], "--task-threads") && i + 1 < argc) task_threads = atoi(argv[++i]);
     else argv[argc2++] = argv[i];
   }
   bench_opts o = bench_parse(argc2, argv);
@@ -97,6 +102,7 @@ int main(int argc, char **argv) {
 
   evo_sim_params sp = evo_sim_default_params();
   sp.n_repeats = REPS;
+  sp.task_threads = task_threads;
   evo_sim *sim;
   if (evo_sim_new(task, pol, be, &sp, &sim) != EVO_STATUS_OK) bench_die("evo_sim_new");
   int runs = o.runs > 0 ? o.runs : (o.quick ? 3 : 10), warmup = o.warmup >= 0 ? o.warmup : 1;
@@ -112,6 +118,8 @@ int main(int argc, char **argv) {
     t[i] = bench_now() - t0;
   }
   evo_sim_stats_get(sim, &s1);
+  evo_sim_info info;
+  evo_sim_info_get(sim, &info);
   double mn = t[0];
   for (int i = 1; i < runs; i++) mn = t[i] < mn ? t[i] : mn;
   double med = bench_median(t, runs);
@@ -121,17 +129,20 @@ int main(int argc, char **argv) {
   for (int i = 0; i < POP; i++) mean_fit += fit[i] / POP;
   const char *wl = hard ? "sim_cartpole_hard" : "sim_cartpole";
   if (o.csv) {
-    printf("evoc,%s,P=64x16 reps x 1000 steps MLP 5-64-64-1,%.0f,%.4f,%.4f,%.6g\n", wl, nominal, 1e3 * med,
-           1e3 * mn, nominal / med);
+    printf("evoc,%s,P=64x16 reps x 1000 steps MLP 5-64-64-1 task_threads=%d,%.0f,%.4f,%.4f,%.6g\n", wl,
+           task_threads, nominal, 1e3 * med, 1e3 * mn, nominal / med);
   } else {
     printf("CartPole swing-up (%s), simulation manager: P = %d x %d repeats x %d steps, MLP 5-64-64-1 tanh, "
-           "%d threads\n", hard ? "hard" : "easy", POP, REPS, STEPS, omp_get_max_threads());
+           "%d threads, task threads %d%s, %s\n", hard ? "hard" : "easy", POP, REPS, STEPS, omp_get_max_threads(),
+           info.task_threads, task_threads > 0 ? "" : " (default: cores)",
+           info.on_device ? "rollouts on the device" : "rollouts on the host");
     printf("  time per generation: median %.1f ms, min %.1f ms (%d runs)\n", 1e3 * med, 1e3 * mn, runs);
     printf("  env steps/s: %.3g nominal (64*16*1000 / time); lockstep iterations per generation %.0f (of %d); "
            "%.0f episode steps alive (%.3g/s); mean fitness %.1f\n", nominal / med, iters, STEPS, actual,
            actual / med, mean_fit);
   }
-  if (prof) profile(be, task, pol, pop, d);
+  if (prof && evo_backend_is_host(be)) profile(be, task, pol, pop, d);
+  else if (prof) printf("profile: host backends only (its task step passes host buffers)\n");
   free(t);
   free(pop);
   evo_sim_free(sim);

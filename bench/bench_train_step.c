@@ -12,7 +12,7 @@
  *     layer but the first (the images are not differentiated): conv + d1 + d2 + d1 + d2.
  *     flop = B * (2*conv + 3*d1 + 3*d2) = 128 * 20,583,424 = 2.635 GFLOP per step.
  *
- * Usage: bench_train_step [--quick] [--csv] [--runs N] [--warmup N] [--threads N]
+ * Usage: bench_train_step [--quick] [--csv] [--runs N] [--warmup N] [--threads N] [--device cpu|cuda]
  */
 #include "bench_util.h"
 
@@ -53,7 +53,10 @@ static evo_graph *seed_cnn_loss(int64_t batch) {
 int main(int argc, char **argv) {
   bench_opts o = bench_parse(argc, argv);
   evo_backend *be = bench_backend(&o);
-  bench_header(&o, "seed CNN training step (value_and_grad, optimizer update excluded), batch 128");
+  char title[128];
+  snprintf(title, sizeof title, "seed CNN training step (value_and_grad, optimizer update excluded), batch 128%s%s",
+           evo_backend_is_host(be) ? "" : ", ", evo_backend_is_host(be) ? "" : bench_device_label(be));
+  bench_header(&o, title);
 
   evo_graph *f = seed_cnn_loss(BATCH);
   int wrt[6] = {0, 1, 2, 3, 4, 5};
@@ -83,7 +86,9 @@ int main(int argc, char **argv) {
   int warmup = o.warmup >= 0 ? o.warmup : (o.quick ? 1 : 3);
   bench_result r = bench_time_plan(p, in, out, warmup, runs, flop);
   bench_row(&o, "train_step", "B=128; conv16-d1024-d10; fwd+grad", flop, r, p);
-  if (!o.csv) printf("loss %.5f (sanity: ~log(10) = 2.303 for a fresh net)\n", *(const float *)evo_tensor_data(out[0]));
+  float loss = NAN;
+  if (evo_tensor_copy_to_host(out[0], &loss, sizeof loss) != EVO_STATUS_OK) bench_die("evo_tensor_copy_to_host");
+  if (!o.csv) printf("loss %.5f (sanity: ~log(10) = 2.303 for a fresh net)\n", loss);
 
   for (int i = 0; i < 8; i++) evo_tensor_free(in[i]);
   for (int i = 0; i < 7; i++) evo_tensor_free(out[i]);

@@ -26,27 +26,31 @@ typedef struct {
   int runs;    /* --runs N (0 = program default) */
   int warmup;  /* --warmup N (-1 = program default) */
   int threads; /* --threads N (0 = OpenMP default) */
+  const char *device; /* --device cpu|cuda|cuda:N|auto (default cpu) */
 } bench_opts;
 
 static void bench_usage(const char *prog) {
   fprintf(stderr,
-          "usage: %s [--quick] [--csv] [--runs N] [--warmup N] [--threads N]\n"
+          "usage: %s [--quick] [--csv] [--runs N] [--warmup N] [--threads N] [--device D]\n"
           "  --quick     fewer timed runs and only the main size (a smoke run)\n"
           "  --csv       print rows as evoc,workload,config,flop,median_ms,min_ms,gflops (bench/run_peers.sh)\n"
           "  --runs N    timed runs (median reported)\n"
           "  --warmup N  untimed runs before timing\n"
-          "  --threads N CPU backend threads (default: OpenMP default, i.e. OMP_NUM_THREADS or all cores)\n",
+          "  --threads N CPU backend threads (default: OpenMP default, i.e. OMP_NUM_THREADS or all cores)\n"
+          "  --device D  cpu (default), cuda, cuda:N or auto; without a usable GPU a cuda run prints\n"
+          "              \"skipped: no usable CUDA device\" and exits 0\n",
           prog);
 }
 
 static bench_opts bench_parse(int argc, char **argv) {
-  bench_opts o = {0, 0, 0, -1, 0};
+  bench_opts o = {0, 0, 0, -1, 0, "cpu"};
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick")) o.quick = 1;
     else if (!strcmp(argv[i], "--csv")) o.csv = 1;
     else if (!strcmp(argv[i], "--runs") && i + 1 < argc) o.runs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) o.warmup = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc) o.threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--device") && i + 1 < argc) o.device = argv[++i];
     else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       bench_usage(argv[0]);
       exit(0);
@@ -158,12 +162,31 @@ static void bench_row(const bench_opts *o, const char *workload, const char *con
   fflush(stdout);
 }
 
+/* The backend --device names. A GPU device that cannot be opened (no GPU, no driver, a build without CUDA) is not
+   an error for a benchmark: it prints one "skipped" line and exits 0, so scripts can run every program everywhere. */
 static evo_backend *bench_backend(const bench_opts *o) {
   evo_backend_params bp = evo_backend_default_params();
   if (o->threads > 0) bp.n_threads = o->threads;
-  evo_backend *be = evo_backend_cpu_new(&bp);
-  if (!be) bench_die("evo_backend_cpu_new");
+  if (!strcmp(o->device, "cpu")) {
+    evo_backend *be = evo_backend_cpu_new(&bp);
+    if (!be) bench_die("evo_backend_cpu_new");
+    return be;
+  }
+  evo_backend *be = NULL;
+  char note[256] = "";
+  evo_status st = evo_device_open(o->device, &bp, &be, note, sizeof note);
+  if (st == EVO_STATUS_UNSUPPORTED) {
+    printf("skipped: no usable CUDA device (%s)\n", evo_last_error());
+    exit(0);
+  }
+  if (st != EVO_STATUS_OK) bench_die("evo_device_open");
+  if (!o->csv && note[0]) printf("# %s\n", note);
   return be;
+}
+
+/* The backend, for the table titles. */
+static const char *bench_device_label(const evo_backend *be) {
+  return evo_backend_is_host(be) ? "CPU backend" : "CUDA backend";
 }
 
 #endif

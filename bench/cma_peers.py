@@ -7,15 +7,18 @@ Setup (a throwaway venv; neither package is a project dependency):
 Run (the thread limits below are also set by this script when unset):
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /tmp/venv-cma/bin/python bench/cma_peers.py \
         [--only time|evals]... [--quick] [--seeds 21] [--no-evosax] [--evoc BUILD_DIR]
-With --evoc BUILD_DIR the evoc programs (BUILD_DIR/bench/bench_cmaes --threads 1 --csv and
-BUILD_DIR/bench/bench_cmaes_evals --csv) run first and the tables are side by side.
+With --evoc BUILD_DIR the evoc programs run too and the tables are side by side: each timing row runs
+BUILD_DIR/bench/bench_cmaes --threads 1 --csv --case ALGO:N just before the peers of that row (on a shared machine a
+change of load then hits both sides alike), and BUILD_DIR/bench/bench_cmaes_evals --csv runs before the
+evaluation counts.
 
-Timing workloads (same as bench_cmaes.c): sphere, x0 = 0.5, sigma0 = 0.5, default lambda = 4 + floor(3 ln n);
-full CMA at n = 100 and 1,000, sep-CMA at n = 10,000 (pycma: CMA_diagonal=True; evosax: Sep_CMA_ES). `warmup`
-untimed generations, then `gens` timed ones; a generation is ask + tell, the objective evaluated outside the timed
-region. pycma decomposes C every ceil(1/(10 n (c1+cmu))) tells (9 at n = 1000), evoc every floor(...) (8); the mean
-includes these. evosax decomposes C in every ask, so it runs fewer generations at n = 1000 (the mean is the same).
-evosax runs jit-compiled, in float32 (JAX's default), after its compile warmup.
+Timing workloads (same as bench_cmaes.c): sphere, x0 = 0.5, sigma0 = 0.5, default lambda = 4 + floor(3 ln n) (PGPE: 2
+(4 + floor(3 ln n))); full CMA at n = 100 and 1,000, sep-CMA at n = 10,000 (pycma: CMA_diagonal=True; evosax:
+Sep_CMA_ES), LM-MA-ES at n = 10,000 and 1,000,000 and PGPE at 1,000,000 (evosax LM_MA_ES, PGPE with its default
+ClipUp; pycma has neither). `warmup` untimed generations, then `gens` timed ones; a generation is ask + tell, the
+objective evaluated outside the timed region. pycma decomposes C every ceil(1/(10 n (c1+cmu))) tells (9 at n = 1000),
+evoc every floor(...) (8); the mean includes these. evosax decomposes C in every ask, so it runs fewer generations at
+n = 1000 (the mean is the same). evosax runs jit-compiled, in float32 (JAX's default), after its compile warmup.
 
 Evaluation counts (same as bench_cmaes_evals.c): pycma with its defaults and termination criteria off (only the
 target ends a run), evaluations counted in whole generations when the best f <= target, median over seeds
@@ -39,7 +42,11 @@ TIME_CASES = [
     ("cmaes", 100, 1, 400, 100, 40),
     ("cmaes", 1000, 8, 96, 32, 6),
     ("sep_cmaes", 10000, 1, 200, 50, 200),
+    ("lmmaes", 10000, 32, 100, 20, 100),
+    ("lmmaes", 1000000, 1, 10, 3, 10),
+    ("pgpe", 1000000, 1, 10, 3, 10),
 ]
+PYCMA_ALGOS = ("cmaes", "sep_cmaes")  # pycma has no LM-MA-ES or PGPE: evosax is the only peer there
 
 # (f, n, x0, sigma0, target, max_evals) -- keep in sync with bench/bench_cmaes_evals.c
 PROBLEMS = [
@@ -90,10 +97,10 @@ def time_pycma(algo, n, warmup, gens):
 def time_evosax(algo, n, warmup, gens):
     import jax
     import jax.numpy as jnp
-    from evosax.algorithms import CMA_ES, Sep_CMA_ES
+    from evosax.algorithms import CMA_ES, LM_MA_ES, PGPE, Sep_CMA_ES
 
-    cls = Sep_CMA_ES if algo == "sep_cmaes" else CMA_ES
-    lam = lam_default(n)
+    cls = {"cmaes": CMA_ES, "sep_cmaes": Sep_CMA_ES, "lmmaes": LM_MA_ES, "pgpe": PGPE}[algo]
+    lam = lam_default(n) * (2 if algo == "pgpe" else 1)
     es = cls(population_size=lam, solution=jnp.zeros(n))
     params = es.default_params.replace(std_init=0.5)
     key = jax.random.key(1)
@@ -136,24 +143,32 @@ def evals_pycma(name, n, x0, s0, target, max_evals, seed):
     return math.inf
 
 
-def run_evoc(build, quick):
-    rows_t, rows_e = {}, {}
+def run_evoc_time(build, quick, algo, n):
+    """One row of bench_cmaes (run just before the peers of that row): (lambda, gens, mean ms, median ms)."""
     if not build:
-        return rows_t, rows_e
+        return None
     tb = os.path.join(build, "bench", "bench_cmaes")
-    eb = os.path.join(build, "bench", "bench_cmaes_evals")
-    q = ["--quick"] if quick else []
-    out = subprocess.run([tb, "--threads", "1", "--csv"] + q, check=True, capture_output=True, text=True).stdout
+    args = [tb, "--threads", "1", "--csv", "--case", f"{algo}:{n}"] + (["--quick"] if quick else [])
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         p = line.split(",")
-        if p[0] == "evoc":
-            rows_t[(p[1], int(p[2]))] = (int(p[3]), int(p[5]), float(p[6]), float(p[7]))
+        if p[0] == "evoc" and (p[1], int(p[2])) == (algo, n):
+            return int(p[3]), int(p[5]), float(p[6]), float(p[7])
+    return None
+
+
+def run_evoc_evals(build, quick):
+    rows_e = {}
+    if not build:
+        return rows_e
+    eb = os.path.join(build, "bench", "bench_cmaes_evals")
+    q = ["--quick"] if quick else []
     out = subprocess.run([eb, "--csv"] + q, check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         p = line.split(",")
         if p[0] == "evoc":
             rows_e[(p[1], int(p[2]), p[6])] = (int(p[7]), int(p[10]), int(p[11]))
-    return rows_t, rows_e
+    return rows_e
 
 
 def main():
@@ -170,26 +185,29 @@ def main():
 
     print(f"# pycma {cma.__version__}, numpy {np.__version__}; OMP/OPENBLAS threads "
           f"{os.environ['OMP_NUM_THREADS']}/{os.environ['OPENBLAS_NUM_THREADS']}")
-    ev_t, ev_e = run_evoc(a.evoc, a.quick)
+    ev_e = run_evoc_evals(a.evoc, a.quick) if "evals" in only else {}
     if "time" in only:
         print("\n## ask + tell per generation (ms), one thread")
         print("| algo | n | lambda | evoc mean | evoc median | pycma mean | pycma median | evosax mean | "
-              "pycma / evoc (mean) |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              "pycma / evoc (mean) | evosax / evoc (mean) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for algo, n, warm, gens, qgens, egens in TIME_CASES:
             g = qgens if a.quick else gens
-            lam, _, pm, pmed = time_pycma(algo, n, warm, g)
+            e = run_evoc_time(a.evoc, a.quick, algo, n)  # first, then its peers: same load conditions
+            lam, pm, pmed = lam_default(n) * (2 if algo == "pgpe" else 1), float("nan"), float("nan")
+            if algo in PYCMA_ALGOS:
+                lam, _, pm, pmed = time_pycma(algo, n, warm, g)
             xm = float("nan")
             if not a.no_evosax:
                 try:
                     _, _, xm, _ = time_evosax(algo, n, warm, min(g, egens))
                 except Exception as e:  # a peer failing must not hide the others
                     print(f"<!-- evosax {algo} n={n} failed: {e} -->")
-            e = ev_t.get((algo, n))
             em, emed = (e[2], e[3]) if e else (float("nan"), float("nan"))
             ratio = pm / em if e else float("nan")
+            xratio = xm / em if e else float("nan")
             print(f"| {algo} | {n} | {lam} | {em:.3f} | {emed:.3f} | {pm:.3f} | {pmed:.3f} | {xm:.3f} | "
-                  f"{ratio:.2f} |", flush=True)
+                  f"{ratio:.2f} | {xratio:.2f} |", flush=True)
     if "evals" in only:
         print(f"\n## evaluations to target, median over {seeds} seeds (failures count as inf)")
         print("| f | n | x0 | sigma0 | target | pycma median | solved | evoc median | evoc / pycma | "

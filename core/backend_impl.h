@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "evoc/backend.h"
+#include "evoc/jit.h"
 #include "graph_impl.h"
 
 /* Everything a kernel needs: the node (op, params, output dtype/shape), its input nodes (dtypes/shapes), the input
@@ -31,6 +32,18 @@ typedef struct {
   evo_status (*sync)(void *ctx);
   void (*destroy)(void *ctx);
   int host_addressable; /* buffers are plain host pointers */
+  /* Optional, NULL on host backends. */
+  void *(*stream)(void *ctx);            /* the queue work is enqueued on (a cudaStream_t) */
+  const char *(*device_name)(void *ctx); /* e.g. "NVIDIA H100 80GB HBM3" */
+  /* Graph replay (CUDA Graphs): the kernels and copies enqueued between graph_begin and graph_end are recorded,
+     not run; graph_end(ok = 1) turns them into *exec (updated in place when *exec already exists, else created),
+     graph_end(ok = 0) drops the recording after a failure. graph_launch runs *exec on the stream. capturing says
+     whether the stream is inside someone else's recording already (then the jit enqueues into it directly). */
+  int (*capturing)(void *ctx);
+  evo_status (*graph_begin)(void *ctx);
+  evo_status (*graph_end)(void *ctx, int ok, void **exec);
+  evo_status (*graph_launch)(void *ctx, void *exec);
+  void (*graph_destroy)(void *ctx, void *exec);
 } evo_backend_iface;
 
 struct evo_backend {
@@ -43,6 +56,10 @@ void *evo_backend_alloc(evo_backend *be, size_t nbytes); /* counts allocations *
 void evo_backend_release(evo_backend *be, void *ptr);
 /* The raw buffer of a tensor (a device pointer on device backends). */
 void *evo_tensor_buffer(const evo_tensor *t);
+
+/* How often a plan was recorded into a device graph and how often that graph was replayed (0 on host backends);
+   tests use it to show that runs replay and that rebinding tensors re-records. */
+void evo_plan_graph_stats(const evo_plan *p, int *records, int *launches);
 
 /* The CPU kernels (core/cpu/), used by the CPU backend. */
 evo_status evo_cpu_run(const evo_kernel_args *a);

@@ -1,6 +1,8 @@
 /* jit: compile a graph for fixed shapes into a plan. Dead nodes are dropped, reshapes and stop_gradient alias
    their input, constants are uploaded once, and every intermediate gets an offset in one arena chosen by
-   liveness (a buffer is reused as soon as its last reader has run). Running a plan allocates nothing. */
+   liveness (a buffer is reused as soon as its last reader has run). Running a plan allocates nothing. On a
+   backend with graph hooks (CUDA) the first run records the kernels and output copies into a device graph and
+   every run replays it; the recording holds the bound tensors' addresses, so binding other tensors re-records. */
 #include <stdlib.h>
 #include <string.h>
 #include "evoc/jit.h"
@@ -27,6 +29,11 @@ struct evo_plan {
   void *arena, *scratch;
   size_t arena_bytes, scratch_bytes, const_bytes, naive_bytes;
   const void **bound; /* per input: buffer bound for the current run */
+  /* device graph: the recording, the input/output buffers it was recorded with, and counts for the tests */
+  void *gexec;
+  const void **rec_in;
+  void **rec_out;
+  int n_records, n_launches;
 };
 
 /* First-fit allocator over [0, high) with 64-byte alignment; free blocks kept sorted by offset. */
@@ -104,6 +111,7 @@ void evo_plan_free(evo_plan *p) {
   if (p->slots)
     for (int i = 0; i < p->n_nodes; i++)
       if (p->slots[i].kind == SLOT_CONST) evo_backend_release(p->be, p->slots[i].cbuf);
+  if (p->gexec) p->be->iface->graph_destroy(p->be->ctx, p->gexec);
   evo_backend_release(p->be, p->arena);
   evo_backend_release(p->be, p->scratch);
   free(p->nodes);
@@ -112,6 +120,8 @@ void evo_plan_free(evo_plan *p) {
   free(p->inputs);
   free(p->outputs);
   free(p->bound);
+  free(p->rec_in);
+  free(p->rec_out);
   free(p);
 }
 
@@ -138,9 +148,12 @@ evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out) {
   p->inputs = malloc(sizeof(evo_node) * (size_t)(g->n_inputs + 1));
   p->outputs = malloc(sizeof(evo_node) * (size_t)g->n_outputs);
   p->bound = calloc((size_t)g->n_inputs + 1, sizeof(void *));
+  p->rec_in = calloc((size_t)g->n_inputs + 1, sizeof(void *));
+  p->rec_out = calloc((size_t)g->n_outputs, sizeof(void *));
   int *last_use = malloc(sizeof(int) * (size_t)nn);
   char *live = calloc((size_t)nn, 1);
-  if (!p->nodes || !p->slots || !p->order || !p->inputs || !p->outputs || !p->bound || !last_use || !live) {
+  if (!p->nodes || !p->slots || !p->order || !p->inputs || !p->outputs || !p->bound || !p->rec_in || !p->rec_out ||
+      !last_use || !live) {
     free(last_use);
     free(live);
     return plan_fail(p, evo_error(EVO_STATUS_OUT_OF_MEMORY, "jit: out of memory"));
@@ -271,14 +284,9 @@ static evo_status check_tensor(const evo_node_t *n, const evo_tensor *t, evo_bac
   return EVO_STATUS_OK;
 }
 
-evo_status evo_plan_run(evo_plan *p, evo_tensor *const *inputs, evo_tensor *const *outputs) {
+/* Enqueues every kernel and the copies into the output tensors (the plan's own buffers never escape). */
+static evo_status enqueue(evo_plan *p, evo_tensor *const *outputs) {
   evo_status st;
-  for (int j = 0; j < p->n_inputs; j++) {
-    if ((st = check_tensor(&p->nodes[p->inputs[j]], inputs[j], p->be, "input", j)) != EVO_STATUS_OK) return st;
-    p->bound[j] = evo_tensor_buffer(inputs[j]);
-  }
-  for (int j = 0; j < p->n_outputs; j++)
-    if ((st = check_tensor(&p->nodes[p->outputs[j]], outputs[j], p->be, "output", j)) != EVO_STATUS_OK) return st;
   for (int oi = 0; oi < p->n_order; oi++) {
     int i = p->order[oi];
     const evo_node_t *n = &p->nodes[i];
@@ -295,7 +303,48 @@ evo_status evo_plan_run(evo_plan *p, evo_tensor *const *inputs, evo_tensor *cons
     st = p->be->iface->copy(p->be->ctx, evo_tensor_buffer(outputs[j]), slot_ptr(p, p->outputs[j]), node_bytes(n));
     if (st != EVO_STATUS_OK) return st;
   }
+  return EVO_STATUS_OK;
+}
+
+/* Device backends: replay the recording, re-recording first when it was made with other tensors. The run stays
+   queued on the backend's stream; reading an output back (to_host) waits for it. Inside a recording the caller
+   makes of its own (a simulation chunk), the kernels go straight into that one. */
+static evo_status run_graph(evo_plan *p, evo_tensor *const *outputs) {
+  const evo_backend_iface *f = p->be->iface;
+  if (f->capturing && f->capturing(p->be->ctx)) return enqueue(p, outputs);
+  int same = p->gexec != NULL;
+  for (int j = 0; same && j < p->n_inputs; j++) same = p->rec_in[j] == p->bound[j];
+  for (int j = 0; same && j < p->n_outputs; j++) same = p->rec_out[j] == evo_tensor_buffer(outputs[j]);
+  if (!same) {
+    evo_status st = f->graph_begin(p->be->ctx);
+    if (st != EVO_STATUS_OK) return st;
+    st = enqueue(p, outputs);
+    evo_status end = f->graph_end(p->be->ctx, st == EVO_STATUS_OK, &p->gexec);
+    if (st != EVO_STATUS_OK || end != EVO_STATUS_OK) return st != EVO_STATUS_OK ? st : end;
+    for (int j = 0; j < p->n_inputs; j++) p->rec_in[j] = p->bound[j];
+    for (int j = 0; j < p->n_outputs; j++) p->rec_out[j] = evo_tensor_buffer(outputs[j]);
+    p->n_records++;
+  }
+  p->n_launches++;
+  return f->graph_launch(p->be->ctx, p->gexec);
+}
+
+evo_status evo_plan_run(evo_plan *p, evo_tensor *const *inputs, evo_tensor *const *outputs) {
+  evo_status st;
+  for (int j = 0; j < p->n_inputs; j++) {
+    if ((st = check_tensor(&p->nodes[p->inputs[j]], inputs[j], p->be, "input", j)) != EVO_STATUS_OK) return st;
+    p->bound[j] = evo_tensor_buffer(inputs[j]);
+  }
+  for (int j = 0; j < p->n_outputs; j++)
+    if ((st = check_tensor(&p->nodes[p->outputs[j]], outputs[j], p->be, "output", j)) != EVO_STATUS_OK) return st;
+  if (p->be->iface->graph_begin) return run_graph(p, outputs);
+  if ((st = enqueue(p, outputs)) != EVO_STATUS_OK) return st;
   return p->be->iface->sync(p->be->ctx);
+}
+
+void evo_plan_graph_stats(const evo_plan *p, int *records, int *launches) {
+  if (records) *records = p->n_records;
+  if (launches) *launches = p->n_launches;
 }
 
 size_t evo_plan_peak_bytes(const evo_plan *p) { return p->arena_bytes + p->scratch_bytes + p->const_bytes; }

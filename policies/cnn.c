@@ -172,7 +172,7 @@ evo_status evo_policy_cnn_new(const evo_policy_cnn_params *p, const evo_policy_i
   return EVO_STATUS_OK;
 }
 
-evo_node evo_policy_cnn_trace(const evo_policy *pol, evo_graph *g, evo_node params, evo_node obs) {
+evo_node evo_policy_cnn_trace(const evo_policy *pol, evo_graph *g, const evo_policy_src *params, evo_node obs) {
   const evo_policy_io *io = &pol->io;
   int64_t n = evo_node_shape(g, obs)[0];
   evo_node x = obs;

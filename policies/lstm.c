@@ -35,7 +35,7 @@ evo_status evo_policy_lstm_new(const evo_policy_lstm_params *p, const evo_policy
   return EVO_STATUS_OK;
 }
 
-evo_node evo_policy_lstm_trace(const evo_policy *pol, evo_graph *g, evo_node params, evo_node obs,
+evo_node evo_policy_lstm_trace(const evo_policy *pol, evo_graph *g, const evo_policy_src *params, evo_node obs,
                                const evo_node *state_in, evo_node *state_out) {
   int64_t h = pol->p.lstm.hidden, n = evo_node_shape(g, obs)[0], s[2] = {n, evo_policy_obs_numel(&pol->io)};
   evo_node x = pol->io.obs_ndim == 1 ? obs : evo_reshape(g, obs, 2, s);

@@ -42,7 +42,7 @@ evo_status evo_policy_mlp_new(const evo_policy_mlp_params *p, const evo_policy_i
   return EVO_STATUS_OK;
 }
 
-evo_node evo_policy_mlp_trace(const evo_policy *pol, evo_graph *g, evo_node params, evo_node obs) {
+evo_node evo_policy_mlp_trace(const evo_policy *pol, evo_graph *g, const evo_policy_src *params, evo_node obs) {
   const evo_policy_mlp_params *p = &pol->p.mlp;
   int64_t s[2] = {evo_node_shape(g, obs)[0], evo_policy_obs_numel(&pol->io)};
   evo_node x = pol->io.obs_ndim == 1 ? obs : evo_reshape(g, obs, 2, s);

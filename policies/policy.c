@@ -67,16 +67,17 @@ evo_status evo_policy_add_bias(evo_policy *pol, const char *name, int64_t n) {
   return evo_ptree_add(pol->tree, &s);
 }
 
-evo_node evo_policy_param_node(const evo_policy *pol, evo_graph *g, evo_node params, int i) {
+evo_node evo_policy_param_node(const evo_policy *pol, evo_graph *g, const evo_policy_src *params, int i) {
   const evo_param_spec *s = evo_ptree_spec(pol->tree, i);
   if (!s) return EVO_NODE_INVALID;
+  if (params->entries) return params->entries[i];
   int64_t off = evo_ptree_offset(pol->tree, i), n = 1;
   for (int d = 0; d < s->ndim; d++) n *= s->shape[d];
-  evo_node x = evo_slice(g, params, 0, off, off + n);
+  evo_node x = evo_slice(g, params->flat, 0, off, off + n);
   return s->ndim == 1 ? x : evo_reshape(g, x, s->ndim, s->shape);
 }
 
-evo_node evo_policy_dense(const evo_policy *pol, evo_graph *g, evo_node params, int i, evo_node x) {
+evo_node evo_policy_dense(const evo_policy *pol, evo_graph *g, const evo_policy_src *params, int i, evo_node x) {
   evo_node w = evo_policy_param_node(pol, g, params, i);
   evo_node b = evo_policy_param_node(pol, g, params, i + 1);
   return evo_add(g, evo_matmul(g, x, w), b);
@@ -154,6 +155,31 @@ evo_status evo_policy_init(const evo_policy *pol, evo_key key, float *flat) {
 
 /* ---------------------------------------------------------------- graphs */
 
+/* Checks obs against the io and dispatches to the kind's trace. */
+static evo_node trace_src(const evo_policy *pol, evo_graph *g, const evo_policy_src *src, evo_node obs,
+                          const evo_node *state_in, evo_node *state_out) {
+  const evo_policy_io *io = &pol->io;
+  int ok = evo_node_dtype(g, obs) == EVO_F32 && evo_node_ndim(g, obs) == io->obs_ndim + 1;
+  for (int k = 0; ok && k < io->obs_ndim; k++) ok = evo_node_shape(g, obs)[k + 1] == io->obs_shape[k];
+  if (!ok) {
+    char buf[96];
+    evo_error(EVO_STATUS_INVALID_ARGUMENT, "policy %s: obs must be f32 [N] + %s", evo_policy_name(pol),
+              evo_policy_shape_str(buf, sizeof buf, io->obs_ndim, io->obs_shape));
+    return EVO_NODE_INVALID;
+  }
+  switch (pol->kind) {
+  case EVO_POLICY_MLP: return evo_policy_mlp_trace(pol, g, src, obs);
+  case EVO_POLICY_CNN: return evo_policy_cnn_trace(pol, g, src, obs);
+  case EVO_POLICY_LSTM:
+    if (!state_in || !state_out) {
+      evo_error(EVO_STATUS_INVALID_ARGUMENT, "policy lstm: state_in and state_out (h, c) are required");
+      return EVO_NODE_INVALID;
+    }
+    return evo_policy_lstm_trace(pol, g, src, obs, state_in, state_out);
+  }
+  return EVO_NODE_INVALID;
+}
+
 evo_node evo_policy_trace(const evo_policy *pol, evo_graph *g, evo_node params, evo_node obs,
                           const evo_node *state_in, evo_node *state_out) {
   if (!pol || !g || evo_graph_status(g)) return EVO_NODE_INVALID;
@@ -170,26 +196,28 @@ evo_node evo_policy_trace(const evo_policy *pol, evo_graph *g, evo_node params, 
               (long long)d);
     return EVO_NODE_INVALID;
   }
-  const evo_policy_io *io = &pol->io;
-  int ok = evo_node_dtype(g, obs) == EVO_F32 && evo_node_ndim(g, obs) == io->obs_ndim + 1;
-  for (int k = 0; ok && k < io->obs_ndim; k++) ok = evo_node_shape(g, obs)[k + 1] == io->obs_shape[k];
-  if (!ok) {
-    char buf[96];
-    evo_error(EVO_STATUS_INVALID_ARGUMENT, "policy %s: obs must be f32 [N] + %s", evo_policy_name(pol),
-              evo_policy_shape_str(buf, sizeof buf, io->obs_ndim, io->obs_shape));
-    return EVO_NODE_INVALID;
-  }
-  switch (pol->kind) {
-  case EVO_POLICY_MLP: return evo_policy_mlp_trace(pol, g, params, obs);
-  case EVO_POLICY_CNN: return evo_policy_cnn_trace(pol, g, params, obs);
-  case EVO_POLICY_LSTM:
-    if (!state_in || !state_out) {
-      evo_error(EVO_STATUS_INVALID_ARGUMENT, "policy lstm: state_in and state_out (h, c) are required");
+  evo_policy_src src = {.flat = params};
+  return trace_src(pol, g, &src, obs, state_in, state_out);
+}
+
+evo_node evo_policy_trace_entries(const evo_policy *pol, evo_graph *g, const evo_node *entries, evo_node obs,
+                                  const evo_node *state_in, evo_node *state_out) {
+  if (!pol || !g || !entries || evo_graph_status(g)) return EVO_NODE_INVALID;
+  if (obs < 0 || obs >= evo_graph_n_nodes(g)) return EVO_NODE_INVALID;
+  for (int i = 0; i < evo_ptree_count(pol->tree); i++) {
+    const evo_param_spec *s = evo_ptree_spec(pol->tree, i);
+    evo_node e = entries[i];
+    int ok = e >= 0 && e < evo_graph_n_nodes(g) && evo_node_dtype(g, e) == EVO_F32 && evo_node_ndim(g, e) == s->ndim;
+    for (int d = 0; ok && d < s->ndim; d++) ok = evo_node_shape(g, e)[d] == s->shape[d];
+    if (!ok) {
+      char buf[96];
+      evo_error(EVO_STATUS_INVALID_ARGUMENT, "policy %s: entry %d (%s) must be f32 %s", evo_policy_name(pol), i,
+                s->name, evo_policy_shape_str(buf, sizeof buf, s->ndim, s->shape));
       return EVO_NODE_INVALID;
     }
-    return evo_policy_lstm_trace(pol, g, params, obs, state_in, state_out);
   }
-  return EVO_NODE_INVALID;
+  evo_policy_src src = {.flat = EVO_NODE_INVALID, .entries = entries};
+  return trace_src(pol, g, &src, obs, state_in, state_out);
 }
 
 evo_status evo_policy_graph(const evo_policy *pol, int64_t n_obs, evo_graph **out) {

@@ -21,10 +21,15 @@ evo_status evo_policy_alloc(evo_policy_kind kind, const evo_policy_io *io, evo_p
 /* Adds a kernel (LeCun normal) or bias (zeros) entry. */
 evo_status evo_policy_add_kernel(evo_policy *pol, const char *name, int ndim, const int64_t *shape);
 evo_status evo_policy_add_bias(evo_policy *pol, const char *name, int64_t n);
-/* Entry `i` of the tree cut out of the flat params node and reshaped to its shape. */
-evo_node evo_policy_param_node(const evo_policy *pol, evo_graph *g, evo_node params, int i);
+/* Where a trace takes its parameters from: one flat vector, or one node per tree entry (entries != NULL). */
+typedef struct {
+  evo_node flat;
+  const evo_node *entries;
+} evo_policy_src;
+/* Entry `i` of the tree: cut out of the flat params node and reshaped to its shape, or entries[i]. */
+evo_node evo_policy_param_node(const evo_policy *pol, evo_graph *g, const evo_policy_src *params, int i);
 /* x [N, in] @ kernel + bias, with the tree entries i (kernel) and i + 1 (bias). */
-evo_node evo_policy_dense(const evo_policy *pol, evo_graph *g, evo_node params, int i, evo_node x);
+evo_node evo_policy_dense(const evo_policy *pol, evo_graph *g, const evo_policy_src *params, int i, evo_node x);
 
 /* Product of the obs dims, and of the action dims (the output units of a continuous head). */
 int64_t evo_policy_obs_numel(const evo_policy_io *io);
@@ -44,9 +49,9 @@ evo_status evo_policy_cnn_params_from_cfg(evo_cfg *cfg, evo_policy_cnn_params *p
 evo_status evo_policy_lstm_params_from_cfg(evo_cfg *cfg, evo_policy_lstm_params *p);
 
 /* Per-kind tracing (policy.c dispatches). */
-evo_node evo_policy_mlp_trace(const evo_policy *pol, evo_graph *g, evo_node params, evo_node obs);
-evo_node evo_policy_cnn_trace(const evo_policy *pol, evo_graph *g, evo_node params, evo_node obs);
-evo_node evo_policy_lstm_trace(const evo_policy *pol, evo_graph *g, evo_node params, evo_node obs,
+evo_node evo_policy_mlp_trace(const evo_policy *pol, evo_graph *g, const evo_policy_src *params, evo_node obs);
+evo_node evo_policy_cnn_trace(const evo_policy *pol, evo_graph *g, const evo_policy_src *params, evo_node obs);
+evo_node evo_policy_lstm_trace(const evo_policy *pol, evo_graph *g, const evo_policy_src *params, evo_node obs,
                                const evo_node *state_in, evo_node *state_out);
 
 #endif

@@ -161,3 +161,52 @@ evo_status evo_run_truncate(const char *path, int64_t len) {
   if (truncate(path, (off_t)len) != 0) return evo_error(EVO_STATUS_IO, "cannot truncate %s: %s", path, strerror(errno));
   return EVO_STATUS_OK;
 }
+
+evo_status evo_run_write_config(const char *dir, const evo_config *cfg) {
+  char path[4200], *text = NULL;
+  size_t n = 0;
+  evo_status st = evo_run_path(path, sizeof path, dir, "config.yaml");
+  FILE *f = st ? NULL : open_memstream(&text, &n);
+  if (!st && !f) st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
+  if (f) {
+    st = evo_config_write(cfg, f);
+    fclose(f);
+  }
+  if (!st) st = evo_run_write_atomic(path, text, n);
+  free(text);
+  return st;
+}
+
+/* text + "\n" in one buffer (NULL when out of memory). */
+static char *with_newline(const char *text, size_t *n) {
+  *n = strlen(text);
+  char *buf = malloc(*n + 2);
+  if (!buf) return NULL;
+  memcpy(buf, text, *n);
+  buf[(*n)++] = '\n';
+  buf[*n] = '\0';
+  return buf;
+}
+
+evo_status evo_run_write_text(const char *dir, const char *name, const char *text) {
+  char path[4200];
+  size_t n;
+  evo_status st = evo_run_path(path, sizeof path, dir, name);
+  char *buf = st ? NULL : with_newline(text, &n);
+  if (!st && !buf) st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
+  if (!st) st = evo_run_write_atomic(path, buf, n);
+  free(buf);
+  return st;
+}
+
+evo_status evo_run_append_line(const char *dir, const char *name, const char *line, int64_t *bytes) {
+  char path[4200];
+  size_t n;
+  evo_status st = evo_run_path(path, sizeof path, dir, name);
+  char *buf = st ? NULL : with_newline(line, &n);
+  if (!st && !buf) st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
+  if (!st) st = evo_run_append(path, buf);
+  if (!st && bytes) *bytes += (int64_t)n;
+  free(buf);
+  return st;
+}

@@ -1,55 +1,19 @@
 /* The simulation manager: lockstep rollouts of members x repeats with masking, early exit, NaN accounting and
    observation normalisation. The population is evaluated in chunks of members so that one jitted plan (reused
    across generations) stays within a memory budget; every buffer a rollout needs belongs to that plan, so a
-   generation allocates nothing. */
+   generation allocates nothing. This file chooses plans and chunks; the rollout loops are in sim_host.c (host
+   memory, task threads) and sim_device.c (device tasks on a CUDA backend). */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include "evoc/jit.h"
-#include "evoc/sim.h"
-
-typedef struct {
-  int n, reps;     /* members, episodes per member */
-  bool shared;     /* obs input [reps, obs...] seen by every member (one-step tasks with CRN) */
-  evo_plan *plan;
-  evo_tensor *params, *obs, *act, *state[2][2]; /* state[ping][h|c] */
-  /* Host-side buffers for the n * reps episodes. obs_h / act_h alias the tensors when those are host memory and
-     have the task's layout; otherwise they are staging copies. */
-  float *obs_h;
-  void *act_h;
-  bool own_obs, own_act;
-  int32_t *dact;   /* argmax of scores for a discrete task whose policy emits scores */
-  float *reward;
-  uint8_t *done, *alive;
-  double *ret;
-  evo_key *keys;
-  uint8_t *bad;    /* per member */
-} rollout_plan;
-
-struct evo_sim {
-  evo_task *task;
-  const evo_policy *pol;
-  evo_backend *be;
-  evo_sim_params p;
-  evo_task_spec spec;
-  int64_t obs_numel, act_numel; /* per episode; act_numel is the policy output per episode */
-  int64_t max_steps, n_params;
-  bool discrete, policy_argmax;
-  int n_state;
-  int64_t state_size;
-  rollout_plan plans[2]; /* [0] training shape, [1] test shape */
-  size_t probe_bytes[2]; /* plan bytes of one member (train) / one episode (test), 0 until measured */
-  /* normaliser (doubles for exact merging), the statistics used while normalising, and one evaluate's batch */
-  double norm_count, *norm_mean, *norm_m2;
-  float *use_mean, *use_sd;
-  double batch_count, *batch_mean, *batch_m2, *step_mean, *step_m2;
-  evo_sim_stats stats;
-  evo_sim_info info;
-};
+#include "sim_impl.h"
+#include "sim_pool.h"
 
 evo_sim_params evo_sim_default_params(void) {
   return (evo_sim_params){.n_repeats = 1, .common_random_numbers = true, .normalize_obs = false,
-                          .check_interval = 8, .max_steps = 0, .chunk_members = 0, .max_plan_mb = 1024};
+                          .check_interval = 8, .max_steps = 0, .chunk_members = 0, .max_plan_mb = 1024,
+                          .task_threads = 0};
 }
 
 static void plan_clear(rollout_plan *r) {
@@ -62,6 +26,8 @@ static void plan_clear(rollout_plan *r) {
   if (r->own_obs) free(r->obs_h);
   if (r->own_act) free(r->act_h);
   free(r->dact), free(r->reward), free(r->done), free(r->alive), free(r->ret), free(r->keys), free(r->bad);
+  free(r->steps_h);
+  evo_sim_device_plan_free(r);
   memset(r, 0, sizeof *r);
 }
 
@@ -70,11 +36,14 @@ void evo_sim_free(evo_sim *s) {
   plan_clear(&s->plans[0]);
   plan_clear(&s->plans[1]);
   free(s->norm_mean), free(s->norm_m2), free(s->use_mean), free(s->use_sd);
-  free(s->batch_mean), free(s->batch_m2), free(s->step_mean), free(s->step_m2);
+  free(s->batch_mean), free(s->batch_m2), free(s->step_mean), free(s->step_m2), free(s->zero_row);
+  evo_tensor_free(s->d_use), evo_tensor_free(s->d_batch);
+  evo_sim_pool_free(s->pool);
+  free(s->chunk_st), free(s->chunk_msg);
   free(s);
 }
 
-static evo_status oom(void) { return evo_error(EVO_STATUS_OUT_OF_MEMORY, "sim: out of memory"); }
+evo_status evo_sim_oom(void) { return evo_error(EVO_STATUS_OUT_OF_MEMORY, "sim: out of memory"); }
 
 evo_status evo_sim_new(evo_task *task, const evo_policy *pol, evo_backend *be, const evo_sim_params *p,
                        evo_sim **out) {
@@ -85,8 +54,9 @@ evo_status evo_sim_new(evo_task *task, const evo_policy *pol, evo_backend *be, c
   if (!p) p = &d;
   if (p->n_repeats < 1) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: n_repeats must be >= 1");
   if (p->check_interval < 1) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: check_interval must be >= 1");
-  if (p->chunk_members < 0 || p->max_plan_mb < 0 || p->max_steps < 0)
-    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: chunk_members, max_plan_mb and max_steps must be >= 0");
+  if (p->chunk_members < 0 || p->max_plan_mb < 0 || p->max_steps < 0 || p->task_threads < 0)
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: chunk_members, max_plan_mb, max_steps and task_threads "
+                     "must be >= 0");
   const evo_task_spec *ts = evo_task_get_spec(task);
   const evo_policy_io *io = evo_policy_get_io(pol);
   /* The policy was built from the task's spec; a mismatch would read or write past the rollout buffers. */
@@ -99,9 +69,11 @@ evo_status evo_sim_new(evo_task *task, const evo_policy *pol, evo_backend *be, c
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim: the policy's observation/action shapes differ from the "
                      "task's spec (build the policy's evo_policy_io from evo_task_get_spec)");
   evo_sim *s = calloc(1, sizeof *s);
-  if (!s) return oom();
+  if (!s) return evo_sim_oom();
   s->task = task, s->pol = pol, s->be = be, s->p = *p;
   s->spec = *ts;
+  s->device = evo_sim_device_path(ts, be);
+  s->task_threads = p->task_threads > 0 ? p->task_threads : omp_get_num_procs();
   s->obs_numel = 1;
   for (int k = 0; k < s->spec.obs_ndim; k++) s->obs_numel *= s->spec.obs_shape[k];
   s->discrete = s->spec.action_kind == EVO_ACTION_DISCRETE;
@@ -116,10 +88,29 @@ evo_status evo_sim_new(evo_task *task, const evo_policy *pol, evo_backend *be, c
   s->batch_mean = calloc(m, sizeof(double)), s->batch_m2 = calloc(m, sizeof(double));
   s->step_mean = calloc(m, sizeof(double)), s->step_m2 = calloc(m, sizeof(double));
   s->use_mean = calloc(m, sizeof(float)), s->use_sd = calloc(m, sizeof(float));
+  s->zero_row = calloc((size_t)s->state_size + 1, sizeof(float));
   if (!s->norm_mean || !s->norm_m2 || !s->batch_mean || !s->batch_m2 || !s->step_mean || !s->step_m2 || !s->use_mean ||
-      !s->use_sd) {
+      !s->use_sd || !s->zero_row) {
     evo_sim_free(s);
-    return oom();
+    return evo_sim_oom();
+  }
+  /* Task threads for a host-memory task that steps sub-ranges; without them (no threads to be had) it steps whole. */
+  if (!s->device && (s->spec.flags & EVO_TASK_FLAG_STEP_RANGE) && s->task_threads > 1) {
+    s->chunk_st = calloc((size_t)s->task_threads, sizeof *s->chunk_st);
+    s->chunk_msg = calloc((size_t)s->task_threads, sizeof *s->chunk_msg);
+    if (!s->chunk_st || !s->chunk_msg) {
+      evo_sim_free(s);
+      return evo_sim_oom();
+    }
+    s->pool = evo_sim_pool_new(s->task_threads);
+  }
+  if (s->device) {
+    s->d_use = evo_tensor_new(be, EVO_F32, 2, (int64_t[]){2, s->obs_numel});
+    s->d_batch = evo_tensor_new(be, EVO_F64, 2, (int64_t[]){3, s->obs_numel});
+    if (!s->d_use || !s->d_batch) {
+      evo_sim_free(s);
+      return evo_sim_oom();
+    }
   }
   *out = s;
   return EVO_STATUS_OK;
@@ -177,8 +168,25 @@ static int chunk_size(const evo_sim *s, int slot, int64_t total, int requested) 
 
 static evo_tensor *new_like(evo_sim *s, const evo_graph *g, evo_node x, evo_status *st) {
   evo_tensor *t = evo_tensor_new(s->be, evo_node_dtype(g, x), evo_node_ndim(g, x), evo_node_shape(g, x));
-  if (!t && *st == EVO_STATUS_OK) *st = oom();
+  if (!t && *st == EVO_STATUS_OK) *st = evo_sim_oom();
   return t;
+}
+
+/* The host path's buffers; observations and actions alias the plan's tensors when those are host memory. */
+static evo_status host_buffers(evo_sim *s, rollout_plan *r, size_t E) {
+  r->obs_h = r->shared ? NULL : evo_tensor_data(r->obs);
+  r->own_obs = !r->obs_h;
+  if (r->own_obs) r->obs_h = malloc(sizeof(float) * E * (size_t)s->obs_numel);
+  r->act_h = evo_tensor_data(r->act);
+  r->own_act = !r->act_h;
+  if (r->own_act) r->act_h = malloc(evo_tensor_nbytes(r->act));
+  if (s->discrete && !s->policy_argmax) r->dact = malloc(sizeof(int32_t) * E);
+  r->reward = malloc(sizeof(float) * E);
+  r->done = malloc(E), r->alive = malloc(E);
+  if (!r->obs_h || !r->act_h || (s->discrete && !s->policy_argmax && !r->dact) || !r->reward || !r->done ||
+      !r->alive)
+    return evo_sim_oom();
+  return EVO_STATUS_OK;
 }
 
 /* Builds (or reuses) the population plan for n members x reps episodes each, with its rollout buffers. */
@@ -198,179 +206,15 @@ static evo_status get_plan(evo_sim *s, int slot, int n, int reps, bool shared, r
     for (int ping = 0; ping < 2; ping++) r->state[ping][k] = new_like(s, g, evo_graph_input(g, 2 + k), &st);
   evo_graph_free(g);
   size_t E = (size_t)n * (size_t)reps;
-  if (st == EVO_STATUS_OK) {
-    r->obs_h = shared ? NULL : evo_tensor_data(r->obs);
-    r->own_obs = !r->obs_h;
-    if (r->own_obs) r->obs_h = malloc(sizeof(float) * E * (size_t)s->obs_numel);
-    r->act_h = evo_tensor_data(r->act);
-    r->own_act = !r->act_h;
-    if (r->own_act) r->act_h = malloc(evo_tensor_nbytes(r->act));
-    if (s->discrete && !s->policy_argmax) r->dact = malloc(sizeof(int32_t) * E);
-    r->reward = malloc(sizeof(float) * E);
-    r->done = malloc(E), r->alive = malloc(E);
+  if (st == EVO_STATUS_OK) { /* keys are drawn, returns and NaN flags read on the host on either path */
     r->ret = malloc(sizeof(double) * E);
     r->keys = malloc(sizeof(evo_key) * E);
     r->bad = malloc((size_t)n);
-    if (!r->obs_h || !r->act_h || (s->discrete && !s->policy_argmax && !r->dact) || !r->reward || !r->done ||
-        !r->alive || !r->ret || !r->keys || !r->bad)
-      st = oom();
+    if (!r->ret || !r->keys || !r->bad) st = evo_sim_oom();
   }
+  if (st == EVO_STATUS_OK) st = s->device ? evo_sim_device_plan_alloc(s, r) : host_buffers(s, r, E);
   if (st != EVO_STATUS_OK) plan_clear(r);
   return st;
-}
-
-/* The statistics one evaluate normalises with (fixed during it, as EvoJAX): mean 0 and sd 1 until two
-   observations have been seen; an sd below 1e-8 (a constant component) counts as 1. */
-static void norm_prepare(evo_sim *s) {
-  for (int64_t j = 0; j < s->obs_numel; j++) {
-    double var = s->norm_count > 1 ? s->norm_m2[j] / s->norm_count : 1.0, sd = sqrt(var);
-    s->use_mean[j] = s->norm_count > 1 ? (float)s->norm_mean[j] : 0.0f;
-    s->use_sd[j] = sd > 1e-8 ? (float)sd : 1.0f;
-  }
-}
-
-/* obs = clip((obs - mean) / sd, -5, 5) over rows episodes. */
-static void normalize(const evo_sim *s, float *obs, int64_t rows) {
-  const int64_t m = s->obs_numel;
-  const float *mu = s->use_mean, *sd = s->use_sd;
-  for (int64_t e = 0; e < rows; e++) {
-    float *o = obs + e * m;
-    for (int64_t j = 0; j < m; j++) {
-      float v = (o[j] - mu[j]) / sd[j];
-      o[j] = v < -5.0f ? -5.0f : v > 5.0f ? 5.0f : v;
-    }
-  }
-}
-
-/* Adds this step's valid observations to the evaluate's batch: a two-pass mean/M2 over the alive rows (each row
-   standing for `weight` episodes), merged with Chan et al.'s formula. */
-static void norm_accumulate(evo_sim *s, const float *obs, const uint8_t *alive, int64_t rows, double weight) {
-  const int64_t m = s->obs_numel;
-  double k = 0, *mu = s->step_mean, *m2 = s->step_m2;
-  memset(mu, 0, sizeof(double) * (size_t)m);
-  memset(m2, 0, sizeof(double) * (size_t)m);
-  for (int64_t e = 0; e < rows; e++)
-    if (alive[e]) {
-      k += 1;
-      for (int64_t j = 0; j < m; j++) mu[j] += obs[e * m + j];
-    }
-  if (k == 0) return;
-  for (int64_t j = 0; j < m; j++) mu[j] /= k;
-  for (int64_t e = 0; e < rows; e++) /* row-major passes: an MNIST row is 3 MB */
-    if (alive[e])
-      for (int64_t j = 0; j < m; j++) {
-        double d = obs[e * m + j] - mu[j];
-        m2[j] += d * d;
-      }
-  double n0 = s->batch_count, n1 = k * weight, n = n0 + n1;
-  for (int64_t j = 0; j < m; j++) {
-    double d = mu[j] - s->batch_mean[j];
-    s->batch_mean[j] += d * n1 / n;
-    s->batch_m2[j] += m2[j] * weight + d * d * n0 * n1 / n;
-  }
-  s->batch_count = n;
-}
-
-static void norm_merge_batch(evo_sim *s) {
-  if (s->batch_count <= 0) return;
-  double n0 = s->norm_count, n1 = s->batch_count, n = n0 + n1;
-  for (int64_t j = 0; j < s->obs_numel; j++) {
-    double d = s->batch_mean[j] - s->norm_mean[j];
-    s->norm_mean[j] += d * n1 / n;
-    s->norm_m2[j] += s->batch_m2[j] + d * d * n0 * n1 / n;
-  }
-  s->norm_count = n;
-}
-
-static void batch_clear(evo_sim *s) {
-  s->batch_count = 0;
-  memset(s->batch_mean, 0, sizeof(double) * (size_t)s->obs_numel);
-  memset(s->batch_m2, 0, sizeof(double) * (size_t)s->obs_numel);
-}
-
-/* Turns the policy's output into the task's actions; marks the member of an alive episode with non-finite output
-   and feeds that episode zeros (every episode is sanitised, so a padded or finished one cannot put NaN into the
-   task either). Returns the action pointer for the task. */
-static const void *actions_for_task(const evo_sim *s, rollout_plan *r, int64_t E, int64_t n_valid) {
-  if (s->policy_argmax) return r->act_h;
-  float *a = r->act_h;
-  const int64_t k = s->act_numel;
-  for (int64_t e = 0; e < E; e++) {
-    float *ae = a + e * k;
-    int finite = 1;
-    for (int64_t j = 0; j < k; j++) finite &= isfinite(ae[j]) != 0;
-    if (!finite) {
-      if (e < n_valid && r->alive[e]) r->bad[e / r->reps] = 1;
-      memset(ae, 0, sizeof(float) * (size_t)k);
-    }
-  }
-  if (!s->discrete) return a;
-  for (int64_t e = 0; e < E; e++) { /* scores -> argmax, first maximum wins */
-    const float *ae = a + e * k;
-    int32_t best = 0;
-    for (int64_t j = 1; j < k; j++)
-      if (ae[j] > ae[best]) best = (int32_t)j;
-    r->dact[e] = best;
-  }
-  return r->dact;
-}
-
-static evo_status zero_tensor(evo_tensor *t) {
-  size_t nb = evo_tensor_nbytes(t);
-  void *h = evo_tensor_data(t);
-  if (h) {
-    memset(h, 0, nb);
-    return EVO_STATUS_OK;
-  }
-  if (!(h = calloc(1, nb))) return oom();
-  evo_status st = evo_tensor_copy_from_host(t, h, nb);
-  free(h);
-  return st;
-}
-
-/* Runs the plan's episodes (keys already in r->keys); the first n_valid episodes count, the rest are padding of
-   the last chunk. r->ret gets each episode's return, r->bad marks members with non-finite outputs or rewards. */
-static evo_status rollout(evo_sim *s, rollout_plan *r, int64_t n_valid, bool update_norm) {
-  const int64_t E = (int64_t)r->n * r->reps, m = s->obs_numel;
-  const int64_t obs_rows = r->shared ? r->reps : E;
-  evo_status st;
-  for (int64_t e = 0; e < E; e++) r->alive[e] = e < n_valid, r->ret[e] = 0;
-  for (int k = 0; k < s->n_state; k++)
-    if ((st = zero_tensor(r->state[0][k])) != EVO_STATUS_OK) return st;
-  if ((st = evo_task_reset(s->task, E, r->keys, r->obs_h)) != EVO_STATUS_OK) return st;
-  int64_t n_alive = n_valid;
-  float *obs_t = evo_tensor_data(r->obs);
-  int ping = 0;
-  for (int64_t t = 0; t < s->max_steps && n_alive > 0; t++) {
-    if (update_norm) /* shared rows stand for the episodes of every valid member (all alive in a one-step task) */
-      norm_accumulate(s, r->obs_h, r->alive, obs_rows, r->shared ? (double)(n_valid / r->reps) : 1.0);
-    if (s->p.normalize_obs) normalize(s, r->obs_h, obs_rows);
-    if (r->shared && obs_t) memcpy(obs_t, r->obs_h, sizeof(float) * (size_t)(obs_rows * m));
-    else if (!obs_t && (st = evo_tensor_copy_from_host(r->obs, r->obs_h, evo_tensor_nbytes(r->obs))))
-      return st;
-    evo_tensor *in[4] = {r->params, r->obs, r->state[ping][0], r->state[ping][1]};
-    evo_tensor *outs[3] = {r->act, r->state[1 - ping][0], r->state[1 - ping][1]};
-    if ((st = evo_plan_run(r->plan, in, outs)) != EVO_STATUS_OK) return st;
-    if (r->own_act && (st = evo_tensor_copy_to_host(r->act, r->act_h, evo_tensor_nbytes(r->act)))) return st;
-    const void *act = actions_for_task(s, r, E, n_valid);
-    if ((st = evo_task_step(s->task, act, r->obs_h, r->reward, r->done)) != EVO_STATUS_OK) return st;
-    if (s->n_state) ping = 1 - ping;
-    s->stats.batch_steps++;
-    for (int64_t e = 0; e < n_valid; e++) {
-      if (!r->alive[e]) continue;
-      if (!isfinite(r->reward[e])) r->bad[e / r->reps] = 1;
-      r->ret[e] += r->reward[e];
-      s->stats.env_steps++;
-      if (!r->done[e]) continue;
-      r->alive[e] = 0, n_alive--;
-      for (int k = 0; k < s->n_state; k++) { /* the policy's state restarts with the episode (policy.h) */
-        float *h = evo_tensor_data(r->state[ping][k]);
-        if (h) memset(h + e * s->state_size, 0, sizeof(float) * (size_t)s->state_size);
-      }
-    }
-  }
-  s->stats.evaluations += n_valid;
-  return EVO_STATUS_OK;
 }
 
 /* Copies n_valid parameter rows into the plan (padding repeats the last row) and flags non-finite ones: such a
@@ -378,7 +222,7 @@ static evo_status rollout(evo_sim *s, rollout_plan *r, int64_t n_valid, bool upd
 static evo_status load_params(evo_sim *s, rollout_plan *r, const float *params, int n_valid) {
   const size_t row = sizeof(float) * (size_t)s->n_params;
   float *dst = evo_tensor_data(r->params), *stage = NULL;
-  if (!dst && !(dst = stage = malloc(row * (size_t)r->n))) return oom();
+  if (!dst && !(dst = stage = malloc(row * (size_t)r->n))) return evo_sim_oom();
   memcpy(dst, params, row * (size_t)n_valid);
   for (int i = n_valid; i < r->n; i++) memcpy((char *)dst + row * (size_t)i, params + (n_valid - 1) * s->n_params, row);
   for (int i = 0; i < r->n; i++) {
@@ -392,10 +236,18 @@ static evo_status load_params(evo_sim *s, rollout_plan *r, const float *params, 
   return st;
 }
 
+static evo_status rollout(evo_sim *s, rollout_plan *r, int64_t n_valid, bool update_norm) {
+  return s->device ? evo_sim_rollout_device(s, r, n_valid, update_norm) : evo_sim_rollout_host(s, r, n_valid,
+                                                                                                update_norm);
+}
+
 static void set_info(evo_sim *s, const rollout_plan *r) {
   s->info.chunk_members = r->n;
   s->info.shared_obs = r->shared;
   s->info.plan_bytes = evo_plan_peak_bytes(r->plan);
+  const int64_t E = (int64_t)r->n * r->reps;
+  s->info.task_threads = s->pool ? (int)(s->task_threads < E ? s->task_threads : E) : 1;
+  s->info.on_device = s->device;
 }
 
 evo_status evo_sim_evaluate(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
@@ -411,7 +263,10 @@ evo_status evo_sim_evaluate(evo_sim *s, const float *params, int n, int64_t firs
   if (st == EVO_STATUS_OK) st = get_plan(s, 0, chunk_size(s, 0, n, s->p.chunk_members), R, shared, &r);
   if (st != EVO_STATUS_OK) return st;
   set_info(s, r);
-  if (s->p.normalize_obs) norm_prepare(s), batch_clear(s);
+  if (s->p.normalize_obs) {
+    evo_sim_norm_prepare(s), evo_sim_batch_clear(s);
+    if (s->device && (st = evo_sim_device_norm_begin(s, true)) != EVO_STATUS_OK) return st;
+  }
   for (int off = 0; off < n && st == EVO_STATUS_OK; off += r->n) {
     const int nv = n - off < r->n ? n - off : r->n;
     if ((st = load_params(s, r, params + (int64_t)off * s->n_params, nv)) != EVO_STATUS_OK) break;
@@ -431,7 +286,8 @@ evo_status evo_sim_evaluate(evo_sim *s, const float *params, int n, int64_t firs
     }
   }
   /* Statistics of a failed evaluate are dropped, so a retry does not count its observations twice. */
-  if (st == EVO_STATUS_OK && s->p.normalize_obs) norm_merge_batch(s);
+  if (st == EVO_STATUS_OK && s->p.normalize_obs && s->device) st = evo_sim_device_norm_end(s);
+  if (st == EVO_STATUS_OK && s->p.normalize_obs) evo_sim_norm_merge_batch(s);
   return st;
 }
 
@@ -447,7 +303,10 @@ evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key
     st = get_plan(s, 1, 1, chunk_size(s, 1, n_episodes, requested > INT32_MAX ? INT32_MAX : (int)requested), false,
                   &r);
   if (st != EVO_STATUS_OK) return st;
-  if (s->p.normalize_obs) norm_prepare(s);
+  if (s->p.normalize_obs) {
+    evo_sim_norm_prepare(s);
+    if (s->device && (st = evo_sim_device_norm_begin(s, false)) != EVO_STATUS_OK) return st;
+  }
   if ((st = load_params(s, r, params, 1)) != EVO_STATUS_OK) return st;
   double sum = 0;
   bool bad = r->bad[0];

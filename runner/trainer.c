@@ -77,20 +77,6 @@ static bool better(const evo_trainer *t, double a, double b) {
   return t->maximize ? a > b : a < b;
 }
 
-static evo_status write_config(evo_trainer *t) {
-  char path[4200], *buf = NULL;
-  size_t n = 0;
-  evo_status st = evo_run_path(path, sizeof path, t->out_dir, "config.yaml");
-  if (st) return st;
-  FILE *f = open_memstream(&buf, &n);
-  if (!f) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
-  st = evo_config_write(t->cfg, f);
-  fclose(f);
-  if (!st) st = evo_run_write_atomic(path, buf, n);
-  free(buf);
-  return st;
-}
-
 evo_status evo_trainer_open_dir(evo_trainer *t) {
   if (!t->out_dir || t->dir_open) return EVO_STATUS_OK;
   evo_status st = evo_run_dir_prepare(t->out_dir);
@@ -104,7 +90,7 @@ evo_status evo_trainer_open_dir(evo_trainer *t) {
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "%s already holds a run; continue it with --resume %s or choose "
                      "another output folder", t->out_dir, t->out_dir);
   }
-  if ((st = write_config(t))) return st;
+  if ((st = evo_run_write_config(t->out_dir, t->cfg))) return st;
   t->dir_open = true;
   return EVO_STATUS_OK;
 }
@@ -237,20 +223,6 @@ static evo_trainer_stop check_budgets(const evo_trainer *t) {
   return EVO_TRAINER_RUNNING;
 }
 
-static evo_status append_metrics(evo_trainer *t, const char *line) {
-  char path[4200];
-  size_t len = strlen(line);
-  char *nl = malloc(len + 2);
-  if (!nl) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
-  memcpy(nl, line, len);
-  nl[len] = '\n', nl[len + 1] = '\0';
-  evo_status st = evo_run_path(path, sizeof path, t->out_dir, "metrics.jsonl");
-  if (!st) st = evo_run_append(path, nl);
-  if (!st) t->s.metrics_bytes += (int64_t)len + 1; /* what a resume truncates back to */
-  free(nl);
-  return st;
-}
-
 static evo_status iterate(evo_trainer *t, double wall0) {
   int pop = evo_algo_pop_size(t->algo);
   evo_status st = ensure_pop(t, pop);
@@ -288,7 +260,7 @@ static evo_status iterate(evo_trainer *t, double wall0) {
   bool logged = t->s.iteration % t->log_interval == 0 || tested || last;
   char *line = logged ? metrics_line(t, &pr, tested) : NULL;
   if (logged && !line) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
-  if (line && t->out_dir) st = append_metrics(t, line);
+  if (line && t->out_dir) st = evo_run_append_line(t->out_dir, "metrics.jsonl", line, &t->s.metrics_bytes);
   pr.metrics_line = line;
   if (!st && t->out_dir && (t->s.iteration % t->ckpt_interval == 0 || t->stop != EVO_TRAINER_RUNNING))
     st = evo_checkpoint_save(t);
@@ -323,17 +295,7 @@ static evo_status write_summary(evo_trainer *t) {
   char *text = cJSON_Print(o);
   cJSON_Delete(o);
   if (!text) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
-  char path[4200];
-  evo_status st = evo_run_path(path, sizeof path, t->out_dir, "summary.json");
-  size_t n = strlen(text);
-  char *buf = malloc(n + 2);
-  if (!st && !buf) st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
-  if (!st) {
-    memcpy(buf, text, n);
-    buf[n] = '\n';
-    st = evo_run_write_atomic(path, buf, n + 1);
-  }
-  free(buf);
+  evo_status st = evo_run_write_text(t->out_dir, "summary.json", text);
   cJSON_free(text);
   return st;
 }

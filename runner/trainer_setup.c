@@ -26,28 +26,44 @@ static evo_status at_section(evo_status st, evo_cfg *sec) {
   return evo_error(st, "%s: %s", where, msg);
 }
 
+/* device: auto | cpu | cuda | cuda:N, opened through evo_device_open. The trainer itself runs on the CPU: an
+   explicit CUDA device is refused with the reason, and auto falls back to the CPU with a note saying why. */
 static evo_status read_device(evo_trainer *t, evo_cfg *root) {
-  static const char *const devices[] = {"auto", "cpu", "cuda", NULL};
+  static const char *const devices[] = {"auto", "cpu", "cuda", "cuda:N", NULL};
   const char *dev;
-  evo_status st = evo_cfg_string(root, "device", "auto", devices, &dev);
+  evo_status st = evo_cfg_string(root, "device", "auto", NULL, &dev);
+  if (!st && strncmp(dev, "cuda:", 5)) st = evo_cfg_string(root, "device", "auto", devices, &dev);
   if (st) return st;
-  if (!strcmp(dev, "cuda")) {
-    char where[256];
-    evo_cfg_where(evo_cfg_get(root, "device"), where, sizeof where);
+  char where[256], msg[512];
+  evo_cfg_where(evo_cfg_get(root, "device"), where, sizeof where);
+  evo_backend *be = NULL;
+  /* auto with a GPU present would open it only to close it again */
+  const int gpu_unused = !strcmp(dev, "auto") && evo_cuda_device_count() > 0;
+  st = evo_device_open(gpu_unused ? "cpu" : dev, NULL, &be, msg, sizeof msg);
+  if (st) {
+    snprintf(msg, sizeof msg, "%s", evo_last_error()); /* evo_error writes into evo_last_error's buffer */
+    if (st == EVO_STATUS_UNSUPPORTED)
 #ifdef EVOC_HAVE_CUDA
-    return evo_error(EVO_STATUS_UNSUPPORTED, "%s: device cuda: the trainer does not drive the CUDA backend yet; "
-                     "use device: cpu", where);
+      return evo_error(st, "%s: %s (the CUDA backend has no usable GPU here); use device: cpu", where, msg);
 #else
-    return evo_error(EVO_STATUS_UNSUPPORTED, "%s: device cuda: this evoc was built without the CUDA backend "
-                     "(configure with -DEVOC_CUDA=ON on a machine with nvcc); use device: cpu", where);
+      return evo_error(st, "%s: device %s: this evoc was built without the CUDA backend (configure with "
+                       "-DEVOC_CUDA=ON on a machine with nvcc); use device: cpu", where, dev);
 #endif
+    return evo_error(st, "%s: %s", where, msg);
   }
-  if (!strcmp(dev, "auto")) note(t, "device auto: using cpu (the trainer runs on the CPU in this build)");
-  t->be = evo_backend_cpu_new(NULL);
+  if (!evo_backend_is_host(be)) {
+    evo_backend_free(be);
+    return evo_error(EVO_STATUS_UNSUPPORTED, "%s: device %s: the trainer does not drive the CUDA backend yet; use "
+                     "device: cpu", where, dev);
+  }
+  if (gpu_unused) snprintf(msg, sizeof msg, "device auto: using cpu (the trainer does not drive the CUDA backend yet)");
+  if (!strcmp(dev, "auto")) note(t, msg);
+  t->be = be;
   return t->be ? EVO_STATUS_OK : evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
 }
 
-static evo_status read_trainer(evo_trainer *t, evo_cfg *root, int64_t *n_repeats, bool *normalize, bool *crn) {
+static evo_status read_trainer(evo_trainer *t, evo_cfg *root, int64_t *n_repeats, bool *normalize, bool *crn,
+                               int64_t *task_threads) {
   evo_cfg *tr;
   evo_status st = evo_cfg_section(root, "trainer", &tr);
   const int64_t big = 1000000000; /* iterations and intervals */
@@ -58,6 +74,7 @@ static evo_status read_trainer(evo_trainer *t, evo_cfg *root, int64_t *n_repeats
   if (!st) st = evo_cfg_int(tr, "n_repeats", 1, 1, 1 << 20, n_repeats);
   if (!st) st = evo_cfg_bool(tr, "normalize_obs", false, normalize);
   if (!st) st = evo_cfg_bool(tr, "common_random_numbers", true, crn);
+  if (!st) st = evo_cfg_int(tr, "task_threads", 0, 0, 4096, task_threads);
   if (!st) st = evo_cfg_int(tr, "checkpoint_interval", 100, 1, big, &t->ckpt_interval);
   if (!st) st = evo_cfg_int(tr, "keep_checkpoints", 2, 1, 1000, &t->keep_ckpt);
   if (!st) st = evo_cfg_bool(tr, "plot", true, &t->plot);
@@ -117,7 +134,7 @@ static evo_status build_policy(evo_trainer *t, evo_cfg *root) {
   return EVO_STATUS_OK;
 }
 
-static evo_status build_sims(evo_trainer *t, int64_t n_repeats, bool normalize, bool crn) {
+static evo_status build_sims(evo_trainer *t, int64_t n_repeats, bool normalize, bool crn, int64_t task_threads) {
   evo_evaluator *e = &t->ev;
   e->n_repeats = (int)n_repeats;
   e->normalize_obs = normalize;
@@ -131,6 +148,7 @@ static evo_status build_sims(evo_trainer *t, int64_t n_repeats, bool normalize, 
   sp.n_repeats = (int)n_repeats;
   sp.normalize_obs = normalize;
   sp.common_random_numbers = crn;
+  sp.task_threads = (int)task_threads;
   evo_status st = evo_sim_new(e->task, e->pol, t->be, &sp, &e->sim);
   if (!st) st = evo_sim_new(e->test_task, e->test_pol, t->be, &sp, &e->test_sim);
   if (!st && normalize && evo_sim_obs_size(e->sim) != evo_sim_obs_size(e->test_sim))
@@ -239,11 +257,11 @@ evo_status evo_trainer_setup(evo_trainer *t) {
   if ((st = evo_task_new(task, &args, &t->ev.test_task))) return st;
   snprintf(t->task_name, sizeof t->task_name, "%s", evo_task_vtable_of(t->ev.task)->name);
   t->is_objective = !strcmp(t->task_name, "functions");
-  int64_t n_repeats;
+  int64_t n_repeats, task_threads;
   bool normalize, crn;
-  if ((st = read_trainer(t, root, &n_repeats, &normalize, &crn))) return st;
+  if ((st = read_trainer(t, root, &n_repeats, &normalize, &crn, &task_threads))) return st;
   if ((st = build_policy(t, root))) return st;
-  if ((st = build_sims(t, n_repeats, normalize, crn))) return st;
+  if ((st = build_sims(t, n_repeats, normalize, crn, task_threads))) return st;
   if ((st = build_algo(t, root))) return st;
   return evo_cfg_check_unused(root);
 }

@@ -1,28 +1,116 @@
 #!/usr/bin/env bash
-# The one prepared command for a GPU machine: configure with CUDA (sm_90), build, run the whole test suite with the
-# GPU visible, run the benchmarks, keep logs under $OUT (if set), and print a short table last.
+# The one prepared command for a GPU machine: configure with CUDA (sm_90), build, run the CUDA op harness (its
+# own log keeps the per-op counts and RNG ulp differences), the rest of the test suite with the GPU visible, the
+# op harness again under compute-sanitizer memcheck when the machine has it, then the benchmarks; print a short
+# table last. Logs go to build-gpu/logs; with $OUT set, the table and a tarball of the logs are copied there (the
+# device tool returns at most 8 files). Everything shares a time budget (EVOC_GPU_CHECK_SECONDS, default 420 s
+# from the start) so the call stays inside 8 minutes; a step that would not fit is reported as skipped.
 # Usage on the device: source .deps/unpack.sh && scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-build-gpu/logs}
-mkdir -p "$out"
-status() { printf '%-28s %s\n' "$1" "$2" >> "$out/summary.txt"; }
-: > "$out/summary.txt"
+logs=build-gpu/logs
+mkdir -p "$logs"
+budget=${EVOC_GPU_CHECK_SECONDS:-420}
+left() { echo $((budget - SECONDS)); }
+limit() { local l=$(( $(left) - $1 )); [ "$l" -gt "$2" ] && l=$2; [ "$l" -lt 5 ] && l=5; echo "$l"; } # reserve, cap
+status() { printf '%-28s %s\n' "$1" "$2" >> "$logs/summary.txt"; }
+finish() {
+  status total "${SECONDS}s"
+  if [ -n "${OUT:-}" ]; then
+    cp "$logs/summary.txt" "$OUT/" && tar czf "$OUT/gpu_logs.tar.gz" -C build-gpu logs 2>/dev/null
+  fi
+  for f in "$logs"/bench_*.txt; do [ -f "$f" ] && { echo "--- $(basename "$f")"; tail -15 "$f"; }; done
+  echo "==== gpu_check summary ===="
+  cat "$logs/summary.txt"
+  exit "$1"
+}
+: > "$logs/summary.txt"
 
-nvidia-smi > "$out/nvidia-smi.txt" 2>&1 && status gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
-if cmake -S . -B build-gpu -G Ninja -DEVOC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 > "$out/configure.log" 2>&1 &&
-   cmake --build build-gpu -j"$(nproc)" > "$out/build.log" 2>&1; then
-  status build ok
+nvidia-smi > "$logs/nvidia-smi.txt" 2>&1 && status gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+if cmake -S . -B build-gpu -G Ninja -DEVOC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 > "$logs/configure.log" 2>&1 &&
+   cmake --build build-gpu -j"$(nproc)" > "$logs/build.log" 2>&1; then
+  status build "ok (${SECONDS}s)"
 else
-  status build FAILED; tail -40 "$out/build.log" "$out/configure.log"; cat "$out/summary.txt"; exit 1
+  status build FAILED; tail -40 "$logs/build.log" "$logs/configure.log"; finish 1
 fi
-if ctest --test-dir build-gpu --output-on-failure -j4 > "$out/ctest.log" 2>&1; then status tests ok
-else status tests FAILED; grep -E 'Failed|FAIL' "$out/ctest.log" | head -20; fi
-status tests "$(grep -E 'tests passed' "$out/ctest.log" | tail -1)"
+
+t0=$SECONDS
+timeout "$(limit 60 600)" build-gpu/tests/test_cuda_ops --jobs=4 --verbose > "$logs/cuda_ops.log" 2>&1
+rc=$?
+synth=$(grep -E 'Synthesis' "$logs/cuda_ops.log" | tail -1 | sed 's/.*Synthesis: //')
+skips=$(grep -c '^\[SKIP\]' "$logs/cuda_ops.log")
+status cuda_ops "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") ($((SECONDS - t0))s) ${synth}| skipped: ${skips}"
+grep -E '^\[(FAIL|SKIP)\]' "$logs/cuda_ops.log" | head -8
+
+t0=$SECONDS
+if timeout "$(limit 30 600)" ctest --test-dir build-gpu --output-on-failure -j4 -E '^test_cuda_ops$' \
+     > "$logs/ctest.log" 2>&1
+then status tests "ok ($((SECONDS - t0))s)"
+else status tests "FAILED ($((SECONDS - t0))s)"; grep -E 'Failed|FAIL|Timeout' "$logs/ctest.log" | head -20; fi
+status tests "$(grep -E 'tests passed' "$logs/ctest.log" | tail -1)"
+
+# memcheck on the op harness: value, guard and NaN/Inf checks only (EVOC_CUDA_OPS_QUICK=1), capped at 180 s.
+san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1)
+if [ -z "$san" ]; then status memcheck "skipped (no compute-sanitizer)"
+elif [ "$(left)" -lt 90 ]; then status memcheck "skipped (time budget)"
+else
+  t0=$SECONDS
+  lim=$(limit 60 180)
+  EVOC_CUDA_OPS_QUICK=1 timeout "$lim" "$san" --tool memcheck --target-processes all --error-exitcode 3 \
+    build-gpu/tests/test_cuda_ops --jobs=4 > "$logs/memcheck.log" 2>&1
+  rc=$?
+  errs=$(grep -E 'ERROR SUMMARY' "$logs/memcheck.log" | tail -1 | sed 's/.*ERROR SUMMARY: //')
+  case $rc in
+    0) status memcheck "ok ($((SECONDS - t0))s) ${errs}" ;;
+    124) status memcheck "TIMEOUT after ${lim}s ${errs}" ;;
+    *) status memcheck "FAILED rc=$rc ($((SECONDS - t0))s) ${errs}"; grep -E '=========' "$logs/memcheck.log" | head -20 ;;
+  esac
+fi
+
+# ---- GPU benchmarks: evoc --device cuda, the cuBLAS SGEMM ceiling and JAX jit(vmap) on the same GPU (about a
+# minute on an H100). Their table (median ms, GFLOP/s, % of the measured SGEMM ceiling, JAX median / evoc median)
+# is added to the summary after the CPU benchmarks, so it prints last and lands in $OUT.
+gpu_row() { # log workload jax? -> "median_ms gflops" (counted from the end: the config column has spaces)
+  awk -v w="$2" -v jax="$3" '$1 == w { print (jax ? $(NF - 2) " " $NF : $(NF - 3) " " $(NF - 1)) }' "$1" 2>/dev/null |
+    tail -1
+}
+gpu_benchmarks() {
+  local name w f e j ceil
+  for name in bench_sgemm_ceiling bench_mlp_pop bench_cnn_pop bench_train_step; do
+    if [ ! -x "build-gpu/bench/$name" ]; then status "gpu $name" "not built"; continue; fi
+    if [ "$(left)" -lt 30 ]; then status "gpu $name" "skipped (time budget)"; continue; fi
+    timeout "$(limit 20 150)" "build-gpu/bench/$name" --device cuda > "$logs/gpu_$name.txt" 2>&1 &&
+      status "gpu $name" ok || { status "gpu $name" FAILED; tail -5 "$logs/gpu_$name.txt" >&2; }
+  done
+  if ! python3 -c 'import jax, flax' > /dev/null 2>&1; then status "gpu jax_gpu_peers" "skipped (no jax/flax)"
+  elif [ "$(left)" -lt 60 ]; then status "gpu jax_gpu_peers" "skipped (time budget)"
+  else
+    timeout "$(limit 20 240)" env PYTHONUNBUFFERED=1 python3 bench/jax_gpu_peers.py > "$logs/gpu_jax_peers.txt" 2>&1 &&
+      status "gpu jax_gpu_peers" ok || { status "gpu jax_gpu_peers" FAILED; tail -5 "$logs/gpu_jax_peers.txt" >&2; }
+  fi
+  ceil=$(awk '$1 == "sgemm_ceiling_gflops" { print $2 }' "$logs/gpu_bench_sgemm_ceiling.txt" 2>/dev/null)
+  echo "---- GPU benchmarks: SGEMM ceiling ${ceil:-?} GFLOP/s (cuBLAS fp32, no TF32); JAX matmul precision highest"
+  printf '%-14s %9s %10s %6s %9s %10s %6s %8s\n' workload evoc_ms evoc_GF/s %ceil jax_ms jax_GF/s %ceil jax/evoc
+  for w in mlp_pop_1024 mlp_pop_4096 mlp_pop_16384 cnn_pop train_step; do
+    case $w in mlp_*) f=bench_mlp_pop ;; cnn_*) f=bench_cnn_pop ;; *) f=bench_train_step ;; esac
+    e=$(gpu_row "$logs/gpu_$f.txt" "$w" 0)
+    j=$(gpu_row "$logs/gpu_jax_peers.txt" "$w" 1)
+    awk -v w="$w" -v e="$e" -v j="$j" -v c="${ceil:-0}" 'BEGIN {
+      ne = split(e, a, " "); nj = split(j, b, " ");
+      pe = (c > 0 && ne == 2) ? sprintf("%.1f", 100 * a[2] / c) : "-";
+      pj = (c > 0 && nj == 2) ? sprintf("%.1f", 100 * b[2] / c) : "-";
+      sp = (ne == 2 && nj == 2 && a[1] > 0) ? sprintf("%.2fx", b[1] / a[1]) : "-";
+      printf "%-14s %9s %10s %6s %9s %10s %6s %8s\n", w, ne == 2 ? a[1] : "-", ne == 2 ? a[2] : "-", pe,
+             nj == 2 ? b[1] : "-", nj == 2 ? b[2] : "-", pj, sp }'
+  done
+}
+gpu_benchmarks > "$logs/gpu_table.txt"
+
 for b in build-gpu/bench/bench_*; do
   [ -x "$b" ] || continue
-  timeout 120 "$b" --quick > "$out/$(basename "$b").txt" 2>&1 && status "$(basename "$b")" ok || status "$(basename "$b")" FAILED
+  name=$(basename "$b")
+  if [ "$(left)" -lt 20 ]; then status "$name" "skipped (time budget)"; continue; fi
+  timeout "$(limit 10 120)" "$b" --quick > "$logs/$name.txt" 2>&1 && status "$name" ok || status "$name" FAILED
 done
-echo "==== gpu_check summary ===="
-cat "$out/summary.txt"
-for f in "$out"/bench_*.txt; do [ -f "$f" ] && { echo "--- $(basename "$f")"; tail -15 "$f"; }; done
+cat "$logs/gpu_table.txt" >> "$logs/summary.txt"
+finish 0

@@ -58,6 +58,8 @@ static evo_status evo_task_spec_check(const evo_task_spec *s, const evo_task_vta
   if (!bad && s->max_steps < 1) bad = "max_steps must be >= 1";
   if (!bad && s->bd_dim < 0) bad = "bd_dim must be >= 0";
   if (!bad && s->bd_dim > 0 && !vt->descriptor) bad = "bd_dim > 0 but the vtable has no descriptor";
+  if (!bad && (s->flags & EVO_TASK_FLAG_STEP_RANGE) && !vt->step_range)
+    bad = "flags has EVO_TASK_FLAG_STEP_RANGE but the vtable has no step_range";
   return bad ? evo_error(EVO_STATUS_FORMAT, "task '%s': invalid spec: %s", vt->name, bad) : EVO_STATUS_OK;
 }
 
@@ -80,6 +82,7 @@ static evo_status evo_task_create(const evo_task_vtable *vt, void *dl, evo_cfg *
     evo_task_free(t);
     return st;
   }
+  memset(&t->spec, 0, sizeof t->spec); /* fields appended to ABI 1 (flags) stay 0 for older plugins */
   vt->spec(t->state, &t->spec);
   st = evo_task_spec_check(&t->spec, vt);
   /* Every reader marks its key, so whatever is left over is a typo or an option this task does not have. */
@@ -191,6 +194,22 @@ evo_status evo_task_step(evo_task *t, const void *actions, float *obs, float *re
                      t->vt->name);
   evo_clear_error();
   return evo_task_call_status(t, t->vt->step(t->state, actions, obs, reward, done), "step");
+}
+
+evo_status evo_task_step_range(evo_task *t, int64_t begin, int64_t end, const void *actions, float *obs,
+                               float *reward, uint8_t *done) {
+  if (!t) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "evo_task_step_range: NULL task");
+  if (!(t->spec.flags & EVO_TASK_FLAG_STEP_RANGE))
+    return evo_error(EVO_STATUS_UNSUPPORTED, "task '%s' cannot step sub-ranges", t->vt->name);
+  if (t->n == 0) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "task '%s': step before reset", t->vt->name);
+  if (begin < 0 || begin >= end || end > t->n)
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "task '%s': step range [%lld, %lld) is not inside [0, %lld)",
+                     t->vt->name, (long long)begin, (long long)end, (long long)t->n);
+  if (!actions || !obs || !reward || !done)
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "task '%s': step needs actions, obs, reward and done",
+                     t->vt->name);
+  evo_clear_error();
+  return evo_task_call_status(t, t->vt->step_range(t->state, begin, end, actions, obs, reward, done), "step");
 }
 
 evo_status evo_task_descriptor(evo_task *t, float *bd) {

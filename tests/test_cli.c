@@ -1,6 +1,7 @@
 /* The evoc command line, run as a program: help and exit codes, config errors with file:line:col and "did you
    mean", the run folder of a short run, resume bit-identical to an uninterrupted run, eval of a run folder,
-   unwritable and reused output folders, missing data, bad plugin paths, SIGINT (exit 130, loadable checkpoint). */
+   unwritable and reused output folders, missing data, bad plugin paths, SIGINT (exit 130, loadable checkpoint);
+   the same for `evoc train` (gradient training) on a tiny synthetic dataset. */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -16,6 +17,8 @@
 #include <unistd.h>
 #include "evoc/algo.h"
 #include "evoc/config.h"
+#include "evoc/policy.h"
+#include "gradtrain_test_util.h"
 #include "safetensors.h"
 
 #ifndef EVOC_CLI_PATH
@@ -149,8 +152,8 @@ static void same_file(const char *a, const char *b, const char *name) {
 Test(cli, help_and_usage_exit_codes) {
   cr_assert_eq(evoc("--help"), 0);
   cr_assert(strstr(out_buf, "usage: evoc SUBCOMMAND"));
-  const char *cmds[] = {"run", "eval", "list", "check"};
-  for (int i = 0; i < 4; i++) {
+  const char *cmds[] = {"run", "eval", "list", "check", "train"};
+  for (int i = 0; i < 5; i++) {
     cr_assert_eq(evoc("%s --help", cmds[i]), 0, "%s --help", cmds[i]);
     char want[64];
     snprintf(want, sizeof want, "usage: evoc %s", cmds[i]);
@@ -195,6 +198,7 @@ Test(cli, check_accepts_every_example_config) {
     size_t len = strlen(name);
     if (len < 6 || strcmp(name + len - 5, ".yaml")) continue;
     if (!strcmp(name, "mnist_pgpe.yaml")) continue; /* needs real MNIST data: tested below */
+    if (!strcmp(name, "fashion_mnist_cnn_finetune.yaml")) continue; /* needs a trained run: tested below */
     if (strstr(name, "mnist") && access("/usr/share/datasets/fashion-mnist", R_OK) != 0) continue;
     char algo[64] = "";
     if (sscanf(name, "quick_%63[a-z_].yaml", algo) == 1 && !evo_algo_find(algo)) continue; /* not landed yet */
@@ -443,18 +447,22 @@ Test(cli, resume_needs_a_checkpoint) {
   cr_assert(strstr(err_buf, "nowhere"), "%s", err_buf);
 }
 
-Test(cli, sigint_writes_a_checkpoint_and_exits_130) {
-  char dir[300], o[300];
+/* Starts `evoc CMD CONFIG --out tmp/s --quiet ARGS...`, sends SIGINT once metrics.jsonl exists and waits; the
+   exit status must be 130. */
+static void interrupt_run(const char *cmd, const char *cfg, const char *const *args) {
+  char dir[300];
   snprintf(dir, sizeof dir, "%s/s", tmp);
-  snprintf(o, sizeof o, "%s/sig_out.txt", tmp);
+  const char *argv[32] = {"evoc", cmd, cfg, "--out", dir, "--quiet"};
+  int n = 6;
+  while (*args && n < 31) argv[n++] = *args++;
+  argv[n] = NULL;
   pid_t pid = fork();
   cr_assert_geq(pid, 0);
   if (pid == 0) {
-    FILE *f = freopen(o, "w", stdout);
+    FILE *f = freopen("/dev/null", "w", stdout);
     FILE *g = freopen("/dev/null", "w", stderr);
     (void)f, (void)g;
-    execl(EVOC_CLI_PATH, "evoc", "run", CFG "/quick_pgpe.yaml", "--out", dir, "--quiet", "--set",
-          "trainer.max_iter=100000000", "--set", "trainer.target_objective=0", "--set", "task.dim=100", (char *)NULL);
+    execv(EVOC_CLI_PATH, (char *const *)argv);
     _exit(127);
   }
   char metrics[400];
@@ -468,6 +476,12 @@ Test(cli, sigint_writes_a_checkpoint_and_exits_130) {
   cr_assert_eq(waitpid(pid, &status, 0), pid);
   cr_assert(WIFEXITED(status), "killed by a signal");
   cr_assert_eq(WEXITSTATUS(status), 130);
+}
+
+Test(cli, sigint_writes_a_checkpoint_and_exits_130) {
+  interrupt_run("run", CFG "/quick_pgpe.yaml",
+                (const char *[]){"--set", "trainer.max_iter=100000000", "--set", "trainer.target_objective=0",
+                                 "--set", "task.dim=100", NULL});
   cJSON *s = read_json("s", "summary.json");
   cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "stopped_because")->valuestring, "interrupted");
   int iters = (int)jnum(s, "iterations");
@@ -479,5 +493,138 @@ Test(cli, sigint_writes_a_checkpoint_and_exits_130) {
   s = read_json("s", "summary.json");
   cr_assert_eq(jnum(s, "iterations"), iters + 5);
   cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "stopped_because")->valuestring, "max_iter");
+  cJSON_Delete(s);
+}
+
+/* ---------------------------------------------------------------- evoc train */
+
+/* A gradient-training config on the synthetic dataset in tmp/data (extra: more top-level YAML). */
+static void write_train_config(const char *name, const char *extra) {
+  char data[300], text[2048];
+  snprintf(data, sizeof data, "%s/data", tmp);
+  mkdir(data, 0700);
+  cr_assert_eq(gt_write_dataset(data, 200, 50), 0);
+  snprintf(text, sizeof text,
+           "task: {name: mnist, data_dir: %s}\n"
+           "policy: {name: mlp, hidden: [16], activation: relu}\n"
+           "optim: {name: adam, lr: 0.01}\n"
+           "data: {batch_size: 20}\n"
+           "%s",
+           data, extra);
+  write_file(name, text);
+}
+
+Test(cli, train_writes_the_run_folder_and_resumes) {
+  write_train_config("t.yaml", "trainer: {epochs: 2, log_interval: 4}\n");
+  cr_assert_eq(evoc("check t.yaml"), 0, "%s", err_buf);
+  cr_assert(strstr(out_buf, "gradient training"), "%s", out_buf);
+  int rc = evoc("train t.yaml --out r --quiet");
+  cr_assert_eq(rc, 0, "rc %d: %s", rc, err_buf);
+  for (int i = 0; run_files[i]; i++) cr_assert(exists("r", run_files[i]), "r/%s missing", run_files[i]);
+  cr_assert(exists("r", "checkpoints/step_000000020.gradtrain.safetensors"));
+  /* --quiet: metrics lines (steps 4, 8, 10 (epoch end), 12, 16, 20), then the summary */
+  int lines = 0, tests = 0;
+  for (char *p = strtok(out_buf, "\n"); p; p = strtok(NULL, "\n"), lines++) {
+    cJSON *o = cJSON_Parse(p);
+    cr_assert_not_null(o, "not JSON: %s", p);
+    tests += cJSON_GetObjectItemCaseSensitive(o, "test_loss") != NULL; /* epoch ends (not the summary) */
+    cJSON_Delete(o);
+  }
+  cr_assert_eq(lines, 6 + 1);
+  cr_assert_eq(tests, 2);
+  cJSON *s = read_json("r", "summary.json");
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "optim")->valuestring, "adam");
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "stopped_because")->valuestring, "epochs");
+  cr_assert_eq(jnum(s, "steps"), 20);
+  cr_assert_gt(jnum(s, "best_test_acc"), 0.3);
+  cJSON_Delete(s);
+  /* extend to 3 epochs from the run folder's own config */
+  cr_assert_eq(evoc("train --resume r --quiet --set trainer.epochs=3"), 0, "%s", err_buf);
+  s = read_json("r", "summary.json");
+  cr_assert_eq(jnum(s, "epochs"), 3);
+  cr_assert_eq(jnum(s, "steps"), 30);
+  cJSON_Delete(s);
+  /* a fresh run into it is refused; nothing is touched */
+  long n0, n1;
+  char *before = file_bytes("r", "metrics.jsonl", &n0);
+  cr_assert_eq(evoc("train t.yaml --out r"), 2);
+  cr_assert(strstr(err_buf, "already holds a run"), "%s", err_buf);
+  char *after = file_bytes("r", "metrics.jsonl", &n1);
+  cr_assert(n0 == n1 && !memcmp(before, after, (size_t)n0));
+  free(before), free(after);
+}
+
+Test(cli, train_exit_codes_for_bad_input) {
+  write_train_config("k.yaml", "trainer: {epoch: 2}\n");
+  cr_assert_eq(evoc("train k.yaml --out k"), 2);
+  cr_assert(strstr(err_buf, "k.yaml:5:11: unknown key 'epoch' in trainer (did you mean 'epochs'?)"), "%s", err_buf);
+  cr_assert(!exists("k", "config.yaml"), "a bad config wrote a run folder");
+  write_train_config("m.yaml", "");
+  cr_assert_eq(evoc("train m.yaml --set task.data_dir=/nonexistent/fashion --out m"), 2);
+  cr_assert(strstr(err_buf, "/nonexistent/fashion/train-images-idx3-ubyte") && strstr(err_buf, "data_dir"), "%s",
+            err_buf);
+  write_file("plain_file", "x");
+  cr_assert_eq(evoc("train m.yaml --out plain_file/run"), 2);
+  cr_assert(strstr(err_buf, "plain_file"), "%s", err_buf);
+  cr_assert_eq(evoc("train --resume nowhere"), 2);
+  cr_assert_eq(evoc("train m.yaml --frob"), 2);
+  cr_assert(strstr(err_buf, "unknown option '--frob'"), "%s", err_buf);
+  cr_assert_eq(evoc("train"), 2);
+  /* a network that computes NaN fails the run (exit 1) with the step and the fix */
+  evo_policy_mlp_params mp = evo_policy_mlp_default_params();
+  mp.n_hidden = 1, mp.hidden[0] = 16, mp.activation = EVO_POLICY_ACT_RELU, mp.output = EVO_POLICY_OUT_LINEAR;
+  evo_policy_io io = {.obs_ndim = 3, .obs_shape = {GT_SIDE, GT_SIDE, 1}, .act_ndim = 1, .act_shape = {10}};
+  evo_policy *pol;
+  cr_assert_eq(evo_policy_mlp_new(&mp, &io, &pol), EVO_STATUS_OK, "%s", evo_last_error());
+  int64_t D = evo_policy_num_params(pol);
+  float *flat = malloc(sizeof(float) * (size_t)D);
+  for (int64_t i = 0; i < D; i++) flat[i] = NAN;
+  char path[400];
+  snprintf(path, sizeof path, "%s/nan.safetensors", tmp);
+  cr_assert_eq(evo_ptree_save(evo_policy_ptree(pol), flat, path), EVO_STATUS_OK, "%s", evo_last_error());
+  free(flat);
+  evo_policy_free(pol);
+  int rc = evoc("train m.yaml --out d --set init_from=nan.safetensors");
+  cr_assert_eq(rc, 1, "rc %d: %s", rc, err_buf);
+  cr_assert(strstr(err_buf, "the training loss is") && strstr(err_buf, "optim.lr"), "%s", err_buf);
+}
+
+/* The fine-tuning example checks once its init_from exists: here a fresh seed CNN saved by the library. */
+Test(cli, finetune_example_checks_with_a_trained_network) {
+  if (access("/usr/share/datasets/fashion-mnist", R_OK) != 0) cr_skip_test("Fashion-MNIST is not installed");
+  cr_assert_eq(evoc("check %s/fashion_mnist_cnn_finetune.yaml --set init_from=nowhere.safetensors", CFG), 2);
+  cr_assert(strstr(err_buf, "nowhere.safetensors") && strstr(err_buf, "train the source run first"), "%s", err_buf);
+  evo_policy_cnn_params cp;
+  cr_assert_eq(evo_policy_cnn_preset("seed_cnn", &cp), EVO_STATUS_OK);
+  evo_policy_io io = {.obs_ndim = 3, .obs_shape = {28, 28, 1}, .act_ndim = 1, .act_shape = {10}};
+  evo_policy *pol;
+  cr_assert_eq(evo_policy_cnn_new(&cp, &io, &pol), EVO_STATUS_OK, "%s", evo_last_error());
+  float *flat = malloc(sizeof(float) * (size_t)evo_policy_num_params(pol));
+  cr_assert_eq(evo_policy_init(pol, evo_key_from_seed(3), flat), EVO_STATUS_OK);
+  char path[400];
+  snprintf(path, sizeof path, "%s/net.safetensors", tmp);
+  cr_assert_eq(evo_ptree_save(evo_policy_ptree(pol), flat, path), EVO_STATUS_OK, "%s", evo_last_error());
+  free(flat);
+  evo_policy_free(pol);
+  int rc = evoc("check %s/fashion_mnist_cnn_finetune.yaml --set init_from=net.safetensors", CFG);
+  cr_assert_eq(rc, 0, "rc %d: %s", rc, err_buf);
+  cr_assert(strstr(out_buf, "(10250 trained)"), "%s", out_buf);
+}
+
+Test(cli, train_sigint_writes_a_checkpoint_and_exits_130) {
+  write_train_config("s.yaml", "trainer: {epochs: 100000000, log_interval: 1}\n");
+  char cfg[300];
+  snprintf(cfg, sizeof cfg, "%s/s.yaml", tmp);
+  interrupt_run("train", cfg, (const char *[]){NULL});
+  cJSON *s = read_json("s", "summary.json");
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "stopped_because")->valuestring, "interrupted");
+  int steps = (int)jnum(s, "steps");
+  cJSON_Delete(s);
+  cr_assert_gt(steps, 0);
+  int rc = evoc("train --resume s --quiet --set trainer.max_steps=%d", steps + 3);
+  cr_assert_eq(rc, 0, "%s", err_buf);
+  s = read_json("s", "summary.json");
+  cr_assert_eq(jnum(s, "steps"), steps + 3);
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "stopped_because")->valuestring, "max_steps");
   cJSON_Delete(s);
 }

@@ -145,7 +145,7 @@ Test(cmaes, first_generation_is_mean_plus_sigma_z_from_member_keys) {
   float *x = ask_all(a, &P), z[13];
   cr_assert_eq(P, evo_cmaes_default_lambda(n));
   for (int i = 0; i < P; i++) {
-    evo_rng_fill_normal(evo_algo_member_key(a, 0, i), z, n);
+    evo_algo_normals(evo_algo_member_key(a, 0, i), 0, n, z);
     for (int j = 0; j < n; j++)
       cr_assert_eq(x[i * n + j], (float)fma(0.7, (double)z[j], (double)0.25f), "member %d coordinate %d", i, j);
   }
@@ -186,10 +186,10 @@ Test(cmaes, slices_are_bit_identical_to_a_full_ask) {
 /* ---- one tell against a naive transcription of the tutorial's Table 1 ---- */
 
 /* Independent of the implementation's shortcuts (BLAS blocks, C^{-1/2} y = B z, ||C^{-1/2} y|| = ||z||, dsyrk on
-   one triangle): y_i = B D z_i with z_i from evo_rng_fill_normal, C^{-1/2} = B D^-1 B^T formed explicitly, every
+   one triangle): y_i = B D z_i with z_i from evo_algo_normals, C^{-1/2} = B D^-1 B^T formed explicitly, every
    sum a plain loop, the whole symmetric C. */
-static void naive_table1_case(const char *name, int n, int gens_before) {
-  evo_algo *a = make_algo(name, n, 0.4, 0.6, 0, 31, NULL, 0);
+static void naive_table1_case(const char *name, int n, int pop, int gens_before) {
+  evo_algo *a = make_algo(name, n, 0.4, 0.6, pop, 31, NULL, 0);
   for (int g = 0; g < gens_before; g++) step(a, f_elli);
   const cmaes_state *s = st_of(a);
   const int sep = s->sep, lam = s->lambda, mu = s->p.mu;
@@ -209,12 +209,12 @@ static void naive_table1_case(const char *name, int n, int gens_before) {
       for (int k = 0; k < n; k++) Cis[j * n + i] += B[k * n + i] / D[k] * B[k * n + j];
   for (int q = 0; q < lam; q++) {
     float z[32];
-    evo_rng_fill_normal(evo_algo_member_key(a, a->gen, q), z, n);
+    evo_algo_normals(evo_algo_member_key(a, a->gen, q), 0, n, z);
     for (int i = 0; i < n; i++)
       for (int k = 0; k < n; k++) Y[q * n + i] += B[k * n + i] * D[k] * z[k];
   }
-  int P, order[64];
-  float *x = ask_all(a, &P), fit[64], neg[64];
+  int P, *order = malloc(sizeof(int) * (size_t)lam);
+  float *x = ask_all(a, &P), *fit = malloc(sizeof(float) * (size_t)lam), *neg = malloc(sizeof(float) * (size_t)lam);
   for (int q = 0; q < P; q++) fit[q] = (float)f_elli(x + q * n, n), neg[q] = -fit[q];
   evo_shape_argsort_desc(neg, P, order); /* minimisation: smallest f first */
   cr_assert(fit[order[0]] != fit[order[(int)ceil(0.7 * lam) - 1]], "flat fitness would add the flat rule");
@@ -276,15 +276,18 @@ static void naive_table1_case(const char *name, int n, int gens_before) {
                 C[j * n + i]);
     }
   }
-  free(x);
+  free(x), free(order), free(fit), free(neg);
   free(B), free(C), free(Cis), free(Y);
   evo_algo_free(a);
 }
 
 Test(cmaes, one_tell_matches_a_naive_table1) {
-  naive_table1_case("cmaes", 7, 25); /* C, B and D far from the identity */
-  naive_table1_case("cmaes", 7, 0);
-  naive_table1_case("sep_cmaes", 9, 25);
+  naive_table1_case("cmaes", 7, 0, 25); /* C, B and D far from the identity */
+  naive_table1_case("cmaes", 7, 0, 0);
+  naive_table1_case("sep_cmaes", 9, 0, 25);
+  /* 150 positive and 150 negative weights: the covariance update takes more than one dsyrk call per sign
+     (CMAES_WCOLS columns each) and C more than one member block */
+  naive_table1_case("cmaes", 7, 300, 3);
 }
 
 /* ---- invariances ---- */
@@ -483,10 +486,12 @@ Test(cmaes, flat_fitness_increases_sigma_and_bounds_hold) {
   evo_algo_free(a);
 }
 
+/* Every third member NaN: the run still converges. 150 generations: seeds 1..20 then reach 3e-11 .. 1.8e-7 (at
+   100 generations only about half of them are below 1e-6, with this noise stream and with the previous one). */
 Test(cmaes, nan_fitness_is_ranked_worst) {
   const int n = 5;
   evo_algo *a = make_algo("cmaes", n, 1, 0.5, 0, 2, NULL, 0);
-  for (int gen = 0; gen < 100; gen++) {
+  for (int gen = 0; gen < 150; gen++) {
     int P;
     float *x = ask_all(a, &P), fit[32];
     for (int i = 0; i < P; i++) fit[i] = i % 3 == 0 ? NAN : (float)f_sphere(x + i * n, n);

@@ -7,7 +7,7 @@
    Convergence budgets: evaluations to target of seeds 1..5 were measured with this harness; each budget is ~1.3x
    the worst of them. Independent NumPy re-implementations of the papers' algorithms (same settings) needed:
    xNES 10-D rotated ellipsoid 9,830..10,070; SNES 30-D ellipsoid 10,024..10,290; LM-MA-ES 1000-D sphere to 1e-10
-   92,712 (evoc 92,880); CR-FM-NES's reference repository asserts the 40-D ellipsoid (x0 = 3, sigma = 2, lambda =
+   92,712 (evoc 92,856); CR-FM-NES's reference repository asserts the 40-D ellipsoid (x0 = 3, sigma = 2, lambda =
    16) reaches 1e-12 within 10,300 evaluations, the 80-D one within 19,300. */
 #define _POSIX_C_SOURCE 200809L /* getpid, unlink */
 #include <lapacke.h>
@@ -210,6 +210,7 @@ typedef struct {
   int rotate, pop, seeds;
   double x0, stdev, target;
   int64_t budget; /* evaluations */
+  int may_miss;   /* seeds allowed to miss the target (global optimisation that succeeds with a probability) */
 } conv_case;
 
 /* Evaluations until f(best) <= target (or the first count past the budget). */
@@ -237,12 +238,14 @@ static int64_t evals_to_target(const conv_case *c, uint64_t seed, double *f_end)
 static void run_cases(const conv_case *cases, int n_cases) {
   for (int i = 0; i < n_cases; i++) {
     const conv_case *c = &cases[i];
+    int missed = 0;
     for (int seed = 1; seed <= c->seeds; seed++) {
       double fb;
       int64_t ev = evals_to_target(c, (uint64_t)seed, &fb);
       cr_log_info("%s on %s%s-%lld (x0 %g, stdev %g, pop %d) seed %d: f %.3g after %lld evaluations (budget %lld)",
                   c->algo, c->rotate ? "rotated " : "", evo_fn_name(c->fn), (long long)c->n, c->x0, c->stdev, c->pop,
                   seed, fb, (long long)ev, (long long)c->budget);
+      if ((fb > c->target || ev > c->budget) && ++missed <= c->may_miss) continue;
       cr_assert(fb <= c->target && ev <= c->budget, "%s on %s-%lld seed %d: f %g after %lld evaluations, want <= %g "
                 "within %lld", c->algo, evo_fn_name(c->fn), (long long)c->n, seed, fb, (long long)ev, c->target,
                 (long long)c->budget);
@@ -252,19 +255,21 @@ static void run_cases(const conv_case *cases, int n_cases) {
 
 Test(nes_converge, snes_separable) {
   const conv_case cases[] = {
-      {"snes", EVO_FN_SPHERE, 30, 0, 0, 5, 1, 1, 1e-10, 10100},
-      {"snes", EVO_FN_ELLIPSOID, 30, 0, 0, 5, 1, 1, 1e-10, 13600},
-      /* Rastrigin needs a large population (Schaul et al. 2011, Sec. 5): pop 200 finds the global optimum. */
-      {"snes", EVO_FN_RASTRIGIN, 10, 0, 200, 5, 3, 3, 1e-8, 67400},
+      {"snes", EVO_FN_SPHERE, 30, 0, 0, 5, 1, 1, 1e-10, 10100, 0},
+      {"snes", EVO_FN_ELLIPSOID, 30, 0, 0, 5, 1, 1, 1e-10, 13600, 0},
+      /* Rastrigin needs a large population (Schaul et al. 2011, Sec. 5): pop 200 finds the global optimum in
+         ~96% of the runs (seeds 1..160 missed it 7 times, and 6 times with the previous noise stream), so one of
+         the five seeds may end in a local optimum. */
+      {"snes", EVO_FN_RASTRIGIN, 10, 0, 200, 5, 3, 3, 1e-8, 67400, 1},
   };
   run_cases(cases, 3);
 }
 
 Test(nes_converge, xnes_rotated) {
   const conv_case cases[] = {
-      {"xnes", EVO_FN_ELLIPSOID, 10, 1, 0, 5, 1, 1, 1e-10, 13500},
-      {"xnes", EVO_FN_ELLIPSOID, 5, 1, 0, 5, 1, 1, 1e-10, 3450},
-      {"xnes", EVO_FN_ROSENBROCK, 10, 0, 0, 5, 0, 0.5, 1e-10, 16700},
+      {"xnes", EVO_FN_ELLIPSOID, 10, 1, 0, 5, 1, 1, 1e-10, 13500, 0},
+      {"xnes", EVO_FN_ELLIPSOID, 5, 1, 0, 5, 1, 1, 1e-10, 3450, 0},
+      {"xnes", EVO_FN_ROSENBROCK, 10, 0, 0, 5, 0, 0.5, 1e-10, 16700, 0},
   };
   run_cases(cases, 3);
 }
@@ -272,31 +277,33 @@ Test(nes_converge, xnes_rotated) {
 Test(nes_converge, crfmnes_high_dim) {
   const conv_case cases[] = {
       /* The reference repository's tests/test_ellipsoid.py settings and limits. */
-      {"crfmnes", EVO_FN_ELLIPSOID, 40, 0, 16, 5, 3, 2, 1e-12, 10300},
-      {"crfmnes", EVO_FN_ELLIPSOID, 80, 0, 16, 2, 3, 2, 1e-12, 19300},
-      {"crfmnes", EVO_FN_ELLIPSOID, 50, 0, 0, 5, 1, 1, 1e-10, 13300},
-      {"crfmnes", EVO_FN_SPHERE, 50, 0, 0, 5, 1, 1, 1e-10, 6000},
+      {"crfmnes", EVO_FN_ELLIPSOID, 40, 0, 16, 5, 3, 2, 1e-12, 10300, 0},
+      {"crfmnes", EVO_FN_ELLIPSOID, 80, 0, 16, 2, 3, 2, 1e-12, 19300, 0},
+      {"crfmnes", EVO_FN_ELLIPSOID, 50, 0, 0, 5, 1, 1, 1e-10, 13300, 0},
+      {"crfmnes", EVO_FN_SPHERE, 50, 0, 0, 5, 1, 1, 1e-10, 6000, 0},
   };
   run_cases(cases, 4);
 }
 
-/* One seed each (a few seconds); seeds 1..5 needed 42,672..43,296 and 242,505..290,615 evaluations. */
+/* One seed each (a few seconds); seeds 1..5 needed 42,552..43,176 and 219,232..315,503 evaluations. */
 Test(nes_converge, lmmaes_sphere_1000) {
-  const conv_case c = {"lmmaes", EVO_FN_SPHERE, 1000, 0, 0, 1, 1, 1, 1e-3, 56300};
+  const conv_case c = {"lmmaes", EVO_FN_SPHERE, 1000, 0, 0, 1, 1, 1, 1e-3, 56300, 0};
   run_cases(&c, 1);
 }
 
 Test(nes_converge, lmmaes_ellipsoid_100) {
-  const conv_case c = {"lmmaes", EVO_FN_ELLIPSOID, 100, 0, 0, 1, 1, 1, 10, 378000};
+  const conv_case c = {"lmmaes", EVO_FN_ELLIPSOID, 100, 0, 0, 1, 1, 1, 10, 378000, 0};
   run_cases(&c, 1);
 }
 
-/* Degenerate sizes (d = 1 .. 3, where several of the papers' rates hit their caps) still converge. */
+/* Degenerate sizes (d = 1 .. 3, where several of the papers' rates hit their caps) still converge. LM-MA-ES (made
+   for large n) is erratic at d <= 2: of seeds 1..20, 1 missed 1e-10 within 3000 evaluations at d = 1 and 1 at
+   d = 2 (4 and 3 with the previous noise stream), so one of its three seeds may miss. */
 Test(nes_converge, small_dimensions) {
   const char *names[] = {"snes", "xnes", "crfmnes", "lmmaes"};
   for (int k = 0; k < 4; k++)
     for (int64_t n = 1; n <= 3; n++) {
-      const conv_case c = {names[k], EVO_FN_SPHERE, n, 0, 0, 3, 1, 1, 1e-10, 3000};
+      const conv_case c = {names[k], EVO_FN_SPHERE, n, 0, 0, 3, 1, 1, 1e-10, 3000, k == 3};
       run_cases(&c, 1);
     }
 }

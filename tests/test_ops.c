@@ -28,31 +28,12 @@
 #include "evoc/transform.h"
 
 #include "op_ref.inc"
+#include "op_harness.inc"
 
 #define NONE EVO_VMAP_NONE
 #define BATCH 3
 #define FD_SAMPLES 48 /* finite differences on at most this many elements of a large input */
 #define DEFAULT_SEED 20240611ull
-
-enum { D_DEFAULT = 0, D_ANY, D_POS, D_AWAY0, D_DENOM, D_DISTINCT, D_TIES, D_INT, D_BOOL, D_KEY, D_CASTF };
-enum { F_EXACT = 1, F_VM_EXACT = 2, F_GRAD_ZERO = 4 };
-
-typedef evo_node (*build_fn)(evo_graph *g, const evo_node *x, const op_case *c);
-typedef void (*ref_fn)(const op_case *c, const rt *x, rt *y);
-typedef int (*kink_fn)(const op_case *c, const rt *x); /* 1: inputs too close to a kink, redraw */
-
-typedef struct {
-  const char *name;
-  build_fn build;
-  ref_fn ref;
-  const op_case *cases;
-  int ncases;
-  unsigned diff; /* bit i: input i is differentiable (used when it is f32 and the output is f32) */
-  int dom[4];    /* per-input domain override for D_DEFAULT case inputs */
-  double rtol, atol, grtol;
-  int flags;
-  kink_fn kink;
-} op_row;
 
 static evo_backend *be;
 static uint64_t g_seed;
@@ -64,66 +45,6 @@ static void setup(void) {
 }
 static void teardown(void) { evo_backend_free(be); }
 TestSuite(ops, .init = setup, .fini = teardown);
-
-/* ---- seeded generator ---- */
-
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-static uint64_t mix(uint64_t a, uint64_t b) {
-  uint64_t s = a ^ (b * 0xD1B54A32D192ED03ull);
-  return splitmix(&s);
-}
-static uint64_t hash_str(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-  return h;
-}
-static double urand(uint64_t *s) { return (double)(splitmix(s) >> 11) / 9007199254740992.0; }
-static double uni(uint64_t *s, double lo, double hi) { return lo + (hi - lo) * urand(s); }
-
-/* ---- host buffers ---- */
-
-typedef struct {
-  evo_dtype dt;
-  int nd;
-  int64_t s[EVO_MAX_DIMS];
-  void *p;
-} hbuf;
-
-static int64_t hb_numel(const hbuf *h) { return shp_numel(h->nd, h->s); }
-static void hb_init(hbuf *h, evo_dtype dt, int nd, const int64_t *s) {
-  h->dt = dt;
-  h->nd = nd;
-  memset(h->s, 0, sizeof h->s);
-  for (int d = 0; d < nd; d++) h->s[d] = s[d];
-  int64_t n = hb_numel(h);
-  h->p = calloc((size_t)(n ? n : 1), evo_dtype_size(dt));
-}
-static void hb_free(hbuf *h) {
-  free(h->p);
-  h->p = NULL;
-}
-static double hb_get(const hbuf *h, int64_t i) {
-  switch (h->dt) {
-  case EVO_F32: return ((const float *)h->p)[i];
-  case EVO_I32: return ((const int32_t *)h->p)[i];
-  case EVO_U8: return ((const uint8_t *)h->p)[i];
-  default: return ((const uint32_t *)h->p)[i];
-  }
-}
-static void hb_to_rt(const hbuf *h, rt *r) {
-  rt_init(r, h->nd, h->s);
-  for (int64_t i = 0; i < hb_numel(h); i++) r->v[i] = hb_get(h, i);
-}
-static void shape_str(char *buf, size_t n, evo_dtype dt, int nd, const int64_t *s) {
-  int k = snprintf(buf, n, "%s[", evo_dtype_name(dt));
-  for (int d = 0; d < nd && k < (int)n; d++) k += snprintf(buf + k, n - (size_t)k, d ? ",%lld" : "%lld", (long long)s[d]);
-  if (k < (int)n) snprintf(buf + k, n - (size_t)k, "]");
-}
 
 /* ---- failure accounting ---- */
 
@@ -150,77 +71,7 @@ static void fail(ctx_t *cx, const char *check, const char *fmt, ...) {
 
 /* ---- evaluation ---- */
 
-static evo_status eval(const evo_graph *g, const hbuf *in, hbuf *out) {
-  int ni = evo_graph_n_inputs(g), no = evo_graph_n_outputs(g);
-  evo_tensor *ti[8] = {0}, *to[8] = {0};
-  evo_status st = EVO_STATUS_OK;
-  for (int i = 0; i < ni; i++) {
-    ti[i] = evo_tensor_from_host(be, in[i].dt, in[i].nd, in[i].s, in[i].p);
-    if (!ti[i]) st = EVO_STATUS_OUT_OF_MEMORY;
-  }
-  for (int j = 0; j < no; j++) {
-    evo_node y = evo_graph_output(g, j);
-    hb_init(&out[j], evo_node_dtype(g, y), evo_node_ndim(g, y), evo_node_shape(g, y));
-    to[j] = evo_tensor_new(be, out[j].dt, out[j].nd, out[j].s);
-    if (!to[j]) st = EVO_STATUS_OUT_OF_MEMORY;
-  }
-  if (st == EVO_STATUS_OK) st = evo_eval(g, be, ti, to);
-  for (int j = 0; j < no; j++)
-    if (st == EVO_STATUS_OK)
-      st = evo_tensor_copy_to_host(to[j], out[j].p, (size_t)hb_numel(&out[j]) * evo_dtype_size(out[j].dt));
-  for (int i = 0; i < ni; i++) evo_tensor_free(ti[i]);
-  for (int j = 0; j < no; j++) evo_tensor_free(to[j]);
-  return st;
-}
-
-/* ---- input generation ---- */
-
-static int eff_dom(const op_row *R, const in_spec *sp, int i) {
-  if (sp->dom != D_DEFAULT) return sp->dom;
-  if (R->dom[i] != D_DEFAULT) return R->dom[i];
-  switch (sp->dt) {
-  case EVO_F32: return D_ANY;
-  case EVO_U8: return D_BOOL;
-  case EVO_U32: return D_KEY;
-  default: return D_INT;
-  }
-}
-
-static void draw(const in_spec *sp, int dom, uint64_t *r, hbuf *h) {
-  hb_init(h, sp->dt, sp->nd, sp->s);
-  int64_t n = hb_numel(h);
-  int64_t *perm = NULL;
-  if (dom == D_DISTINCT) { /* a shuffled grid with spacing >= 0.04: every value distinct, no ties anywhere */
-    perm = malloc(sizeof(int64_t) * (size_t)n);
-    for (int64_t k = 0; k < n; k++) perm[k] = k;
-    for (int64_t k = n - 1; k > 0; k--) {
-      int64_t j = (int64_t)(splitmix(r) % (uint64_t)(k + 1)), t = perm[k];
-      perm[k] = perm[j], perm[j] = t;
-    }
-  }
-  for (int64_t k = 0; k < n; k++) {
-    double v = 0, sg = (splitmix(r) & 1) ? 1.0 : -1.0;
-    switch (dom) {
-    case D_POS: v = uni(r, 0.2, 2.0); break;
-    case D_AWAY0: v = sg * uni(r, 0.05, 2.0); break;
-    case D_DENOM: v = sg * uni(r, 0.5, 1.5); break;
-    case D_DISTINCT: v = ((double)perm[k] - 0.5 * (double)n) * 0.05 + uni(r, 0.0, 0.01); break;
-    case D_TIES: v = (double)(int)(splitmix(r) % 3) - 1.0; break;
-    case D_INT: v = (double)(sp->lo + (int64_t)(splitmix(r) % (uint64_t)(sp->hi - sp->lo))); break;
-    case D_BOOL: v = (double)(splitmix(r) & 1); break;
-    case D_KEY: v = (double)(uint32_t)splitmix(r); break;
-    case D_CASTF: v = floor(uni(r, sp->lo, sp->hi)) + uni(r, 0.05, 0.95); break; /* away from integers */
-    default: v = uni(r, -2.0, 2.0); break;
-    }
-    switch (sp->dt) {
-    case EVO_F32: ((float *)h->p)[k] = (float)v; break;
-    case EVO_I32: ((int32_t *)h->p)[k] = (int32_t)v; break;
-    case EVO_U8: ((uint8_t *)h->p)[k] = (uint8_t)v; break;
-    default: ((uint32_t *)h->p)[k] = (uint32_t)v; break;
-    }
-  }
-  free(perm);
-}
+static evo_status eval(const evo_graph *g, const hbuf *in, hbuf *out) { return eval_on(be, g, in, out); }
 
 /* ---- comparisons ---- */
 
@@ -421,9 +272,7 @@ static void check_grad(ctx_t *cx, const hbuf *x, rt *xd, const rt *ref, evo_dtyp
     L0 += ref->v[k] * W[k], Labs += fabs(ref->v[k] * W[k]);
   }
   evo_graph *gl = evo_graph_new();
-  evo_node in[4];
-  for (int i = 0; i < c->n_in; i++) in[i] = evo_input(gl, "x", c->in[i].dt, c->in[i].nd, c->in[i].s);
-  evo_node y = R->build(gl, in, c);
+  evo_node y = case_trace(R, c, gl);
   evo_node w = evo_constant(gl, EVO_F32, ref->nd, ref->s, W);
   evo_output(gl, evo_sum(gl, evo_mul(gl, y, w), 0, NULL, false));
   int use_vg = cx->ci % 2;
@@ -497,16 +346,9 @@ static void check_grad(ctx_t *cx, const hbuf *x, rt *xd, const rt *ref, evo_dtyp
 static void run_case(ctx_t *cx) {
   const op_row *R = cx->row;
   const op_case *c = &R->cases[cx->ci];
-  int k = 0;
-  for (int i = 0; i < c->n_in && k < (int)sizeof cx->desc - 40; i++) {
-    if (i) cx->desc[k++] = ' ';
-    shape_str(cx->desc + k, sizeof cx->desc - (size_t)k, c->in[i].dt, c->in[i].nd, c->in[i].s);
-    k = (int)strlen(cx->desc);
-  }
+  case_desc(c, cx->desc, sizeof cx->desc);
   evo_graph *g = evo_graph_new();
-  evo_node in[4];
-  for (int i = 0; i < c->n_in; i++) in[i] = evo_input(g, "x", c->in[i].dt, c->in[i].nd, c->in[i].s);
-  evo_node y = R->build(g, in, c);
+  evo_node y = case_trace(R, c, g);
   if (y == EVO_NODE_INVALID || evo_graph_status(g) != EVO_STATUS_OK || evo_output(g, y) != EVO_STATUS_OK) {
     fail(cx, "build", "trace failed: %s", evo_graph_error(g));
     evo_graph_free(g);
@@ -515,11 +357,7 @@ static void run_case(ctx_t *cx) {
   uint64_t r = mix(cx->seed, (uint64_t)cx->ci);
   hbuf x[4];
   rt xd[4];
-  for (int attempt = 0;; attempt++) {
-    for (int i = 0; i < c->n_in; i++) draw(&c->in[i], eff_dom(R, &c->in[i], i), &r, &x[i]), hb_to_rt(&x[i], &xd[i]);
-    if (!R->kink || !R->kink(c, xd) || attempt == 200) break;
-    for (int i = 0; i < c->n_in; i++) hb_free(&x[i]), free(xd[i].v);
-  }
+  draw_case(R, c, &r, x, xd);
   rt ref = {0};
   R->ref(c, xd, &ref);
   const int64_t *ys = evo_node_shape(g, y);
@@ -563,9 +401,7 @@ static int largest_grad_case(const op_row *R) {
   for (int ci = 0; ci < R->ncases; ci++) {
     const op_case *c = &R->cases[ci];
     evo_graph *g = evo_graph_new();
-    evo_node in[4];
-    for (int i = 0; i < c->n_in; i++) in[i] = evo_input(g, "x", c->in[i].dt, c->in[i].nd, c->in[i].s);
-    evo_node y = R->build(g, in, c);
+    evo_node y = case_trace(R, c, g);
     int f32_out = y != EVO_NODE_INVALID && evo_node_dtype(g, y) == EVO_F32;
     evo_graph_free(g);
     if (!f32_out) continue;

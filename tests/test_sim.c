@@ -603,3 +603,170 @@ static void mnist_case(bool crn) {
 
 Test(sim, mnist_one_step_shared_observations) { mnist_case(true); }
 Test(sim, mnist_one_step_per_member_observations) { mnist_case(false); }
+
+/* ---------------- task threads (evo_sim_params.task_threads, EVO_TASK_FLAG_STEP_RANGE) ---------------- */
+
+typedef struct {
+  float fit[2][8]; /* two generations (the second normalises with the first's statistics) */
+  double test;
+  evo_sim_stats stats;
+  double norm[1 + 2 * 8];
+} threads_result;
+
+static void run_with_threads(evo_task *task, const evo_policy *pol, evo_backend *be, const float *pop, int n,
+                             int threads, threads_result *out) {
+  evo_sim_params sp = evo_sim_default_params();
+  sp.n_repeats = 3;
+  sp.normalize_obs = true;
+  sp.task_threads = threads;
+  evo_sim *s;
+  cr_assert_eq(evo_sim_new(task, pol, be, &sp, &s), EVO_STATUS_OK, "%s", evo_last_error());
+  memset(out, 0, sizeof *out);
+  for (int g = 0; g < 2; g++)
+    cr_assert_eq(evo_sim_evaluate(s, pop, n, 0, evo_key_from_seed(40 + (uint64_t)g), out->fit[g]), EVO_STATUS_OK,
+                 "%s", evo_last_error());
+  cr_assert_eq(evo_sim_test(s, pop, 7, evo_key_from_seed(50), &out->test), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_sim_stats_get(s, &out->stats);
+  evo_sim_info info;
+  evo_sim_info_get(s, &info);
+  cr_assert_eq(info.task_threads, threads < n * 3 ? threads : n * 3, "%d task threads asked, %d used", threads,
+               info.task_threads);
+  double *count, *mean, *m2;
+  evo_sim_normalizer(s, &count, &mean, &m2);
+  int64_t m = evo_sim_obs_size(s);
+  cr_assert(m <= 8);
+  out->norm[0] = *count;
+  memcpy(out->norm + 1, mean, sizeof(double) * (size_t)m);
+  memcpy(out->norm + 1 + m, m2, sizeof(double) * (size_t)m);
+  evo_sim_free(s);
+}
+
+/* Same bits for 1 thread and for splits into 2..18 ranges (18 episodes per plan, so also uneven ranges and more
+   threads than episodes). */
+static void threads_compare(evo_task *task, const evo_policy *pol, evo_backend *be, const float *pop, int n) {
+  threads_result one, many;
+  run_with_threads(task, pol, be, pop, n, 1, &one);
+  cr_assert(one.stats.env_steps > 0);
+  const int counts[] = {2, 4, 5, 32};
+  for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {
+    run_with_threads(task, pol, be, pop, n, counts[i], &many);
+    cr_assert(memcmp(one.fit, many.fit, sizeof one.fit) == 0, "%d threads: fitness differs from 1 thread",
+              counts[i]);
+    cr_assert(one.test == many.test, "%d threads: test mean %.17g vs %.17g", counts[i], many.test, one.test);
+    cr_assert(memcmp(one.norm, many.norm, sizeof one.norm) == 0, "%d threads: normaliser differs", counts[i]);
+    cr_assert(one.stats.env_steps == many.stats.env_steps && one.stats.batch_steps == many.stats.batch_steps &&
+                  one.stats.evaluations == many.stats.evaluations,
+              "%d threads: stats differ", counts[i]);
+  }
+}
+
+Test(sim_threads, cartpole_same_returns_for_any_thread_count) {
+  const char *yaml[] = {"variant: easy\nmax_steps: 200\n", "variant: hard\nmax_steps: 150\n"};
+  for (int v = 0; v < 2; v++) {
+    fix f;
+    fix_init(&f, "cartpole_swingup", yaml[v], v ? POL_LSTM : POL_MLP);
+    cr_assert(evo_task_get_spec(f.task)->flags & EVO_TASK_FLAG_STEP_RANGE);
+    float *pop = population(&f, 6, 0.8f, 30);
+    threads_compare(f.task, f.pol, f.be, pop, 6);
+    free(pop);
+    fix_fini(&f);
+  }
+  fix f;
+  fix_init(&f, "cartpole_balance", "max_steps: 200\n", POL_MLP);
+  float *pop = population(&f, 6, 0.8f, 31);
+  threads_compare(f.task, f.pol, f.be, pop, 6);
+  free(pop);
+  fix_fini(&f);
+}
+
+Test(sim_threads, pendulum_plugin_same_returns_for_any_thread_count) {
+  evo_backend *be = evo_backend_cpu_new(NULL);
+  evo_task_args a = {be, EVO_TASK_TRAIN, 0};
+  evo_task *task;
+  cr_assert_eq(evo_task_new_plugin(EVOC_PENDULUM_PLUGIN, NULL, &a, &task), EVO_STATUS_OK, "%s", evo_last_error());
+  const evo_task_spec *ts = evo_task_get_spec(task);
+  cr_assert(ts->place == EVO_TASK_HOST && (ts->flags & EVO_TASK_FLAG_STEP_RANGE));
+  evo_policy_io io = {.obs_ndim = 1, .obs_shape = {ts->obs_shape[0]}, .act_ndim = 1, .act_shape = {1}};
+  evo_policy_mlp_params mp = evo_policy_mlp_default_params();
+  mp.hidden[0] = 16, mp.hidden[1] = 16;
+  evo_policy *pol;
+  cr_assert_eq(evo_policy_mlp_new(&mp, &io, &pol), EVO_STATUS_OK, "%s", evo_last_error());
+  const int64_t d = evo_policy_num_params(pol);
+  float *pop = malloc(sizeof(float) * (size_t)(5 * d)), *z = malloc(sizeof(float) * (size_t)d);
+  cr_assert(pop && z);
+  cr_assert_eq(evo_policy_init(pol, evo_key_from_seed(3), pop), EVO_STATUS_OK);
+  for (int i = 4; i >= 0; i--) {
+    evo_rng_fill_normal(evo_key_from_seed(60 + (uint64_t)i), z, d);
+    for (int64_t j = 0; j < d; j++) pop[i * d + j] = pop[j] + 0.5f * z[j];
+  }
+  threads_compare(task, pol, be, pop, 5);
+  free(pop), free(z);
+  evo_policy_free(pol);
+  evo_task_free(task);
+  evo_backend_free(be);
+}
+
+/* The step_range contract on CartPole: ranges step exactly as the whole batch; bad ranges and bad actions fail. */
+Test(sim_threads, cartpole_step_range_equals_step) {
+  const char *names[] = {"cartpole_swingup", "cartpole_balance"};
+  enum { N = 37 };
+  for (int v = 0; v < 2; v++) {
+    fix f;
+    fix_init(&f, names[v], NULL, POL_MLP);
+    evo_key keys[N];
+    evo_key_split(evo_key_from_seed(70), N, keys);
+    float obs[2][N * 5], rew[2][N];
+    uint8_t done[2][N];
+    union { float f[N]; int32_t i[N]; } act;
+    cr_assert_eq(evo_task_reset(f.task, N, keys, obs[0]), EVO_STATUS_OK);
+    cr_assert_eq(evo_task_reset(f.ref, N, keys, obs[1]), EVO_STATUS_OK);
+    const int64_t cut[] = {0, 10, 11, N};
+    for (int t = 0; t < 120; t++) {
+      for (int e = 0; e < N; e++) {
+        uint32_t w = evo_key_fold_in(keys[e], (uint32_t)t).w[0];
+        if (v) act.i[e] = (int32_t)(w & 1);
+        else act.f[e] = (float)w / 2147483648.0f - 1.0f;
+      }
+      cr_assert_eq(evo_task_step(f.task, &act, obs[0], rew[0], done[0]), EVO_STATUS_OK);
+      for (int c = 2; c >= 0; c--) /* out of order on purpose */
+        cr_assert_eq(evo_task_step_range(f.ref, cut[c], cut[c + 1], &act, obs[1], rew[1], done[1]), EVO_STATUS_OK,
+                     "%s", evo_last_error());
+      cr_assert(memcmp(obs[0], obs[1], sizeof obs[0]) == 0 && memcmp(rew[0], rew[1], sizeof rew[0]) == 0 &&
+                    memcmp(done[0], done[1], sizeof done[0]) == 0,
+                "%s step %d: ranges differ from the whole batch", names[v], t);
+    }
+    cr_assert_eq(evo_task_step_range(f.ref, 5, 5, &act, obs[1], rew[1], done[1]), EVO_STATUS_INVALID_ARGUMENT);
+    cr_assert_eq(evo_task_step_range(f.ref, 30, N + 1, &act, obs[1], rew[1], done[1]), EVO_STATUS_INVALID_ARGUMENT);
+    cr_assert_eq(evo_task_step_range(f.ref, 0, N, NULL, obs[1], rew[1], done[1]), EVO_STATUS_INVALID_ARGUMENT);
+    if (v) { /* a bad action of an episode still alive fails and names it */
+      cr_assert_eq(evo_task_reset(f.ref, N, keys, obs[1]), EVO_STATUS_OK);
+      for (int e = 0; e < N; e++) act.i[e] = 0;
+      act.i[12] = 3;
+      cr_assert_eq(evo_task_step_range(f.ref, 11, N, &act, obs[1], rew[1], done[1]), EVO_STATUS_INVALID_ARGUMENT);
+      cr_assert(strstr(evo_last_error(), "episode 12"), "%s", evo_last_error());
+      cr_assert_eq(evo_task_step_range(f.ref, 0, 11, &act, obs[1], rew[1], done[1]), EVO_STATUS_OK);
+    }
+    fix_fini(&f);
+  }
+  /* A task without the flag: the whole batch only. */
+  evo_task *fn;
+  cr_assert_eq(evo_task_new_builtin("functions", NULL, NULL, &fn), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_task_get_spec(fn)->flags & EVO_TASK_FLAG_STEP_RANGE, 0u);
+  float x[10] = {0}, o[64], r[1];
+  uint8_t dn[1];
+  evo_key k = evo_key_from_seed(1);
+  cr_assert_eq(evo_task_reset(fn, 1, &k, o), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_task_step_range(fn, 0, 1, x, o, r, dn), EVO_STATUS_UNSUPPORTED);
+  evo_task_free(fn);
+}
+
+Test(sim_threads, negative_task_threads_rejected) {
+  fix f;
+  fix_init(&f, "cartpole_swingup", NULL, POL_MLP);
+  evo_sim_params sp = evo_sim_default_params();
+  sp.task_threads = -1;
+  evo_sim *s;
+  cr_assert_eq(evo_sim_new(f.task, f.pol, f.be, &sp, &s), EVO_STATUS_INVALID_ARGUMENT);
+  cr_assert(strstr(evo_last_error(), "task_threads"), "%s", evo_last_error());
+  fix_fini(&f);
+}

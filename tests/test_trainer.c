@@ -81,7 +81,7 @@ static void on_progress(const evo_trainer_progress *p, void *user) {
 }
 
 Test(trainer, intervals_and_progress) {
-  evo_config *c = parse(SPHERE "algo: {name: openes, pop_size: 8}\n"
+  evo_config *c = parse(SPHERE "algo: {name: openes, pop_size: 8, x0: 1}\n"
                                "trainer: {max_iter: 25, log_interval: 5, test_interval: 10, n_evaluations: 2}\n");
   progress_log l = {0};
   evo_trainer_params p = evo_trainer_default_params();
@@ -140,7 +140,7 @@ Test(trainer, budgets_and_target_score) {
   cr_assert_eq(s.iterations, 3);
   evo_trainer_free(t);
   evo_config_free(c);
-  c = parse(SPHERE "algo: {name: pgpe, pop_size: 10}\ntrainer: {max_iter: 100000000, max_seconds: 0.2}\n");
+  c = parse(SPHERE "algo: {name: pgpe, pop_size: 10, x0: 1}\ntrainer: {max_iter: 100000000, max_seconds: 0.2}\n");
   t = trainer(c, NULL);
   cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
   evo_trainer_summary_get(t, &s);

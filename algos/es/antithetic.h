@@ -1,5 +1,5 @@
 /* Internal: antithetic (mirrored) sampling shared by PGPE, OpenES and ARS. Pair k of generation g draws
-   eps_k = N(0, I) from evo_algo_member_key(a, g, k) (the stream of evo_rng_fill_normal); member 2k = mean + s eps_k
+   eps_k = N(0, I) from evo_algo_member_key(a, g, k) (the stream of evo_algo_normals); member 2k = mean + s eps_k
    and member 2k + 1 = mean - s eps_k (EvoJAX's interleaved order). Any slice, and tell, regenerate exactly the same
    eps_k.
 
@@ -11,17 +11,12 @@
 #include "algo_impl.h"
 #include "rng_math.h"
 
-#define EVO_ANTI_BLOCK 512
+#define EVO_ANTI_BLOCK 512 /* a multiple of EVO_NORMAL_GROUP: no group is generated twice */
 #define EVO_ANTI_PAR_MIN 65536 /* coordinates x directions below which one thread is faster */
 
-/* Elements [i0, i1) of key's normal stream, out[0 .. i1 - i0): element j is Box-Muller on words 2 (j & 1) and
-   2 (j & 1) + 1 of block j >> 1 (core/rng_math.h), as evo_rng_fill_normal computes it. */
+/* Elements [i0, i1) of key's normal stream (evo_algo_normals), out[0 .. i1 - i0). */
 static inline void evo_anti_normal_range(evo_key key, int64_t i0, int64_t i1, float *out) {
-  for (int64_t j = i0; j < i1;) {
-    evo_philox_block r = evo_rng_block(key.w[0], key.w[1], (uint64_t)(j >> 1));
-    if ((j & 1) == 0) out[j++ - i0] = evo_rng_normal_from_words(r.w[0], r.w[1]);
-    if (j < i1) out[j++ - i0] = evo_rng_normal_from_words(r.w[2], r.w[3]);
-  }
+  evo_algo_normals(key, i0, i1, out);
 }
 
 /* keys[k - k0] = key of pair k of generation gen, k in [k0, k1). */

@@ -8,8 +8,11 @@
    V1 and V2 share this update: V2's observation normalisation (running mean/std of the states seen) belongs to
    the run system, which reads `version`. Rewards are used raw, as in the paper; a NaN reward counts as the worst
    finite reward of the generation (the wrapper has made it -inf). A generation whose selected rewards are all equal
-   (sigma_R = 0) leaves theta unchanged: every weight r+ - r- is 0 there. best = theta. */
+   (sigma_R = 0) has no reward step: every weight r+ - r- is 0 there. weight_decay c adds the shared gradient form
+   (algos/weight_decay.c): theta -= alpha c theta each step, so on a flat reward theta shrinks by (1 - alpha c) per
+   generation. best = theta. */
 #include <stdlib.h>
+#include <string.h>
 #include "antithetic.h"
 
 typedef struct {
@@ -28,6 +31,9 @@ static const evo_option_spec ars_options[] = {
     {"top_b", 0, 0, 1e9, "directions kept, b <= pop_size / 2; 0 = all (ARS code/ars.py default deltas_used = "
                          "n_directions)"},
     {"version", 1, 1, 2, "1 = ARS V1; 2 = V2, observations normalised by the run system (same update here)"},
+    {"weight_decay", 0, 0, 1e3,
+     "L2 coefficient c, gradient form: theta -= step_size c theta per step; 0 = off (the ARS paper and code have "
+     "none)"},
 };
 
 static void ars_destroy(evo_algo *a) {
@@ -97,12 +103,19 @@ static evo_status ars_tell(evo_algo *a, const float *fitness) {
       const double d = s->r[2 * s->order[t] + q] - mean;
       var += d * d;
     }
-  const double sigma_r = sqrt(var / (2.0 * b));
-  if (!(sigma_r > 0) || !isfinite(sigma_r)) return EVO_STATUS_OK;
-  for (int t = 0; t < b; t++) s->w[t] = (double)s->r[2 * s->order[t]] - s->r[2 * s->order[t] + 1];
-  evo_antithetic_weighted_sum(a, a->gen, s->order, s->w, b, s->step, s->keys);
-  const double scale = evo_algo_opt(a, "step_size") / (b * sigma_r);
-  for (int64_t i = 0; i < n; i++) s->theta[i] = (float)(s->theta[i] + scale * s->step[i]);
+  const double sigma_r = sqrt(var / (2.0 * b)), alpha = evo_algo_opt(a, "step_size");
+  /* step = the descent direction: -(1 / (b sigma_R)) sum (r+ - r-) delta (0 when the rewards do not differ),
+     plus the decay c theta; theta -= alpha step. */
+  if (sigma_r > 0 && isfinite(sigma_r)) {
+    for (int t = 0; t < b; t++) s->w[t] = ((double)s->r[2 * s->order[t]] - s->r[2 * s->order[t] + 1]) / (b * sigma_r);
+    evo_antithetic_weighted_sum(a, a->gen, s->order, s->w, b, s->step, s->keys);
+    for (int64_t i = 0; i < n; i++) s->step[i] = -s->step[i];
+  } else {
+    if (evo_algo_weight_decay_coef(a) == 0) return EVO_STATUS_OK;
+    memset(s->step, 0, sizeof(double) * (size_t)n);
+  }
+  evo_algo_weight_decay_grad64(a, s->theta, n, s->step);
+  for (int64_t i = 0; i < n; i++) s->theta[i] = (float)(s->theta[i] - alpha * s->step[i]);
   return EVO_STATUS_OK;
 }
 

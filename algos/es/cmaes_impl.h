@@ -9,6 +9,8 @@
 /* Members are generated in blocks of CMAES_BLOCK aligned on the member index, so a member's vector is computed
    by exactly the same BLAS call (same shapes) whichever slice asks for it and in tell: bit-identical across ranks. */
 #define CMAES_BLOCK 32
+/* Columns per dsyrk call of the covariance update (per sign of the coefficients). */
+#define CMAES_WCOLS 128
 /* History ring of best / median fitness per generation (tolfun, stagnation); the tutorial caps it at 20,000. */
 #define CMAES_HIST 20000
 /* The y vectors of a generation are cached between ask and tell when n * lambda doubles fit in this budget. */
@@ -69,7 +71,7 @@ typedef struct {
   int *iwork;
   int64_t lwork, liwork;
   double *zb, *yb;                       /* n x CMAES_BLOCK each */
-  double *pcol, *ncol;                   /* n x (CMAES_BLOCK + 1): scaled columns for the syrk updates */
+  double *pcol, *ncol;                   /* n x CMAES_WCOLS each: scaled columns for the syrk updates */
   double *zbar, *ybar, *mold, *tmp, *ev; /* n each */
   double *med;                           /* CMAES_HIST */
   int *order, *rank;                     /* lambda */

@@ -150,7 +150,7 @@ static void me_member(const evo_algo *a, int i, float *row) {
   const me_state *s = a->state;
   const int64_t n = a->n;
   const evo_key mk = evo_algo_member_key(a, a->gen, i);
-  evo_rng_fill_normal(evo_key_fold_in(mk, ME_TAG_NOISE), row, n);
+  evo_algo_normals(evo_key_fold_in(mk, ME_TAG_NOISE), 0, n, row);
   if (s->count == 0) {
     for (int64_t j = 0; j < n; j++) row[j] = (float)(a->init_mean[j] + a->init_stdev * row[j]);
     return;

@@ -9,16 +9,9 @@
 /* lambda = 4 + floor(3 ln n) (Wierstra et al. 2014, JMLR 15, Table 1; Hansen's tutorial, Table 1). */
 static inline int evo_nes_default_lambda(int64_t n) { return 4 + (int)floor(3 * log((double)n)); }
 
-/* z of member i of generation gen in double: element j is evo_rng_normal(member key, j) (evo_rng_fill_normal's
-   stream), written to z[0 .. n). */
+/* z of member i of generation gen in double: the member key's evo_algo_normals stream, written to z[0 .. n). */
 static inline void evo_nes_member_z(const evo_algo *a, int64_t gen, int64_t i, double *z) {
-  const evo_key k = evo_algo_member_key(a, gen, i);
-  const int64_t n = a->n;
-  for (int64_t b = 0; b < (n + 1) / 2; b++) {
-    evo_philox_block r = evo_rng_block(k.w[0], k.w[1], (uint64_t)b);
-    z[2 * b] = evo_rng_normal_from_words(r.w[0], r.w[1]);
-    if (2 * b + 1 < n) z[2 * b + 1] = evo_rng_normal_from_words(r.w[2], r.w[3]);
-  }
+  evo_algo_normals_f64(evo_algo_member_key(a, gen, i), a->n, z);
 }
 
 /* pop_size >= min_pop (and even when `even`). */

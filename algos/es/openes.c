@@ -2,10 +2,12 @@
    openai/evolution-strategies-starter). Antithetic pairs theta +- sigma eps_k, centered ranks u over all N = P
    evaluations, gradient estimate
        g = sum_k (u_2k - u_2k+1) eps_k / (N sigma),
-   and Adam on -g + l2coeff theta (the starter's optimizer.update(-g + l2coeff * theta)). The 1/sigma makes g the
+   and Adam on -g + c theta (the starter's optimizer.update(-g + l2coeff * theta); c = weight_decay, the shared
+   gradient form of algos/weight_decay.c, default the starter's 0.005). The 1/sigma makes g the
    estimate of the gradient of the smoothed objective (the starter code leaves it out; with Adam only the relative
    weight of the l2 term changes). sigma is fixed by default; sigma_decay / sigma_min and lr_decay give evosax's
-   decaying variants. A generation without any finite fitness changes nothing. best = theta. */
+   decaying variants. Equal fitnesses share their centered rank, so a flat fitness gives g = 0 (Adam steps on the
+   decay alone). A generation without any finite fitness changes nothing. best = theta. */
 #include <stdlib.h>
 #include "antithetic.h"
 #include "evoc/optim.h"
@@ -22,7 +24,9 @@ typedef struct {
 
 static const evo_option_spec openes_options[] = {
     {"lr", 0.01, 0, 1e3, "Adam step size (Salimans et al. 2017; es-starter configs stepsize 0.01)"},
-    {"l2coeff", 0.005, 0, 1e3, "L2 coefficient added to the gradient (es-starter configs l2coeff 0.005)"},
+    {"weight_decay", 0.005, 0, 1e3,
+     "L2 coefficient c, gradient form: Adam sees -g + c theta (Salimans et al. 2017; es-starter configs l2coeff "
+     "0.005); 0 = off"},
     {"beta1", 0.9, 0, 0.9999, "Adam beta1 (es-starter Adam default)"},
     {"beta2", 0.999, 0, 0.999999, "Adam beta2 (es-starter Adam default)"},
     {"sigma_decay", 1, 1e-6, 1, "sigma <- max(sigma * sigma_decay, sigma_min) per step; 1 = fixed as in the paper"},
@@ -82,8 +86,9 @@ static evo_status openes_tell(evo_algo *a, const float *fitness) {
   evo_shape_centered_ranks(fitness, a->pop, s->u);
   for (int k = 0; k < dirs; k++) s->u[k] = s->u[2 * k] - s->u[2 * k + 1]; /* in place: k <= 2k */
   evo_antithetic_weighted_sum(a, a->gen, NULL, s->u, dirs, s->g, s->keys);
-  const double scale = 1.0 / (a->pop * s->sigma[0]), l2 = evo_algo_opt(a, "l2coeff");
-  for (int64_t i = 0; i < n; i++) s->g32[i] = (float)(-s->g[i] * scale + l2 * s->theta[i]);
+  const double scale = 1.0 / (a->pop * s->sigma[0]);
+  for (int64_t i = 0; i < n; i++) s->g32[i] = (float)(-s->g[i] * scale);
+  evo_algo_weight_decay_grad(a, s->theta, n, s->g32);
   evo_status st = evo_optim_step(s->opt, s->theta, s->g32);
   s->sigma[0] = fmax(s->sigma[0] * evo_algo_opt(a, "sigma_decay"), evo_algo_opt(a, "sigma_min"));
   return st;
@@ -112,9 +117,9 @@ static double openes_sigma(const evo_algo *a) { return ((const openes_state *)a-
 
 const evo_algo_vtable evo_es_openes = {
     .info = {.name = "openes",
-             .doc = "OpenAI-ES (Salimans et al. 2017): antithetic sampling, centered ranks, Adam on -g + l2coeff "
-                    "theta, fixed sigma (optionally decaying); pop_size even (default 2 (4 + floor(3 ln n))), "
-                    "init_stdev 0.02",
+             .doc = "OpenAI-ES (Salimans et al. 2017): antithetic sampling, centered ranks, Adam on -g + "
+                    "weight_decay theta, fixed sigma (optionally decaying); pop_size even (default 2 (4 + "
+                    "floor(3 ln n))), init_stdev 0.02",
              .best_doc = "mean",
              .options = openes_options,
              .n_options = (int)(sizeof openes_options / sizeof *openes_options)},

@@ -7,8 +7,10 @@
    fitness u (centered ranks in [-0.5, 0.5]) and baseline b = mean(u):
      grad_center = mean_k d_k (u_2k - u_2k+1) / 2
      grad_stdev  = mean_k ((u_2k + u_2k+1) / 2 - b) (d_k^2 - stdev^2) / stdev
-   The optimizer (ClipUp or Adam) minimises -grad_center; stdev <- clip(stdev + stdev_lr grad_stdev,
-   stdev (1 -+ stdev_max_change)). A generation without any finite fitness changes nothing. best = the center. */
+   The optimizer (ClipUp or Adam) minimises -grad_center + c center (c = weight_decay, the shared gradient form of
+   algos/weight_decay.c); stdev <- clip(stdev + stdev_lr grad_stdev, stdev (1 -+ stdev_max_change)). Equal
+   fitnesses share their centered rank, so a flat fitness gives zero gradients (only the decay acts). A generation
+   without any finite fitness changes nothing. best = the center. */
 #include <stdlib.h>
 #include "antithetic.h"
 #include "evoc/optim.h"
@@ -32,6 +34,9 @@ static const evo_option_spec pgpe_options[] = {
     {"momentum", 0.9, 0, 0.9999, "ClipUp momentum (Toklu et al. 2020; EvoJAX PGPE clipup default)"},
     {"beta1", 0.9, 0, 0.9999, "Adam beta1 (EvoJAX PGPE adam default, Kingma & Ba 2015)"},
     {"beta2", 0.999, 0, 0.999999, "Adam beta2 (EvoJAX PGPE adam default, Kingma & Ba 2015)"},
+    {"weight_decay", 0, 0, 1e3,
+     "L2 coefficient c, gradient form: the optimizer sees -grad_center + c center; 0 = off (EvoJAX's and "
+     "pgpelib's PGPE have none)"},
 };
 
 static void pgpe_destroy(evo_algo *a) {
@@ -120,6 +125,7 @@ static evo_status pgpe_tell(evo_algo *a, const float *fitness) {
       s->stdev[i] = fmin(fmax(sd + lr * (sd * ss[i - i0] / dirs), sd - allowed), sd + allowed);
     }
   }
+  evo_algo_weight_decay_grad(a, s->center, n, s->g32);
   return evo_optim_step(s->opt, s->center, s->g32);
 }
 

@@ -58,7 +58,7 @@ static void ga_member(const evo_algo *a, int i, float *row) {
     memcpy(row, s->elite, sizeof(float) * (size_t)n);
     return;
   }
-  evo_rng_fill_normal(evo_key_fold_in(mk, GA_TAG_NOISE), row, n);
+  evo_algo_normals(evo_key_fold_in(mk, GA_TAG_NOISE), 0, n, row);
   if (ne == 0) {
     for (int64_t j = 0; j < n; j++) row[j] = (float)(a->init_mean[j] + a->init_stdev * row[j]);
     return;

@@ -1,8 +1,12 @@
-/* Shared pieces of the subcommands: option parsing, config loading with overrides, error printing. */
+/* Shared pieces of the subcommands: option parsing, config loading with overrides, the run folder, signals, error
+   printing. */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
+#include "evoc/run.h"
 
 int evo_cli_opt(int argc, char **argv, int *i, const char *name, const char **value) {
   const char *a = argv[*i];
@@ -58,4 +62,39 @@ int evo_cli_load_config(const char *cmd, const char *path, const char *const *se
 void evo_cli_note(const char *msg, void *user) {
   (void)user;
   fprintf(stderr, "note: %s\n", msg);
+}
+
+int evo_cli_open_run(const char *cmd, const evo_cli_args *a, evo_config **cfg, char *out, size_t cap) {
+  char cfg_path[4200];
+  int rc;
+  *cfg = NULL;
+  if (a->config) snprintf(cfg_path, sizeof cfg_path, "%s", a->config);
+  else if (evo_run_path(cfg_path, sizeof cfg_path, a->resume, "config.yaml"))
+    return evo_cli_fail(cmd, EVO_CLI_USAGE, "%s", evo_last_error());
+  if (a->resume && !evo_run_file_exists(a->resume))
+    return evo_cli_fail(cmd, EVO_CLI_USAGE, "--resume %s: no such run folder", a->resume);
+  if ((rc = evo_cli_load_config(cmd, cfg_path, a->sets, a->n_sets, a->device, cfg))) return rc;
+  if (a->resume || a->out) snprintf(out, cap, "%s", a->resume ? a->resume : a->out);
+  else if (evo_run_default_dir(cfg_path, out, cap)) {
+    evo_config_free(*cfg);
+    *cfg = NULL;
+    return evo_cli_fail(cmd, EVO_CLI_USAGE, "%s", evo_last_error());
+  }
+  return EVO_CLI_OK;
+}
+
+/* The signal that stopped us (0: none). A handler may only store to a volatile sig_atomic_t. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+volatile sig_atomic_t *evo_cli_stop_flag(void) { return &stop_signal; }
+
+void evo_cli_catch_signals(void) {
+  struct sigaction sa = {0};
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
 }

@@ -31,26 +31,13 @@ static const char check_usage[] =
     "usage: evoc check CONFIG [--set KEY=VALUE]... [--print]\n"
     "\n"
     "Validates CONFIG as `evoc run` would (every key, the task's data, the plugin, the policy's shapes, the\n"
-    "algorithm's options) without running or writing anything. Exit code 0 when valid, 2 with\n"
-    "\"file:line:col: message\" otherwise.\n"
+    "algorithm's options) without running or writing anything; a gradient-training config (an optim section,\n"
+    "no algo) as `evoc train` would. Exit code 0 when valid, 2 with \"file:line:col: message\" otherwise.\n"
     "\n"
     "  --set KEY=VALUE  override a config value (repeatable)\n"
     "  --print          print the resolved config (every default filled in) to stdout\n";
 
-/* The signal that stopped us (0: none). A handler may only store to a volatile sig_atomic_t. */
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig) { stop_signal = sig; }
-
-typedef struct {
-  const char *config, *out, *resume, *device;
-  const char *sets[EVO_CLI_MAX_SETS];
-  int n_sets;
-  bool quiet, print;
-} run_args;
-
-/* 0: parsed; -1: --help printed; else an exit code. is_run: the options of `run`, else those of `check`. */
-static int parse(const char *cmd, const char *usage, int argc, char **argv, bool is_run, run_args *a) {
+int evo_cli_parse(const char *cmd, const char *usage, int argc, char **argv, bool is_run, evo_cli_args *a) {
   memset(a, 0, sizeof *a);
   for (int i = 1; i < argc; i++) {
     const char *v = NULL;
@@ -183,23 +170,12 @@ static void print_summary(const evo_trainer *t, const char *dir, bool quiet) {
 static const char *json_safe(const char *s) { return strpbrk(s, "\"\\") ? "(unprintable path)" : s; }
 
 int evo_cli_run(int argc, char **argv) {
-  run_args a;
-  int rc = parse("run", run_usage, argc, argv, true, &a);
+  evo_cli_args a;
+  int rc = evo_cli_parse("run", run_usage, argc, argv, true, &a);
   if (rc) return rc < 0 ? EVO_CLI_OK : rc;
-  char cfg_path[4200], out[4200];
-  if (a.config) snprintf(cfg_path, sizeof cfg_path, "%s", a.config);
-  else if (evo_run_path(cfg_path, sizeof cfg_path, a.resume, "config.yaml"))
-    return evo_cli_fail("run", EVO_CLI_USAGE, "%s", evo_last_error());
-  if (a.resume && !evo_run_file_exists(a.resume))
-    return evo_cli_fail("run", EVO_CLI_USAGE, "--resume %s: no such run folder", a.resume);
+  char out[4200];
   evo_config *cfg;
-  if ((rc = evo_cli_load_config("run", cfg_path, a.sets, a.n_sets, a.device, &cfg))) return rc;
-  if (a.resume) snprintf(out, sizeof out, "%s", a.resume);
-  else if (a.out) snprintf(out, sizeof out, "%s", a.out);
-  else if (evo_run_default_dir(cfg_path, out, sizeof out)) {
-    evo_config_free(cfg);
-    return evo_cli_fail("run", EVO_CLI_USAGE, "%s", evo_last_error());
-  }
+  if ((rc = evo_cli_open_run("run", &a, &cfg, out, sizeof out))) return rc;
   progress_state ps = {.quiet = a.quiet, .tty = isatty(STDERR_FILENO) != 0};
   evo_trainer_params tp = evo_trainer_default_params();
   tp.out_dir = out;
@@ -207,7 +183,8 @@ int evo_cli_run(int argc, char **argv) {
   tp.progress = on_progress;
   tp.note = evo_cli_note;
   tp.user = &ps;
-  tp.interrupt = &stop_signal;
+  volatile sig_atomic_t *stop_signal = evo_cli_stop_flag();
+  tp.interrupt = stop_signal;
   evo_trainer *t;
   if (evo_trainer_new(cfg, &tp, &t)) {
     rc = evo_cli_fail("run", EVO_CLI_USAGE, "%s", evo_last_error());
@@ -222,13 +199,7 @@ int evo_cli_run(int argc, char **argv) {
   }
   if (!a.quiet) fprintf(stderr, "%s %s (%lld parameters)\n", a.resume ? "resuming" : "run folder", out,
                         (long long)evo_trainer_num_params(t));
-  /* SA_RESETHAND: a second Ctrl-C kills at once (every file is written atomically, so nothing is corrupted). */
-  struct sigaction sa = {0};
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESETHAND;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  evo_cli_catch_signals();
   evo_status st = evo_trainer_run(t);
   if (ps.tty && !a.quiet) fputs("\r\033[K", stderr);
   if (st) {
@@ -241,7 +212,7 @@ int evo_cli_run(int argc, char **argv) {
     if (s.stopped_because == EVO_TRAINER_INTERRUPTED) {
       fprintf(stderr, "interrupted: checkpoint written at iteration %lld; continue with: evoc run --resume %s\n",
               (long long)s.iterations, out);
-      rc = stop_signal == SIGTERM ? 128 + SIGTERM : EVO_CLI_INTERRUPTED;
+      rc = *stop_signal == SIGTERM ? 128 + SIGTERM : EVO_CLI_INTERRUPTED;
     }
   }
   evo_trainer_free(t);
@@ -250,11 +221,12 @@ int evo_cli_run(int argc, char **argv) {
 }
 
 int evo_cli_check(int argc, char **argv) {
-  run_args a;
-  int rc = parse("check", check_usage, argc, argv, false, &a);
+  evo_cli_args a;
+  int rc = evo_cli_parse("check", check_usage, argc, argv, false, &a);
   if (rc) return rc < 0 ? EVO_CLI_OK : rc;
   evo_config *cfg;
   if ((rc = evo_cli_load_config("check", a.config, a.sets, a.n_sets, NULL, &cfg))) return rc;
+  if (evo_cli_is_train_config(cfg)) return evo_cli_train_check(&a, cfg); /* gradient training: evoc train's checks */
   evo_trainer_params tp = evo_trainer_default_params();
   tp.note = evo_cli_note;
   evo_trainer *t;

@@ -7,6 +7,7 @@ static const char usage[] =
     "usage: evoc SUBCOMMAND [ARGS]\n"
     "\n"
     "  run CONFIG      train with an evolution strategy; writes a run folder (runs/<config>-<time>/)\n"
+    "  train CONFIG    gradient training (value_and_grad + an optimizer, mini-batches, epochs); same run folder\n"
     "  eval RUN_DIR    test saved parameters (RUN_DIR/best.safetensors or a .safetensors file)\n"
     "  list            built-in tasks, policies, algorithms (options, defaults) and optimizers\n"
     "  check CONFIG    validate a config without running it\n"
@@ -32,8 +33,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "check")) return evo_cli_check(argc - 1, argv + 1);
   if (!strcmp(cmd, "eval")) return evo_cli_eval(argc - 1, argv + 1);
   if (!strcmp(cmd, "list")) return evo_cli_list(argc - 1, argv + 1);
-  if (!strcmp(cmd, "train"))
-    return evo_cli_fail("train", EVO_CLI_USAGE, "gradient training is not part of this build yet");
+  if (!strcmp(cmd, "train")) return evo_cli_train(argc - 1, argv + 1);
   fprintf(stderr, "evoc: unknown subcommand '%s'\n\n%s", cmd, usage);
   return EVO_CLI_USAGE;
 }

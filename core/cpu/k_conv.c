@@ -133,6 +133,7 @@ static void build_view(const conv_plan *p, const float *src, int64_t u0, int64_t
     const float *s = src + y * p->src_w * c;
     if (p->dv == 1) { /* the source row lands in one contiguous run */
       int64_t v0 = p->pv < 0 ? 0 : p->pv, v1 = p->pv + p->src_w < p->vw ? p->pv + p->src_w : p->vw;
+      if (v0 > p->vw) v0 = p->vw; /* padding wider than the view: the row is all zeros */
       if (v1 < v0) v1 = v0;
       memset(o, 0, sizeof(float) * (size_t)(v0 * c));
       if (v1 > v0) memcpy(o + v0 * c, s + (v0 - p->pv) * c, sizeof(float) * (size_t)((v1 - v0) * c));

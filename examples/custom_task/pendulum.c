@@ -11,6 +11,9 @@
  * the step (as Gym); 200 steps, no other termination. Start: theta ~ U(-pi, pi), theta_dot ~ U(-1, 1).
  * Returns range from about -1600 (never swinging up) to about -150 (swinging up fast and balancing).
  * Options: max_steps (200), g (10).
+ *
+ * Episodes are independent, so the task also offers step_range (spec flag EVO_TASK_FLAG_STEP_RANGE): evoc then
+ * steps its episodes in ranges on several threads (trainer.task_threads). step is step_range over all episodes.
  */
 #include <math.h>
 #include <stdint.h>
@@ -72,6 +75,7 @@ static void pendulum_spec(const void *state, evo_task_spec *out) {
   out->max_steps = p->max_steps;
   out->place = EVO_TASK_HOST; /* plain C on the host; evoc copies obs/actions to and from the device */
   out->bd_dim = 0;
+  out->flags = EVO_TASK_FLAG_STEP_RANGE; /* per-episode state only: ranges may step concurrently */
 }
 
 static void pendulum_obs(const pendulum *p, int64_t i, float *obs) {
@@ -110,10 +114,12 @@ static float pendulum_angle_normalize(float x) {
   return x - 2.0f * PENDULUM_PI * floorf((x + PENDULUM_PI) / (2.0f * PENDULUM_PI));
 }
 
-static evo_status pendulum_step(void *state, const void *actions, float *obs, float *reward, uint8_t *done) {
+/* Touches only episodes [begin, end): evoc may run disjoint ranges on several threads at once. */
+static evo_status pendulum_step_range(void *state, int64_t begin, int64_t end, const void *actions, float *obs,
+                                      float *reward, uint8_t *done) {
   pendulum *p = state;
   const float *a = actions;
-  for (int64_t i = 0; i < p->n; i++) {
+  for (int64_t i = begin; i < end; i++) {
     float r = 0.0f;
     if (!p->done[i]) { /* a done episode stays frozen and earns nothing */
       float u = a[i] == a[i] ? fminf(fmaxf(a[i], -PENDULUM_MAX_TORQUE), PENDULUM_MAX_TORQUE) : 0.0f;
@@ -133,6 +139,10 @@ static evo_status pendulum_step(void *state, const void *actions, float *obs, fl
   return EVO_STATUS_OK;
 }
 
+static evo_status pendulum_step(void *state, const void *actions, float *obs, float *reward, uint8_t *done) {
+  return pendulum_step_range(state, 0, ((pendulum *)state)->n, actions, obs, reward, done);
+}
+
 static const evo_task_vtable pendulum_vtable = {
     .abi_version = EVO_TASK_ABI_VERSION,
     .name = "pendulum",
@@ -143,6 +153,7 @@ static const evo_task_vtable pendulum_vtable = {
     .step = pendulum_step,
     .descriptor = NULL,
     .destroy = pendulum_destroy,
+    .step_range = pendulum_step_range,
 };
 
 __attribute__((visibility("default"))) const evo_task_vtable *evo_task_plugin_entry(void) { return &pendulum_vtable; }

@@ -20,6 +20,24 @@ evo_backend *evo_backend_cpu_new(const evo_backend_params *params);
 void evo_backend_free(evo_backend *be);
 const char *evo_backend_name(const evo_backend *be);
 
+/* CUDA backend on device `ordinal` (one stream, one cuBLAS handle). Without a usable GPU (a build without CUDA, no
+   driver, no device) returns EVO_STATUS_UNSUPPORTED with the reason in evo_last_error(); never crashes. */
+evo_status evo_backend_cuda_new(int ordinal, evo_backend **out);
+/* Number of usable CUDA devices: 0 in a build without CUDA or on a machine without a driver or GPU. */
+int evo_cuda_device_count(void);
+/* The cudaStream_t (as void *) the backend enqueues on; NULL for host backends. Device tasks step on it. */
+void *evo_backend_stream(const evo_backend *be);
+/* 1 when tensors of this backend are plain host memory (the CPU backend). */
+int evo_backend_is_host(const evo_backend *be);
+
+/* Opens the backend a device spec names: "auto" | "cpu" | "cuda" | "cuda:N". auto picks CUDA when a usable GPU is
+   present, else the CPU. `note` (may be NULL) receives one line saying what was chosen and why, e.g.
+   "device auto: using cpu (cuda: CUDA driver version is insufficient for CUDA runtime version)". An explicit
+   "cuda" without a usable GPU is an error (EVO_STATUS_UNSUPPORTED), a malformed spec or a device number this
+   machine does not have EVO_STATUS_INVALID_ARGUMENT. */
+evo_status evo_device_open(const char *spec, const evo_backend_params *params, evo_backend **out, char *note,
+                           size_t note_size);
+
 /* Number of buffer allocations made on this backend so far (used to prove that running a plan allocates nothing). */
 uint64_t evo_backend_alloc_count(const evo_backend *be);
 

@@ -16,7 +16,10 @@ evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out);
 void evo_plan_free(evo_plan *p);
 
 /* inputs: one tensor per graph input (shapes and dtypes must match); outputs: one preallocated tensor per graph
-   output. Tensors must live on the plan's backend. */
+   output. Tensors must live on the plan's backend. On a device backend (CUDA) the first run records the plan into
+   a CUDA Graph and later runs replay it (binding other tensors records again); the run is queued on the backend's
+   stream and may return before it finishes: reading an output back (evo_tensor_copy_to_host) waits for it.
+   Called while the caller records that stream into a CUDA Graph of its own, the plan's kernels join that graph. */
 evo_status evo_plan_run(evo_plan *p, evo_tensor *const *inputs, evo_tensor *const *outputs);
 
 /* Bytes of the plan's arena (intermediates, after reuse) and of constants. */

@@ -161,6 +161,11 @@ evo_status evo_policy_init(const evo_policy *pol, evo_key key, float *flat);
    obs node of the wrong shape leaves g untouched and the cause in evo_last_error(). */
 evo_node evo_policy_trace(const evo_policy *pol, evo_graph *g, evo_node params, evo_node obs,
                           const evo_node *state_in, evo_node *state_out);
+/* As evo_policy_trace with the parameters given entry by entry: entries[i] is an f32 node of the shape of ptree
+   entry i. Gradient training differentiates (or freezes) each entry on its own this way; the gradient of a flat
+   vector would be a sum of zero-padded copies of every entry's gradient. */
+evo_node evo_policy_trace_entries(const evo_policy *pol, evo_graph *g, const evo_node *entries, evo_node obs,
+                                  const evo_node *state_in, evo_node *state_out);
 
 /* Per-member graph. Inputs: "params" [D], "obs" [n_obs, obs...] (+ "h", "c" [n_obs, H]); outputs: action
    (+ h', c'). The caller frees *out. */

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "evoc/config.h"
 #include "evoc/status.h"
 #ifdef __cplusplus
 extern "C" {
@@ -32,6 +33,14 @@ evo_status evo_run_path(char *buf, size_t cap, const char *a, const char *b);
 evo_status evo_run_write_atomic(const char *path, const void *data, size_t n);
 /* Appends text and fsyncs (metrics.jsonl). */
 evo_status evo_run_append(const char *path, const char *text);
+/* The files every runner (evolution and gradient training) writes into dir: */
+/* dir/config.yaml, the resolved config, atomically. */
+evo_status evo_run_write_config(const char *dir, const evo_config *cfg);
+/* dir/name = text plus a final newline, atomically (summary.json). */
+evo_status evo_run_write_text(const char *dir, const char *name, const char *text);
+/* Appends line and a newline to dir/name, fsync'd; *bytes grows by what was written (metrics.jsonl: the length a
+   checkpoint records and a resume truncates back to). */
+evo_status evo_run_append_line(const char *dir, const char *name, const char *line, int64_t *bytes);
 /* Cuts path to len bytes (resume: drops metrics written after the checkpoint). Absent file and len 0: OK. */
 evo_status evo_run_truncate(const char *path, int64_t len);
 /* Size in bytes; -1 when the file does not exist. */

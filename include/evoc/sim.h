@@ -3,7 +3,7 @@
  * evaluate(params [n, D]) runs n * n_repeats episodes in lockstep: one jitted population forward per step (the
  * policy vmapped over members, each member's repeats as its observation batch), one batched task step, rewards
  * masked so nothing after `done` counts, and an early exit once every episode is done (on the CPU the count of
- * live episodes is exact every step; check_interval is for device backends, where it bounds host syncs).
+ * live episodes is exact every step; check_interval is for the device path, where it bounds host syncs).
  * Common random numbers (default, as EvoJAX): repeat r of every member starts from the same key, so members are
  * compared on the same episodes; one-step tasks (max_steps 1, e.g. MNIST) under CRN then feed ONE copy of the
  * observations to the whole population (evo_policy_population_graph with shared_obs). A member whose parameters,
@@ -15,6 +15,14 @@
  * chunk size depends only on n and the budget, and results do not depend on it (a short last chunk is padded with
  * copies whose episodes do not count). Rollout buffers belong to the plan: a generation allocates nothing once the
  * plan exists.
+ *
+ * Where it runs: a device task (spec.place EVO_TASK_DEVICE, created with the sim's backend) on a CUDA backend
+ * keeps observations, actions, rewards, done flags, masks and returns on the device: the task's kernels, the
+ * policy's plan and the sim's masking/return/normaliser kernels are all enqueued on the backend's stream, and the
+ * host reads back only the number of live episodes every check_interval steps (and the returns at the end). A host
+ * task steps on the host with one copy of observations and actions each way per step when the backend is a device;
+ * if the task sets EVO_TASK_FLAG_STEP_RANGE (task.h), its episodes step in task_threads fixed contiguous ranges at
+ * once, so the results do not depend on the thread count. On the CPU backend every task's memory is host memory.
  *
  * Observation normalisation keeps running mean/variance over the valid (pre-done) observations, merged once per
  * evaluate (Chan et al.), and normalises as clip((obs - mean) / sd, -5, 5) in f32 with the statistics as they were
@@ -42,6 +50,8 @@ typedef struct {
   int chunk_members;      /* members per population plan (evo_sim_test: chunk_members * n_repeats episodes per plan);
                              0 (default): as many as fit in max_plan_mb */
   int64_t max_plan_mb;    /* memory budget of one plan for chunk_members = 0 (default 1024); 0: no limit */
+  int task_threads;       /* threads stepping a host-memory task that allows sub-ranges; 0 (default): the number
+                             of cores; results are the same for any value */
 } evo_sim_params;
 
 evo_sim_params evo_sim_default_params(void);
@@ -75,6 +85,8 @@ typedef struct {
   int chunk_members;  /* members per plan */
   bool shared_obs;    /* one copy of the observations fed every member */
   size_t plan_bytes;  /* the plan's peak bytes (arena, scratch, constants) */
+  int task_threads;   /* threads that stepped the task (1: the whole batch on the calling thread) */
+  bool on_device;     /* the rollout loop stayed on the device (device task on a CUDA backend) */
 } evo_sim_info;
 void evo_sim_info_get(const evo_sim *s, evo_sim_info *out);
 

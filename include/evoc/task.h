@@ -16,6 +16,17 @@
  *    episodes that are already done (the simulation manager masks them); it must not crash or produce NaN for them.
  *  - descriptor(state, bd): optional (NULL if none): behaviour descriptor f32 [n, bd_dim] of the episodes so far.
  *  - destroy(state).
+ *  - step_range(state, begin, end, actions, obs, reward, done): optional, read only when spec.flags has
+ *    EVO_TASK_FLAG_STEP_RANGE. Advances episodes [begin, end) exactly as step advances them; the pointers are
+ *    step's full arrays (row i is episode i) and only rows in the range are read or written. The simulation
+ *    manager then steps a host task's episodes in fixed contiguous ranges on several threads at once (evo_sim
+ *    params task_threads), so ranges must be independent: per-episode state only, no shared scratch or RNG state
+ *    written, and no OpenMP inside (the caller's threads are the parallelism). Results must not depend on the
+ *    split: step(...) must equal step_range over any partition of [0, n). If one range fails, the others may have
+ *    advanced; the simulation reports the error and starts fresh episodes next time.
+ *    ABI: the flag and this entry were appended to ABI 1 without changing EVO_TASK_ABI_VERSION. A plugin built
+ *    before them leaves flags 0 (evoc zeroes the spec before calling spec()), so evoc never reads past the end of
+ *    its shorter vtable, and it is stepped whole, on one thread.
  * Memory: for a host task (place EVO_TASK_HOST) every pointer is host memory. A device task receives pointers in
  * the memory of args->backend (host memory for the CPU backend). Return evo_status; never exit or abort.
  */
@@ -46,7 +57,11 @@ typedef struct {
   int64_t max_steps;
   evo_task_place place;
   int bd_dim; /* behaviour descriptor size (0: none) */
+  uint32_t flags; /* EVO_TASK_FLAG_* (appended to ABI 1; 0 for tasks that predate it) */
 } evo_task_spec;
+
+/* The vtable has step_range and disjoint ranges may be stepped concurrently (see the contract above). */
+#define EVO_TASK_FLAG_STEP_RANGE 1u
 
 typedef struct {
   evo_backend *backend;
@@ -64,6 +79,9 @@ typedef struct evo_task_vtable {
   evo_status (*step)(void *state, const void *actions, float *obs, float *reward, uint8_t *done);
   evo_status (*descriptor)(void *state, float *bd);
   void (*destroy)(void *state);
+  /* Appended to ABI 1: read only when spec.flags has EVO_TASK_FLAG_STEP_RANGE. */
+  evo_status (*step_range)(void *state, int64_t begin, int64_t end, const void *actions, float *obs, float *reward,
+                           uint8_t *done);
 } evo_task_vtable;
 
 typedef const evo_task_vtable *(*evo_task_plugin_entry_fn)(void);
@@ -84,6 +102,10 @@ const evo_task_spec *evo_task_get_spec(const evo_task *t);
 evo_status evo_task_reset(evo_task *t, int64_t n, const evo_key *keys, float *obs);
 evo_status evo_task_step(evo_task *t, const void *actions, float *obs, float *reward, uint8_t *done);
 evo_status evo_task_descriptor(evo_task *t, float *bd);
+/* Steps episodes [begin, end) of the last reset through the task's step_range (UNSUPPORTED when its spec lacks
+   EVO_TASK_FLAG_STEP_RANGE). Safe to call from several threads at once on disjoint ranges. */
+evo_status evo_task_step_range(evo_task *t, int64_t begin, int64_t end, const void *actions, float *obs,
+                               float *reward, uint8_t *done);
 
 /* Built-in tasks (for `evoc list`). */
 int evo_task_builtin_count(void);

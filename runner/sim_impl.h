@@ -1,0 +1,82 @@
+/* Internal: the simulation manager's state, shared by its files: sim.c (plans, evaluate, test), sim_norm.c
+   (observation normaliser), sim_host.c (the rollout loop over host memory, stepping the task on the task threads
+   of sim_pool.c) and sim_device.c (the rollout loop on a CUDA backend for device tasks, kernels in sim_cuda.cu). */
+#ifndef EVOC_SIM_IMPL_H
+#define EVOC_SIM_IMPL_H
+#include "evoc/jit.h"
+#include "evoc/sim.h"
+
+typedef struct {
+  int n, reps;     /* members, episodes per member */
+  bool shared;     /* obs input [reps, obs...] seen by every member (one-step tasks with CRN) */
+  evo_plan *plan;
+  evo_tensor *params, *obs, *act, *state[2][2]; /* state[ping][h|c] */
+  /* Host-side buffers for the n * reps episodes. obs_h / act_h alias the tensors when those are host memory and
+     have the task's layout; otherwise they are staging copies (host path only). */
+  float *obs_h;
+  void *act_h;
+  bool own_obs, own_act;
+  int32_t *dact;   /* argmax of scores for a discrete task whose policy emits scores */
+  float *reward;
+  uint8_t *done, *alive;
+  double *ret;
+  evo_key *keys;
+  uint8_t *bad;    /* per member */
+  /* Device path: the same roles in the backend's memory (NULL on the host path). ret, bad and steps come back to
+     ret, bad and steps_h at the end of a rollout. */
+  evo_tensor *d_keys, *d_obs_all, *d_reward, *d_done, *d_alive, *d_dact, *d_ret, *d_steps, *d_bad, *d_count;
+  int32_t *steps_h;
+} rollout_plan;
+
+struct evo_sim {
+  evo_task *task;
+  const evo_policy *pol;
+  evo_backend *be;
+  evo_sim_params p;
+  evo_task_spec spec;
+  bool device;     /* device task on a CUDA backend: rollouts stay on the device (sim_device.c) */
+  int task_threads; /* resolved p.task_threads */
+  struct evo_sim_pool *pool; /* task threads (sim_pool.h); NULL: the task steps whole on the caller */
+  evo_status *chunk_st;      /* [task_threads] status and message of each range of the last step */
+  char (*chunk_msg)[256];
+  int64_t obs_numel, act_numel; /* per episode; act_numel is the policy output per episode */
+  int64_t max_steps, n_params;
+  bool discrete, policy_argmax;
+  int n_state;
+  int64_t state_size;
+  float *zero_row; /* state_size zeros (resetting a recurrent state row on a device) */
+  rollout_plan plans[2]; /* [0] training shape, [1] test shape */
+  size_t probe_bytes[2]; /* plan bytes of one member (train) / one episode (test), 0 until measured */
+  /* normaliser (doubles for exact merging), the statistics used while normalising, and one evaluate's batch */
+  double norm_count, *norm_mean, *norm_m2;
+  float *use_mean, *use_sd;
+  double batch_count, *batch_mean, *batch_m2, *step_mean, *step_m2;
+  /* device copies: use_mean/use_sd f32 [2, m]; batch statistics f64 [3, m] (per-component count, mean, M2) */
+  evo_tensor *d_use, *d_batch;
+  evo_sim_stats stats;
+  evo_sim_info info;
+};
+
+evo_status evo_sim_oom(void);
+
+/* sim_norm.c */
+void evo_sim_norm_prepare(evo_sim *s);
+void evo_sim_normalize(const evo_sim *s, float *obs, int64_t rows);
+void evo_sim_norm_accumulate(evo_sim *s, const float *obs, const uint8_t *alive, int64_t rows, double weight);
+void evo_sim_norm_merge_batch(evo_sim *s);
+void evo_sim_batch_clear(evo_sim *s);
+
+/* Runs the plan's episodes (keys already in r->keys); the first n_valid episodes count, the rest are padding of
+   the last chunk. r->ret gets each episode's return, r->bad marks members with non-finite outputs or rewards. */
+evo_status evo_sim_rollout_host(evo_sim *s, rollout_plan *r, int64_t n_valid, bool update_norm);
+/* sim_device.c: the same on the device. Allocation of the device buffers (plan and sim level), the normaliser's
+   upload before an evaluate and download after it. */
+evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, bool update_norm);
+evo_status evo_sim_device_plan_alloc(evo_sim *s, rollout_plan *r);
+void evo_sim_device_plan_free(rollout_plan *r);
+evo_status evo_sim_device_norm_begin(evo_sim *s, bool update);
+evo_status evo_sim_device_norm_end(evo_sim *s);
+/* True when rollouts of this task on this backend stay on the device. */
+bool evo_sim_device_path(const evo_task_spec *spec, const evo_backend *be);
+
+#endif
