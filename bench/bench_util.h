@@ -129,11 +129,14 @@ static bench_result bench_time_plan(evo_plan *p, evo_tensor *const *in, evo_tens
                                     double flop) {
   for (int i = 0; i < warmup; i++)
     if (evo_plan_run(p, in, out) != EVO_STATUS_OK) bench_die("evo_plan_run (warmup)");
+  evo_backend *be = evo_tensor_backend(out[0]);
+  if (evo_backend_sync(be) != EVO_STATUS_OK) bench_die("evo_backend_sync");
   double *t = malloc(sizeof(double) * (size_t)runs);
   if (!t) bench_die("malloc");
   for (int i = 0; i < runs; i++) {
     double t0 = bench_now();
     if (evo_plan_run(p, in, out) != EVO_STATUS_OK) bench_die("evo_plan_run");
+    if (evo_backend_sync(be) != EVO_STATUS_OK) bench_die("evo_backend_sync"); /* device plans run async */
     t[i] = bench_now() - t0;
   }
   bench_result r;

@@ -2,9 +2,11 @@
 # Seconds per epoch of the seed CNN's gradient training (Fashion-MNIST, Adam 1e-3, batch 128, 468 steps per epoch)
 # in evoc, JAX/Flax/Optax and PyTorch, one after the other on this machine, and one side-by-side table.
 #
-#   bench/run_train_peers.sh [--epochs N] [--no-build] [--only evoc|jax|torch]... [--csv FILE]
+#   bench/run_train_peers.sh [--epochs N] [--threads 1] [--no-build] [--only evoc|jax|torch]... [--csv FILE]
 #
 #   --epochs N   epochs per implementation (default 1; each epoch is timed alone, evaluation excluded)
+#   --threads 1  one thread each (OMP_NUM_THREADS=1 for evoc, XLA_FLAGS for JAX, torch.set_num_threads(1)): steadier
+#                numbers on a shared machine; default: each uses every core
 #   --no-build   do not (re)build evoc first
 #   --only X     run only implementation X; may be repeated
 #   --csv FILE   also write the raw rows (impl,epoch,train_s,test_acc,test_loss,eval_s,threads) to FILE
@@ -24,21 +26,24 @@ JAX_PYTHON="${JAX_PYTHON:-/tmp/venv-jax/bin/python}"
 TORCH_PYTHON="${TORCH_PYTHON:-/tmp/venv-torch/bin/python}"
 DATA_DIR="${DATA_DIR:-/usr/share/datasets/fashion-mnist}"
 EPOCHS=1
+THREADS=0
 BUILD=1
 ONLY=()
 CSV_OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --epochs) EPOCHS="$2"; shift ;;
+    --threads) THREADS="$2"; shift ;;
     --no-build) BUILD=0 ;;
     --only) ONLY+=("$2"); shift ;;
     --csv) CSV_OUT="$2"; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "run_train_peers.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 [ ${#ONLY[@]} -eq 0 ] && ONLY=(evoc jax torch)
+[ "$THREADS" = 1 ] && export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 if [ "$BUILD" = 1 ]; then
   BUILD_LOG="$(mktemp)"
@@ -55,7 +60,7 @@ ROWS="$(mktemp)"
 RUN_DIR="$(mktemp -d)"
 trap 'rm -rf "$ROWS" "$RUN_DIR"' EXIT
 
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GiB RAM"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc --all) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GiB RAM"
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC'); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 if awk '{exit !($1 > 0.5)}' /proc/loadavg; then
   echo "warning: the machine is busy (load average $(cut -d' ' -f1 /proc/loadavg)); timings will be noisy" >&2
@@ -86,7 +91,7 @@ for line in sys.stdin:
       fi
       echo "running $impl ($EPOCHS epochs) ..." >&2
       "$py" "$ROOT/bench/train_epoch_peers.py" --framework "$impl" --epochs "$EPOCHS" --data-dir "$DATA_DIR" \
-        --csv >>"$ROWS" || echo "note: $impl failed; its rows are missing" >&2
+        --threads "$THREADS" --csv >>"$ROWS" || echo "note: $impl failed; its rows are missing" >&2
       ;;
     *) echo "run_train_peers.sh: unknown implementation $impl" >&2; exit 2 ;;
   esac

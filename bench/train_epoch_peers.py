@@ -17,7 +17,8 @@ Not a project dependency: run it from a throwaway venv (JAX: python3 -m venv /tm
 /tmp/venv-jax/bin/pip install jax flax optax; PyTorch: python3 -m venv /tmp/venv-torch &&
 /tmp/venv-torch/bin/pip install torch).
 
-Usage: train_epoch_peers.py --framework jax|torch [--epochs N] [--batch B] [--data-dir D] [--seed S] [--csv]
+Usage: train_epoch_peers.py --framework jax|torch [--epochs N] [--batch B] [--data-dir D] [--seed S] [--threads N]
+                            [--csv]
 Prints one row per epoch: framework, epoch, seconds for the epoch's training, test accuracy, test loss, eval seconds
 (--csv: framework,epoch,train_s,test_acc,test_loss,eval_s,threads).
 """
@@ -37,7 +38,9 @@ def parse():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
-    ap.add_argument("--threads", type=int, default=0, help="PyTorch intra-op threads (0: its default)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="0: each framework's default (every core); 1: one thread (JAX through XLA_FLAGS, PyTorch "
+                         "through torch.set_num_threads); N > 1: PyTorch only")
     ap.add_argument("--csv", action="store_true")
     return ap.parse_args()
 
@@ -86,6 +89,9 @@ def report(name, epoch, train_s, acc, loss, eval_s, threads):
 
 
 def run_jax(data):
+    if ARGS.threads == 1:  # before jax is imported: XLA reads its flags once
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
     import jax
     import jax.numpy as jnp
     import flax.linen as nn
@@ -136,7 +142,8 @@ def run_jax(data):
         for s in range(0, len(xte), 1000):
             c, h = eval_step(params, xte[s:s + 1000], yte[s:s + 1000])
             ce, hits = ce + float(c), hits + int(h)
-        report("jax", epoch, train_s, hits / len(xte), ce / len(xte), time.perf_counter() - t0, os.cpu_count())
+        report("jax", epoch, train_s, hits / len(xte), ce / len(xte), time.perf_counter() - t0,
+               1 if ARGS.threads == 1 else os.cpu_count())
 
 
 def run_torch(data):

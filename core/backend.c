@@ -22,3 +22,5 @@ void evo_backend_free(evo_backend *be) {
   if (be->iface->destroy) be->iface->destroy(be->ctx);
   free(be);
 }
+
+evo_status evo_backend_sync(evo_backend *be) { return be->iface->sync ? be->iface->sync(be->ctx) : EVO_STATUS_OK; }

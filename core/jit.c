@@ -1,12 +1,15 @@
 /* jit: compile a graph for fixed shapes into a plan. Dead nodes are dropped, reshapes and stop_gradient alias
    their input, constants are uploaded once, and every intermediate gets an offset in one arena chosen by
-   liveness (a buffer is reused as soon as its last reader has run). Running a plan allocates nothing. On a
+   liveness (a buffer is reused as soon as its last reader has run). A transpose of the last two dims read only
+   by a matmul becomes the matmul's trans flag and a binary op read only by a unary one fuses with it, where the
+   backend takes the result (jit_fuse.c). Running a plan allocates nothing. On a
    backend with graph hooks (CUDA) the first run records the kernels and output copies into a device graph and
    every run replays it; the recording holds the bound tensors' addresses, so binding other tensors re-records. */
 #include <stdlib.h>
 #include <string.h>
 #include "evoc/jit.h"
 #include "backend_impl.h"
+#include "jit_fuse.h"
 
 enum { SLOT_NONE = 0, SLOT_INPUT, SLOT_CONST, SLOT_ARENA, SLOT_ALIAS };
 
@@ -169,13 +172,17 @@ evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out) {
     if (live[i])
       for (int k = 0; k < g->nodes[i].n_in; k++) live[g->nodes[i].in[k]] = 1;
 
+  /* Rewrites on the plan's copy of the nodes; from here on the plan reads p->nodes (g's only for constants). */
+  evo_jit_fold_transposes(p->nodes, nn, live, g->outputs, g->n_outputs, be);
+  evo_jit_fuse_elementwise(p->nodes, nn, live, g->outputs, g->n_outputs, be);
+
   evo_status st = EVO_STATUS_OK;
   for (int j = 0; j < g->n_inputs; j++) {
     p->slots[g->inputs[j]].kind = SLOT_INPUT;
     p->slots[g->inputs[j]].input_idx = j;
   }
   for (int i = 0; i < nn && st == EVO_STATUS_OK; i++) {
-    const evo_node_t *n = &g->nodes[i];
+    const evo_node_t *n = &p->nodes[i];
     last_use[i] = -1;
     if (!live[i] || n->op == EVO_OP_INPUT) continue;
     if (n->op == EVO_OP_CONST) {
@@ -186,7 +193,7 @@ evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out) {
         st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "jit: cannot allocate a %zu-byte constant", b);
         break;
       }
-      st = be->iface->from_host(be->ctx, p->slots[i].cbuf, n->cdata, b);
+      st = be->iface->from_host(be->ctx, p->slots[i].cbuf, g->nodes[i].cdata, b);
       p->const_bytes += align64(b);
       continue;
     }
@@ -196,7 +203,7 @@ evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out) {
       continue;
     }
     const evo_node_t *ins[EVO_MAX_INPUTS] = {0};
-    for (int k = 0; k < n->n_in; k++) ins[k] = &g->nodes[n->in[k]];
+    for (int k = 0; k < n->n_in; k++) ins[k] = &p->nodes[n->in[k]];
     if (!be->iface->supports_op(be->ctx, n, ins)) {
       st = evo_error(EVO_STATUS_UNSUPPORTED, "jit: backend %s has no kernel for %s", be->iface->name,
                      evo_op_name(n->op));
@@ -216,7 +223,7 @@ evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out) {
 
   /* Liveness on storage roots: a root lives until the last compute node reading it (or any alias of it). */
   for (int oi = 0; oi < p->n_order; oi++) {
-    const evo_node_t *n = &g->nodes[p->order[oi]];
+    const evo_node_t *n = &p->nodes[p->order[oi]];
     for (int k = 0; k < n->n_in; k++) last_use[root_of(p->slots, n->in[k])] = oi;
   }
   for (int j = 0; j < g->n_outputs; j++) last_use[root_of(p->slots, g->outputs[j])] = p->n_order;
@@ -225,15 +232,15 @@ evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out) {
   for (int oi = 0; oi < p->n_order && st == EVO_STATUS_OK; oi++) {
     int i = p->order[oi];
     size_t off;
-    arena_take(&aa, node_bytes(&g->nodes[i]), &off);
+    arena_take(&aa, node_bytes(&p->nodes[i]), &off);
     p->slots[i].offset = off;
     if (last_use[i] < 0) last_use[i] = oi; /* computed but unread: free right after */
     /* Free every arena root whose last reader is this node. */
-    const evo_node_t *n = &g->nodes[i];
+    const evo_node_t *n = &p->nodes[i];
     for (int k = 0; k < n->n_in; k++) {
       int r = root_of(p->slots, n->in[k]);
       if (p->slots[r].kind == SLOT_ARENA && last_use[r] == oi) {
-        if (arena_give(&aa, p->slots[r].offset, node_bytes(&g->nodes[r])) != 0)
+        if (arena_give(&aa, p->slots[r].offset, node_bytes(&p->nodes[r])) != 0)
           st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "jit: out of memory");
         last_use[r] = -2; /* freed once even if read twice */
       }

@@ -27,7 +27,10 @@ typedef enum {
   EVO_OP_REDUCE_SUM, EVO_OP_REDUCE_MAX, EVO_OP_REDUCE_MIN, EVO_OP_LOGSUMEXP,
   EVO_OP_ARGMAX, /* over p.axis, i32 out, p.keepdims */
 
-  EVO_OP_MATMUL, /* [..., m, k] @ [..., k, n] (inputs already 2-D core; 1-D handled by the builder) */
+  /* [..., m, k] @ [..., k, n] (inputs already 2-D core; 1-D handled by the builder). i[0], i[1]: trans flags,
+     set only by the jit (plan nodes, never graph nodes: autodiff and vmap assume 0): i[0] = 1 means a is stored
+     as [..., k, m], i[1] = 1 that b is stored as [..., n, k]; the product is of the transposes. */
+  EVO_OP_MATMUL,
   /* conv2d: i[0..1] stride h,w; i[2..5] pad top,left,bottom,right; i[6..7] KH, KW (grad_kernel only).
      CONV2D:             (x [..,H,W,C], w [..,KH,KW,C,F]) -> [..,OH,OW,F]
      CONV2D_GRAD_INPUT:  (gy [..,OH,OW,F], w [..,KH,KW,C,F]) -> node shape [..,H,W,C]
@@ -59,6 +62,13 @@ typedef enum {
 
   EVO_OP_COUNT
 } evo_op;
+
+/* Plan-only ops: made by the jit's fusion passes (core/jit_fuse.c) on its copy of the nodes, never in a graph, and
+   outside the enum so that switches over the op set need no case for them and a backend that does not know them
+   (the CUDA one: op >= EVO_OP_COUNT) refuses them in supports_op, which makes the jit keep the unfused nodes.
+   FUSED_BINARY_UNARY: unary op i[1] applied to binary op i[0] (ADD..MIN) of in[0], in[1], broadcasting as the
+   binary; the node has the binary's shape. */
+#define EVO_OP_FUSED_BINARY_UNARY ((evo_op)(EVO_OP_COUNT + 1))
 
 const char *evo_op_name(evo_op op);
 

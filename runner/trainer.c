@@ -39,6 +39,7 @@ void evo_trainer_free(evo_trainer *t) {
   evo_algo_free(t->algo);
   evo_evaluator_free(&t->ev);
   evo_tensor_free(t->pop);
+  if (t->host_be != t->be) evo_backend_free(t->host_be);
   evo_backend_free(t->be);
   free(t->fitness);
   free(t->bd);
@@ -102,7 +103,7 @@ static evo_status ensure_pop(evo_trainer *t, int pop) {
   free(t->bd);
   t->bd = t->ev.bd_dim > 0 ? malloc(sizeof(float) * (size_t)pop * (size_t)t->ev.bd_dim) : NULL;
   int64_t shape[2] = {pop, t->ev.D};
-  t->pop = evo_tensor_new(t->be, EVO_F32, 2, shape);
+  t->pop = evo_tensor_new(t->host_be, EVO_F32, 2, shape); /* host memory; the sim uploads it once per chunk */
   t->fitness = malloc(sizeof(float) * (size_t)pop);
   t->pop_cap = pop;
   if (!t->pop || !t->fitness || (t->ev.bd_dim > 0 && !t->bd)) {
@@ -278,6 +279,8 @@ static evo_status write_summary(evo_trainer *t) {
   cJSON_AddStringToObject(o, "task", s.task);
   cJSON_AddStringToObject(o, "policy", s.policy);
   cJSON_AddStringToObject(o, "algo", s.algo);
+  cJSON_AddStringToObject(o, "device", s.device);
+  cJSON_AddStringToObject(o, "device_note", s.device_note);
   add_num(o, "seed", (double)s.seed);
   add_num(o, "num_params", (double)t->ev.D);
   add_num(o, "iterations", (double)s.iterations);
@@ -323,6 +326,7 @@ evo_status evo_trainer_run(evo_trainer *t) {
 
 void evo_trainer_summary_get(const evo_trainer *t, evo_trainer_summary *out) {
   *out = (evo_trainer_summary){.task = t->task_name, .policy = t->policy_name, .algo = t->algo_name,
+                               .device = t->device, .device_note = t->device_note,
                                .seed = t->seed, .iterations = t->s.iteration, .evaluations = t->s.evaluations,
                                .wall_s = t->s.wall_s, .best_train_fitness = t->s.best_train,
                                .test_score = t->s.last_test, .best_test_score = t->s.best_test,

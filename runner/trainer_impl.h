@@ -55,7 +55,9 @@ struct evo_trainer {
   evo_config *cfg;
   evo_trainer_params p;
   char *out_dir;
-  evo_backend *be;
+  evo_backend *be;      /* task, policy plans and rollouts: the config's device */
+  evo_backend *host_be; /* the algorithm's population (ask writes host memory): be itself, or a CPU backend */
+  char device[192], device_note[512]; /* "cpu" | "cuda:0 (name)", and how it was chosen */
   /* what the run is */
   int64_t seed;
   evo_key root, algo_key, train_key, test_key;

@@ -26,8 +26,23 @@ static evo_status at_section(evo_status st, evo_cfg *sec) {
   return evo_error(st, "%s: %s", where, msg);
 }
 
-/* device: auto | cpu | cuda | cuda:N, opened through evo_device_open. The trainer itself runs on the CPU: an
-   explicit CUDA device is refused with the reason, and auto falls back to the CPU with a note saying why. */
+/* Will the policy be "direct" (build_policy's rule: policy.name, by default direct for the functions task)? Read
+   before anything is built, so that `device: auto` does not start a GPU that nothing would use. evo_cfg_get marks
+   the keys used, which changes nothing: their own readers read and validate them later. */
+static bool expects_direct(evo_cfg *root) {
+  evo_cfg *pol = evo_cfg_get(root, "policy"), *task = evo_cfg_get(root, "task");
+  evo_cfg *name = pol && evo_cfg_kind_of(pol) == EVO_CFG_MAP ? evo_cfg_get(pol, "name") : NULL;
+  const char *s = name ? evo_cfg_scalar(name) : NULL;
+  if (s) return !strcmp(s, "direct");
+  name = task && evo_cfg_kind_of(task) == EVO_CFG_MAP ? evo_cfg_get(task, "name") : NULL;
+  s = name ? evo_cfg_scalar(name) : NULL;
+  return s && !strcmp(s, "functions");
+}
+
+/* device: auto | cpu | cuda | cuda:N, opened through evo_device_open. On a CUDA backend the tasks that support it
+   (CartPole), the policy plans and the rollouts live on the device; the algorithm stays on the host (t->host_be
+   holds its population). auto picks the GPU when there is one, except for policy direct, which evaluates on the
+   host anyway; the choice and its reason go to the note callback and to summary.json. */
 static evo_status read_device(evo_trainer *t, evo_cfg *root) {
   static const char *const devices[] = {"auto", "cpu", "cuda", "cuda:N", NULL};
   const char *dev;
@@ -36,10 +51,8 @@ static evo_status read_device(evo_trainer *t, evo_cfg *root) {
   if (st) return st;
   char where[256], msg[512];
   evo_cfg_where(evo_cfg_get(root, "device"), where, sizeof where);
-  evo_backend *be = NULL;
-  /* auto with a GPU present would open it only to close it again */
-  const int gpu_unused = !strcmp(dev, "auto") && evo_cuda_device_count() > 0;
-  st = evo_device_open(gpu_unused ? "cpu" : dev, NULL, &be, msg, sizeof msg);
+  const bool auto_direct = !strcmp(dev, "auto") && expects_direct(root);
+  st = evo_device_open(auto_direct ? "cpu" : dev, NULL, &t->be, msg, sizeof msg);
   if (st) {
     snprintf(msg, sizeof msg, "%s", evo_last_error()); /* evo_error writes into evo_last_error's buffer */
     if (st == EVO_STATUS_UNSUPPORTED)
@@ -51,15 +64,20 @@ static evo_status read_device(evo_trainer *t, evo_cfg *root) {
 #endif
     return evo_error(st, "%s: %s", where, msg);
   }
-  if (!evo_backend_is_host(be)) {
-    evo_backend_free(be);
-    return evo_error(EVO_STATUS_UNSUPPORTED, "%s: device %s: the trainer does not drive the CUDA backend yet; use "
-                     "device: cpu", where, dev);
+  if (auto_direct) snprintf(msg, sizeof msg, "device auto: using cpu (policy direct evaluates on the host)");
+  snprintf(t->device_note, sizeof t->device_note, "%s", msg);
+  if (evo_backend_is_host(t->be)) {
+    snprintf(t->device, sizeof t->device, "cpu");
+    t->host_be = t->be;
+  } else {
+    /* "device cuda: using cuda:0 (NVIDIA H100 ...)" -> "cuda:0 (NVIDIA H100 ...)" */
+    const char *u = strstr(msg, "using ");
+    snprintf(t->device, sizeof t->device, "%s", u ? u + 6 : evo_backend_name(t->be));
+    if (!(t->host_be = evo_backend_cpu_new(NULL)))
+      return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
   }
-  if (gpu_unused) snprintf(msg, sizeof msg, "device auto: using cpu (the trainer does not drive the CUDA backend yet)");
-  if (!strcmp(dev, "auto")) note(t, msg);
-  t->be = be;
-  return t->be ? EVO_STATUS_OK : evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  if (strcmp(dev, "cpu")) note(t, msg);
+  return EVO_STATUS_OK;
 }
 
 static evo_status read_trainer(evo_trainer *t, evo_cfg *root, int64_t *n_repeats, bool *normalize, bool *crn,
@@ -103,6 +121,15 @@ static evo_status build_policy(evo_trainer *t, evo_cfg *root) {
     if (sp->action_kind != EVO_ACTION_CONTINUOUS)
       return at_section(evo_error(EVO_STATUS_INVALID_ARGUMENT, "policy direct needs a task with continuous "
                                   "actions"), sec);
+    /* direct episodes pass host arrays to the task: a task keeping its state on a device cannot take them */
+    if ((sp->place == EVO_TASK_DEVICE || tsp->place == EVO_TASK_DEVICE) && !evo_backend_is_host(t->be))
+      return at_section(evo_error(EVO_STATUS_UNSUPPORTED, "policy direct evaluates on the host, but task '%s' runs "
+                                  "on the device (%s); use device: cpu", t->task_name, t->device), sec);
+    if (!evo_backend_is_host(t->be)) {
+      char msg[300];
+      snprintf(msg, sizeof msg, "policy direct: parameters are evaluated on the host; %s stays idle", t->device);
+      note(t, msg);
+    }
     evo_param_spec ps = {.name = "x", .ndim = sp->act_ndim, .init = EVO_INIT_ZEROS};
     for (int d = 0; d < sp->act_ndim; d++) ps.shape[d] = sp->act_shape[d];
     e->direct = true;

@@ -49,6 +49,17 @@ then status tests "ok ($((SECONDS - t0))s)"
 else status tests "FAILED ($((SECONDS - t0))s)"; grep -E 'Failed|FAIL|Timeout' "$logs/ctest.log" | head -20; fi
 status tests "$(grep -E 'tests passed' "$logs/ctest.log" | tail -1)"
 
+# evoc run on the GPU vs the CPU: CartPole swing-up (easy) PGPE, 50 iterations, 30 s cap each.
+for d in cuda cpu; do
+  if [ "$(left)" -lt 90 ]; then status "run cartpole $d" "skipped (time budget)"; continue; fi
+  rm -rf "build-gpu/run_$d"
+  timeout 30 build-gpu/apps/evoc/evoc run configs/cartpole_swingup_easy_pgpe.yaml --device "$d" \
+    --set trainer.max_iter=50 --quiet --out "build-gpu/run_$d" > "$logs/run_$d.log" 2>&1
+  rc=$?
+  status "run cartpole $d" "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") $(sed -n \
+    's/.*"wall_s":\([0-9.]*\),.*"test_score":\([^,]*\),.*/\1 s, test \2/p' "$logs/run_$d.log" | tail -1)"
+done
+
 # memcheck on the op harness: value, guard and NaN/Inf checks only (EVOC_CUDA_OPS_QUICK=1), capped at 180 s.
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1)
 if [ -z "$san" ]; then status memcheck "skipped (no compute-sanitizer)"

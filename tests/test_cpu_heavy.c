@@ -92,14 +92,22 @@ static void run_kernel(evo_status (*fn)(const evo_kernel_args *), size_t scratch
 
 /* ---- matmul ----------------------------------------------------------------------------------------------------- */
 
-static void check_matmul(int na, const int64_t *as, int nb, const int64_t *bs) {
-  evo_node_t an = mk(EVO_OP_INPUT, na, as), bn = mk(EVO_OP_INPUT, nb, bs);
+/* as/bs are the logical shapes; with ta/tb (MATMUL's trans flags) the operand is stored with its last two dims
+   swapped. */
+static void check_matmul_t(int ta, int tb, int na, const int64_t *as, int nb, const int64_t *bs) {
+  const int64_t m = as[na - 2], k = as[na - 1], n = bs[nb - 1];
+  int64_t sa[EVO_MAX_DIMS], sb[EVO_MAX_DIMS];
+  memcpy(sa, as, sizeof(int64_t) * (size_t)na);
+  memcpy(sb, bs, sizeof(int64_t) * (size_t)nb);
+  if (ta) sa[na - 2] = k, sa[na - 1] = m;
+  if (tb) sb[nb - 2] = n, sb[nb - 1] = k;
+  evo_node_t an = mk(EVO_OP_INPUT, na, sa), bn = mk(EVO_OP_INPUT, nb, sb);
   int64_t ys[EVO_MAX_DIMS];
   int nl = bcast_shape(na - 2, as, nb - 2, bs, ys);
-  const int64_t m = as[na - 2], k = as[na - 1], n = bs[nb - 1];
   ys[nl] = m, ys[nl + 1] = n;
   evo_node_t y = mk(EVO_OP_MATMUL, nl + 2, ys);
   y.n_in = 2;
+  y.p.i[0] = ta, y.p.i[1] = tb;
   float *a = rand_buf(numel(&an), 0), *b = rand_buf(numel(&bn), 0), *c = malloc(sizeof(float) * (size_t)numel(&y));
   const evo_node_t *ins[2] = {&an, &bn};
   run_kernel(evo_cpu_matmul, evo_cpu_matmul_scratch(&y, ins), &y, &an, &bn, a, b, c);
@@ -111,14 +119,19 @@ static void check_matmul(int na, const int64_t *as, int nb, const int64_t *bs) {
     for (int64_t i = 0; i < m; i++)
       for (int64_t j = 0; j < n; j++) {
         double s = 0;
-        for (int64_t p = 0; p < k; p++) s += (double)al[i * k + p] * bl[p * n + j];
+        for (int64_t p = 0; p < k; p++)
+          s += (double)(ta ? al[p * m + i] : al[i * k + p]) * (tb ? bl[j * k + p] : bl[p * n + j]);
         ref[(l * m + i) * n + j] = s;
       }
   }
   double err = max_rel_err(c, ref, numel(&y));
-  cr_expect(err < TOL, "matmul a%dD[..,%lld,%lld] b[..,%lld]: rel err %g (seed %u)", na, (long long)m,
-            (long long)k, (long long)n, err, SEED);
+  cr_expect(err < TOL, "matmul ta%d tb%d a%dD[..,%lld,%lld] b[..,%lld]: rel err %g (seed %u)", ta, tb, na,
+            (long long)m, (long long)k, (long long)n, err, SEED);
   free(a), free(b), free(c), free(ref);
+}
+
+static void check_matmul(int na, const int64_t *as, int nb, const int64_t *bs) {
+  check_matmul_t(0, 0, na, as, nb, bs);
 }
 
 TestSuite(cpu_heavy, .init = NULL);
@@ -164,6 +177,28 @@ Test(cpu_heavy, matmul_blas) {
   check_matmul(3, (int64_t[]){3, 128, 128}, 3, (int64_t[]){3, 128, 128}); /* batched, one per thread */
   check_matmul(3, (int64_t[]){1, 128, 160}, 3, (int64_t[]){1, 160, 128});
   check_matmul(3, (int64_t[]){8, 64, 64}, 2, (int64_t[]){64, 64}); /* folded: [512, 64] @ [64, 64] on the tiles */
+}
+
+/* Every path with each operand stored transposed: tiles (B packed in 64-column x 256-row blocks), gemv, the
+   batched and broadcast loops, fewer GEMMs than threads, the folded shared-weight GEMM (a transposed a cannot
+   fold), OpenBLAS single and batched. */
+Test(cpu_heavy, matmul_trans_flags) {
+  rng_state = SEED + 7;
+  for (int t = 1; t < 4; t++) {
+    const int ta = t & 1, tb = t >> 1;
+    check_matmul_t(ta, tb, 2, (int64_t[]){3, 4}, 2, (int64_t[]){4, 5});
+    check_matmul_t(ta, tb, 2, (int64_t[]){29, 17}, 2, (int64_t[]){17, 57});
+    check_matmul_t(ta, tb, 2, (int64_t[]){10, 300}, 2, (int64_t[]){300, 140}); /* k and n blocks with tails */
+    check_matmul_t(ta, tb, 2, (int64_t[]){5, 70}, 2, (int64_t[]){70, 1});
+    check_matmul_t(ta, tb, 3, (int64_t[]){37, 16, 64}, 3, (int64_t[]){37, 64, 64});
+    check_matmul_t(ta, tb, 4, (int64_t[]){2, 1, 5, 6}, 3, (int64_t[]){3, 6, 7});
+    check_matmul_t(ta, tb, 3, (int64_t[]){2, 100, 70}, 3, (int64_t[]){2, 70, 90});
+    check_matmul_t(ta, tb, 3, (int64_t[]){6, 20, 30}, 2, (int64_t[]){30, 40});
+    check_matmul_t(ta, tb, 2, (int64_t[]){40, 200}, 2, (int64_t[]){200, 96});
+    check_matmul_t(ta, tb, 2, (int64_t[]){256, 300}, 2, (int64_t[]){300, 200});
+    check_matmul_t(ta, tb, 3, (int64_t[]){3, 128, 128}, 3, (int64_t[]){3, 128, 160});
+    check_matmul_t(ta, tb, 2, (int64_t[]){4, 0}, 2, (int64_t[]){0, 9}); /* k = 0: zeros */
+  }
 }
 
 Test(cpu_heavy, gemm_transposed_a) {

@@ -56,46 +56,71 @@ double evo_lmmaes_c_c(const evo_lmmaes_params *p, int i) {
   return fmin(1, p->lambda / (pow(4.0, i) * (double)p->n));
 }
 
-/* Eight interleaved partial sums (vectorisable in a fixed order), added pairwise at the end. */
-static double lm_dot_range(const double *x, const double *y, int64_t i0, int64_t i1) {
+/* Dot products in eight interleaved partial sums (one vector register, a fixed order whatever the vector width),
+   added pairwise at the end. */
+static inline double lm_sum8(const double acc[8]) {
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static double lm_dot_range(const double *restrict x, const double *restrict y, int64_t i0, int64_t i1) {
   double acc[8] = {0};
   int64_t i = i0;
   for (; i + 8 <= i1; i += 8)
     for (int k = 0; k < 8; k++) acc[k] += x[i + k] * y[i + k];
   for (; i < i1; i++) acc[0] += x[i] * y[i];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  return lm_sum8(acc);
 }
 
-/* Chunked dot product: chunk boundaries depend on n only, partial sums are added in chunk order. */
-static double lm_dot(const double *x, const double *y, int64_t n) {
+/* Over [i0, i1): d <- (1 - cd) d + a Mj, and the dot product of the new d with x, in one pass (step j of the
+   transform and the dot product step j + 1 needs). */
+static double lm_update_dot_range(double *restrict d, double cd, double a, const double *restrict Mj,
+                                  const double *restrict x, int64_t i0, int64_t i1) {
+  double acc[8] = {0};
+  int64_t i = i0;
+  for (; i + 8 <= i1; i += 8)
+    for (int k = 0; k < 8; k++) {
+      const double v = (1 - cd) * d[i + k] + a * Mj[i + k];
+      d[i + k] = v, acc[k] += x[i + k] * v;
+    }
+  for (; i < i1; i++) d[i] = (1 - cd) * d[i] + a * Mj[i], acc[0] += x[i] * d[i];
+  return lm_sum8(acc);
+}
+
+/* Mj NULL: the dot product of d and x only (d is not written). */
+static double lm_step_range(double *d, double cd, double a, const double *Mj, const double *x, int64_t i0,
+                            int64_t i1) {
+  return Mj ? lm_update_dot_range(d, cd, a, Mj, x, i0, i1) : lm_dot_range(x, d, i0, i1);
+}
+
+static inline int64_t lm_chunk_end(int64_t c, int64_t cs, int64_t n) { return c * cs + cs < n ? c * cs + cs : n; }
+
+/* lm_step_range over chunks whose boundaries depend on n only, the partial dot products added in chunk order: the
+   same bits with or without threads. */
+static double lm_step(double *d, double cd, double a, const double *Mj, const double *x, int64_t n) {
   const int64_t cs = n / LM_CHUNKS + 1 > 4096 ? n / LM_CHUNKS + 1 : 4096, nc = (n + cs - 1) / cs;
   double part[LM_CHUNKS], acc = 0;
   if (n < LM_PAR_MIN) { /* no OpenMP call overhead at small n */
-    for (int64_t c = 0; c < nc; c++) part[c] = lm_dot_range(x, y, c * cs, c * cs + cs < n ? c * cs + cs : n);
+    for (int64_t c = 0; c < nc; c++) part[c] = lm_step_range(d, cd, a, Mj, x, c * cs, lm_chunk_end(c, cs, n));
   } else {
 #pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < nc; c++) part[c] = lm_dot_range(x, y, c * cs, c * cs + cs < n ? c * cs + cs : n);
+    for (int64_t c = 0; c < nc; c++) part[c] = lm_step_range(d, cd, a, Mj, x, c * cs, lm_chunk_end(c, cs, n));
   }
   for (int64_t c = 0; c < nc; c++) acc += part[c];
   return acc;
 }
 
-/* d <- (1 - cd) d + a M_j: elementwise, the same bits with or without threads. */
-static void lm_axpby(double *d, double cd, double a, const double *Mj, int64_t n) {
-  if (n < LM_PAR_MIN) { /* no OpenMP call overhead at small n */
-    for (int64_t i = 0; i < n; i++) d[i] = (1 - cd) * d[i] + a * Mj[i];
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i++) d[i] = (1 - cd) * d[i] + a * Mj[i];
-}
+/* y is only read (no M_j given). */
+static double lm_dot(const double *x, const double *y, int64_t n) { return lm_step((double *)y, 0, 0, NULL, x, n); }
 
-/* d <- transform of d with the first min(gen, m) directions (in place). */
+/* d <- transform of d with the first min(gen, m) directions (in place):
+   d <- (1 - c_d,j) d + c_d,j (M_j . d) M_j for j = 1 .. k, one pass over d per j. */
 static void lm_transform(const lm_state *s, int64_t gen, double *d) {
   const int64_t n = s->p.n, k = gen < s->p.m ? gen : s->p.m;
+  double dot = k > 0 ? lm_dot(s->M, d, n) : 0;
   for (int64_t j = 0; j < k; j++) {
     const double *Mj = s->M + j * n, cd = s->c_d[j];
-    lm_axpby(d, cd, cd * lm_dot(Mj, d, n), Mj, n);
+    /* the last step's dot product (with M_j itself, already in cache) is not used */
+    dot = lm_step(d, cd, cd * dot, Mj, j + 1 < k ? Mj + n : Mj, n);
   }
 }
 

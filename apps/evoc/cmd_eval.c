@@ -9,7 +9,8 @@
 #include "evoc/trainer.h"
 
 static const char eval_usage[] =
-    "usage: evoc eval RUN_DIR|PARAMS.safetensors [--config CONFIG] [--episodes N] [--set KEY=VALUE]... [--quiet]\n"
+    "usage: evoc eval RUN_DIR|PARAMS.safetensors [--config CONFIG] [--episodes N] [--device D]\n"
+    "                 [--set KEY=VALUE]... [--quiet]\n"
     "\n"
     "Mean test return (test accuracy for MNIST, -f for the functions task) of saved parameters over N test\n"
     "episodes, the same episodes the run's tests used (so RUN_DIR's best test score is reproduced).\n"
@@ -18,6 +19,8 @@ static const char eval_usage[] =
     "  PARAMS           a safetensors file with the policy's entries (config: --config, or config.yaml next\n"
     "                   to the file)\n"
     "  --episodes N     test episodes (default: the config's trainer.n_evaluations)\n"
+    "  --device D       auto | cpu | cuda | cuda:N (same as --set device=D; parameters trained on one device\n"
+    "                   evaluate on any other)\n"
     "  --set KEY=VALUE  override a config value (repeatable)\n"
     "  --quiet          print one JSON object\n";
 
@@ -27,7 +30,7 @@ static bool is_dir(const char *p) {
 }
 
 int evo_cli_eval(int argc, char **argv) {
-  const char *target = NULL, *config = NULL, *episodes_s = NULL;
+  const char *target = NULL, *config = NULL, *episodes_s = NULL, *device = NULL;
   const char *sets[EVO_CLI_MAX_SETS];
   int n_sets = 0;
   bool quiet = false;
@@ -44,6 +47,9 @@ int evo_cli_eval(int argc, char **argv) {
     } else if ((r = evo_cli_opt(argc, argv, &i, "--episodes", &v))) {
       if (r < 0) return EVO_CLI_USAGE;
       episodes_s = v;
+    } else if ((r = evo_cli_opt(argc, argv, &i, "--device", &v))) {
+      if (r < 0) return EVO_CLI_USAGE;
+      device = v;
     } else if ((r = evo_cli_opt(argc, argv, &i, "--set", &v))) {
       if (r < 0) return EVO_CLI_USAGE;
       if (n_sets == EVO_CLI_MAX_SETS) return evo_cli_fail("eval", EVO_CLI_USAGE, "too many --set options");
@@ -91,7 +97,7 @@ int evo_cli_eval(int argc, char **argv) {
   if (!config && !evo_run_file_exists(cfg_path))
     return evo_cli_fail("eval", EVO_CLI_USAGE, "no config: %s does not exist; give --config CONFIG", cfg_path);
   evo_config *cfg;
-  int rc = evo_cli_load_config("eval", cfg_path, sets, n_sets, NULL, &cfg);
+  int rc = evo_cli_load_config("eval", cfg_path, sets, n_sets, device, &cfg);
   if (rc) return rc;
   evo_trainer_params tp = evo_trainer_default_params();
   tp.note = quiet ? NULL : evo_cli_note;

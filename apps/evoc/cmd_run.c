@@ -12,7 +12,7 @@
 
 static const char run_usage[] =
     "usage: evoc run CONFIG [--set KEY=VALUE]... [--out DIR] [--device D] [--quiet]\n"
-    "       evoc run [CONFIG] --resume DIR [--set KEY=VALUE]... [--quiet]\n"
+    "       evoc run [CONFIG] --resume DIR [--set KEY=VALUE]... [--device D] [--quiet]\n"
     "\n"
     "Trains with the evolution strategy of CONFIG (see configs/ and `evoc list`) and writes a run folder:\n"
     "config.yaml (resolved), metrics.jsonl, summary.json, best.safetensors, learning_curve.png, checkpoints/.\n"
@@ -21,7 +21,8 @@ static const char run_usage[] =
     "  --out DIR        run folder (default runs/<config name>-<YYYYmmdd-HHMMSS>)\n"
     "  --resume DIR     continue the run in DIR from its latest checkpoint, bit-identically; the config is\n"
     "                   DIR/config.yaml unless CONFIG is given (e.g. --set trainer.max_iter=2000 to extend)\n"
-    "  --device D       auto | cpu | cuda (same as --set device=D)\n"
+    "  --device D       auto | cpu | cuda | cuda:N (same as --set device=D); the algorithm runs on the host,\n"
+    "                   so a run may resume on another device\n"
     "  --quiet          no progress line: JSON lines on stdout (metrics, then the summary)\n"
     "\n"
     "Ctrl-C (SIGINT) or SIGTERM writes a checkpoint and exits with 130; resume with --resume DIR.\n"

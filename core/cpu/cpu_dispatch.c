@@ -2,6 +2,7 @@
 #include "cpu_kernels.h"
 
 evo_status evo_cpu_run(const evo_kernel_args *a) {
+  if (a->node->op == EVO_OP_FUSED_BINARY_UNARY) return evo_cpu_fused_binary_unary(a);
   switch (a->node->op) {
   case EVO_OP_INPUT: return EVO_STATUS_OK; /* inputs are bound, not computed */
   case EVO_OP_NEG: case EVO_OP_ABS: case EVO_OP_EXP: case EVO_OP_LOG: case EVO_OP_SQRT: case EVO_OP_TANH:
@@ -45,5 +46,7 @@ size_t evo_cpu_scratch_bytes(const evo_node_t *node, const evo_node_t *const *in
 
 int evo_cpu_supports(const evo_node_t *node, const evo_node_t *const *in) {
   (void)in;
+  if (node->op == EVO_OP_FUSED_BINARY_UNARY)
+    return evo_cpu_fusable_pair((evo_op)node->p.i[0], (evo_op)node->p.i[1]) && node->dtype == EVO_F32;
   return node->op < EVO_OP_COUNT;
 }

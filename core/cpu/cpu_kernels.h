@@ -11,6 +11,9 @@ int64_t evo_cpu_loop_offset(int nloop, const int64_t *out_loop, int in_nloop, co
 /* k_elementwise.c: unary, binary, compare, where, clip, cast, stop_gradient, sign */
 evo_status evo_cpu_unary(const evo_kernel_args *a);
 evo_status evo_cpu_binary(const evo_kernel_args *a);
+/* EVO_OP_FUSED_BINARY_UNARY (ops.h); evo_cpu_fusable_pair says which (binary, unary) pairs it runs. */
+evo_status evo_cpu_fused_binary_unary(const evo_kernel_args *a);
+int evo_cpu_fusable_pair(evo_op binary, evo_op unary);
 evo_status evo_cpu_compare(const evo_kernel_args *a);
 evo_status evo_cpu_where(const evo_kernel_args *a);
 evo_status evo_cpu_clip(const evo_kernel_args *a);

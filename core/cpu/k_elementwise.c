@@ -1,4 +1,4 @@
-/* Elementwise CPU kernels: unary, binary, compare, where, clip, cast.
+/* Elementwise CPU kernels: unary, binary, compare, where, clip, cast, and the jit's fused binary+unary.
    Unary ops, clip and cast read one input of the node's shape: flat vectorised loops, OpenMP when large.
    Broadcasting ops go through the strided iterator (cpu_loop.c): inputs of the node's shape coalesce to one
    contiguous row (the flat fast path, split across threads by element); scalars and trailing/bias broadcasts
@@ -26,6 +26,27 @@ static int64_t node_numel(const evo_node_t *n) { return evo_cpu_numel(n->ndim, n
 /* libm calls (log, sqrt, sin, cos) do not vectorise without -ffast-math; no simd pragma, so clang does not warn */
 #define UNARY_LOOP_LIBM(PAR, EXPR) UNARY_LOOP_(omp parallel for, PAR, EXPR)
 
+/* The unary ops as LOOP(threshold, EXPR of x) cases, shared by the unary kernel and the fused binary+unary rows. */
+#define UNARY_CASES(LOOP, LOOP_LIBM)                                                                          \
+  case EVO_OP_NEG: LOOP(cheap, -x); break;                                                                    \
+  case EVO_OP_ABS: LOOP(cheap, fabsf(x)); break;                                                              \
+  case EVO_OP_EXP: LOOP(heavy, evo_expf(x)); break;                                                           \
+  case EVO_OP_LOG: LOOP_LIBM(heavy, logf(x)); break;                                                          \
+  case EVO_OP_SQRT: LOOP_LIBM(cheap, sqrtf(x)); break;                                                        \
+  case EVO_OP_TANH: LOOP(heavy, evo_tanhf(x)); break;                                                         \
+  case EVO_OP_SIGMOID: LOOP(heavy, evo_sigmoidf(x)); break;                                                   \
+  case EVO_OP_RELU: LOOP(cheap, evo_reluf(x)); break;                                                         \
+  case EVO_OP_SIN: LOOP_LIBM(heavy, sinf(x)); break;                                                          \
+  case EVO_OP_COS: LOOP_LIBM(heavy, cosf(x)); break;                                                          \
+  case EVO_OP_SQUARE: LOOP(cheap, x * x); break;                                                              \
+  case EVO_OP_SIGN: LOOP(cheap, evo_signf(x)); break;
+
+/* Worth threads from EVO_CPU_PAR_MIN_HEAVY elements (the heavy threshold in UNARY_CASES). */
+static int unary_heavy(evo_op op) {
+  return op == EVO_OP_EXP || op == EVO_OP_LOG || op == EVO_OP_TANH || op == EVO_OP_SIGMOID || op == EVO_OP_SIN ||
+         op == EVO_OP_COS;
+}
+
 evo_status evo_cpu_unary(const evo_kernel_args *a) {
   const evo_node_t *node = a->node;
   const int64_t n = node_numel(node);
@@ -39,18 +60,7 @@ evo_status evo_cpu_unary(const evo_kernel_args *a) {
   float *dst = a->dst;
   const int64_t cheap = EVO_CPU_PAR_MIN, heavy = EVO_CPU_PAR_MIN_HEAVY;
   switch (node->op) {
-  case EVO_OP_NEG: UNARY_LOOP(cheap, -x); break;
-  case EVO_OP_ABS: UNARY_LOOP(cheap, fabsf(x)); break;
-  case EVO_OP_EXP: UNARY_LOOP(heavy, evo_expf(x)); break;
-  case EVO_OP_LOG: UNARY_LOOP_LIBM(heavy, logf(x)); break;
-  case EVO_OP_SQRT: UNARY_LOOP_LIBM(cheap, sqrtf(x)); break;
-  case EVO_OP_TANH: UNARY_LOOP(heavy, evo_tanhf(x)); break;
-  case EVO_OP_SIGMOID: UNARY_LOOP(heavy, evo_sigmoidf(x)); break;
-  case EVO_OP_RELU: UNARY_LOOP(cheap, evo_reluf(x)); break;
-  case EVO_OP_SIN: UNARY_LOOP_LIBM(heavy, sinf(x)); break;
-  case EVO_OP_COS: UNARY_LOOP_LIBM(heavy, cosf(x)); break;
-  case EVO_OP_SQUARE: UNARY_LOOP(cheap, x * x); break;
-  case EVO_OP_SIGN: UNARY_LOOP(cheap, evo_signf(x)); break;
+    UNARY_CASES(UNARY_LOOP, UNARY_LOOP_LIBM)
   default: return evo_error(EVO_STATUS_INTERNAL, "cpu unary: bad op %s", evo_op_name(node->op));
   }
   return EVO_STATUS_OK;
@@ -163,6 +173,51 @@ evo_status evo_cpu_binary(const evo_kernel_args *a) {
   const evo_op op = node->op;
   if (op < EVO_OP_ADD || op > EVO_OP_MIN) return evo_error(EVO_STATUS_INTERNAL, "cpu binary: bad op");
   run2(a, 4, 4, binary_row, &op, op == EVO_OP_POW ? EVO_CPU_PAR_MIN_HEAVY : EVO_CPU_PAR_MIN);
+  return EVO_STATUS_OK;
+}
+
+/* ---- fused binary + unary (a plan-only op, ops.h) ---- */
+
+/* The unary runs over each row right after the binary wrote it, while it is in L1: one pass over memory instead
+   of two. The thresholds are unused here (the row iterator already split the work across threads). */
+#define ROW_LOOP(PAR, EXPR)                                                                                   \
+  do {                                                                                                        \
+    _Pragma("omp simd") for (int64_t i = 0; i < n; i++) {                                                     \
+      float x = d[i];                                                                                         \
+      d[i] = (EXPR);                                                                                          \
+    }                                                                                                         \
+  } while (0)
+#define ROW_LOOP_LIBM(PAR, EXPR)                                                                              \
+  do {                                                                                                        \
+    for (int64_t i = 0; i < n; i++) {                                                                         \
+      float x = d[i];                                                                                         \
+      d[i] = (EXPR);                                                                                          \
+    }                                                                                                         \
+  } while (0)
+
+static void fused_row(const void *ctx, int64_t n, char *const *p, const int64_t *s) {
+  const evo_op *ops = ctx; /* binary, unary */
+  binary_row(&ops[0], n, p, s);
+  float *d = (float *)p[0];
+  switch (ops[1]) {
+    UNARY_CASES(ROW_LOOP, ROW_LOOP_LIBM)
+  default: break;
+  }
+}
+
+int evo_cpu_fusable_pair(evo_op binary, evo_op unary) {
+  return binary >= EVO_OP_ADD && binary <= EVO_OP_MIN && unary >= EVO_OP_NEG && unary <= EVO_OP_SIGN;
+}
+
+evo_status evo_cpu_fused_binary_unary(const evo_kernel_args *a) {
+  const evo_node_t *node = a->node;
+  if (node->dtype != EVO_F32 || a->in[0]->dtype != EVO_F32 || a->in[1]->dtype != EVO_F32)
+    return evo_error(EVO_STATUS_UNSUPPORTED, "cpu fused binary+unary: f32 only");
+  const evo_op ops[2] = {(evo_op)node->p.i[0], (evo_op)node->p.i[1]};
+  if (!evo_cpu_fusable_pair(ops[0], ops[1]))
+    return evo_error(EVO_STATUS_INTERNAL, "cpu fused binary+unary: bad ops %d, %d", node->p.i[0], node->p.i[1]);
+  const int heavy = ops[0] == EVO_OP_POW || unary_heavy(ops[1]);
+  run2(a, 4, 4, fused_row, ops, heavy ? EVO_CPU_PAR_MIN_HEAVY : EVO_CPU_PAR_MIN);
   return EVO_STATUS_OK;
 }
 

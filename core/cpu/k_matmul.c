@@ -225,22 +225,58 @@ static int use_blas(int64_t m, int64_t n, int64_t k) {
          2.0 * (double)m * (double)n * (double)k > EVO_CPU_BLAS_FLOPS;
 }
 
-static void blas_gemm(int64_t m, int64_t n, int64_t k, const float *a, const float *b, float *c) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)k, b, (int)n, 0.0f,
-              c, (int)n);
+/* Operands may be stored transposed (MATMUL's trans flags, ops.h): A[i,p] = a[i*sai + p*sap] and B[p,j] =
+   b[p*sbp + j*sbj] with unit steps for row-major, OpenBLAS takes them as CblasTrans. */
+typedef struct {
+  int64_t m, n, k;
+  int ta, tb;
+} mm_dims;
+
+static void blas_gemm(const mm_dims *d, const float *a, const float *b, float *c) {
+  cblas_sgemm(CblasRowMajor, d->ta ? CblasTrans : CblasNoTrans, d->tb ? CblasTrans : CblasNoTrans, (int)d->m,
+              (int)d->n, (int)d->k, 1.0f, a, (int)(d->ta ? d->m : d->k), b, (int)(d->tb ? d->k : d->n), 0.0f, c,
+              (int)d->n);
 }
 
-/* One GEMM of row-major contiguous matrices on every thread: OpenBLAS (it threads itself) when big, else blocks
-   of the tiles, rows first (in multiples of 48, a multiple of every tile height) then 32-column panels. Must not
-   be called inside a parallel region. */
-static void gemm_all_threads(int64_t m, int64_t n, int64_t k, const float *a, const float *b, float *c) {
+/* Rows [r0, r0+mr) x columns [c0, c0+nc) of C on the tiles, this thread only. The tiles read A through strides
+   either way; a transposed B is packed 64 columns x KC rows at a time into a row-major block on the stack. */
+static void gemm_block(const mm_dims *d, const float *a, const float *b, float *c, int64_t r0, int64_t mr,
+                       int64_t c0, int64_t nc) {
+  const int64_t sai = d->ta ? 1 : d->k, sap = d->ta ? d->m : 1;
+  a += r0 * sai;
+  c += r0 * d->n + c0;
+  if (!d->tb) {
+    evo_cpu_gemm(mr, nc, d->k, a, sai, sap, b + c0, d->n, c, d->n, 0);
+    return;
+  }
+  enum { NB = 64 };
+  float bp[KC * NB];
+  for (int64_t j0 = 0; j0 < nc; j0 += NB) {
+    const int64_t nb = nc - j0 < NB ? nc - j0 : NB;
+    for (int64_t p0 = 0; p0 < d->k; p0 += KC) {
+      const int64_t kb = d->k - p0 < KC ? d->k - p0 : KC;
+      for (int64_t j = 0; j < nb; j++) {
+        const float *bj = b + (c0 + j0 + j) * d->k + p0;
+        for (int64_t p = 0; p < kb; p++) bp[p * nb + j] = bj[p];
+      }
+      evo_cpu_gemm(mr, nb, kb, a + p0 * sap, sai, sap, bp, nb, c + j0, d->n, p0 > 0);
+    }
+  }
+  if (d->k == 0) zero_rows(mr, nc, c, d->n);
+}
+
+/* One GEMM on every thread: OpenBLAS (it threads itself) when big, else blocks of the tiles, rows first (in
+   multiples of 48, a multiple of every tile height) then 32-column panels. Must not be called inside a parallel
+   region. */
+static void gemm_all_threads(const mm_dims *d, const float *a, const float *b, float *c) {
+  const int64_t m = d->m, n = d->n, k = d->k;
   if (use_blas(m, n, k)) {
-    blas_gemm(m, n, k, a, b, c);
+    blas_gemm(d, a, b, c);
     return;
   }
   const int nt = omp_get_max_threads();
   if (2.0 * (double)m * (double)n * (double)k < PAR_FLOPS || nt < 2) {
-    evo_cpu_gemm(m, n, k, a, k, 1, b, n, c, n, 0);
+    gemm_block(d, a, b, c, 0, m, 0, n);
     return;
   }
   int64_t rt = (m + 47) / 48 < nt ? (m + 47) / 48 : nt, ct = (nt + rt - 1) / rt;
@@ -250,8 +286,7 @@ static void gemm_all_threads(int64_t m, int64_t n, int64_t k, const float *a, co
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < nr * nc; t++) {
     const int64_t r0 = t / nc * rows, c0 = t % nc * cols;
-    evo_cpu_gemm(m - r0 < rows ? m - r0 : rows, n - c0 < cols ? n - c0 : cols, k, a + r0 * k, k, 1, b + c0, n,
-                 c + r0 * n + c0, n, 0);
+    gemm_block(d, a, b, c, r0, m - r0 < rows ? m - r0 : rows, c0, n - c0 < cols ? n - c0 : cols);
   }
 }
 
@@ -265,10 +300,16 @@ evo_status evo_cpu_matmul(const evo_kernel_args *args) {
   const evo_node_t *y = args->node, *an = args->in[0], *bn = args->in[1];
   if (y->dtype != EVO_F32 || an->dtype != EVO_F32 || bn->dtype != EVO_F32)
     return evo_error(EVO_STATUS_UNSUPPORTED, "cpu matmul: f32 only");
+  if (an->ndim < 2 || bn->ndim < 2 || y->ndim < 2)
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "cpu matmul: operands need 2 core dims");
   const float *a = args->src[0], *b = args->src[1];
   float *c = args->dst;
-  const int64_t m = an->shape[an->ndim - 2], k = an->shape[an->ndim - 1], n = bn->shape[bn->ndim - 1];
-  if (y->shape[y->ndim - 2] != m || y->shape[y->ndim - 1] != n || bn->shape[bn->ndim - 2] != k)
+  mm_dims d = {.ta = y->p.i[0] != 0, .tb = y->p.i[1] != 0};
+  d.m = an->shape[an->ndim - 2 + d.ta];
+  d.k = an->shape[an->ndim - 1 - d.ta];
+  d.n = bn->shape[bn->ndim - 1 - d.tb];
+  const int64_t m = d.m, n = d.n, k = d.k;
+  if (y->shape[y->ndim - 2] != m || y->shape[y->ndim - 1] != n || bn->shape[bn->ndim - 2 + d.tb] != k)
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "cpu matmul: shapes do not match the node");
 
   evo_cpu_loops lp;
@@ -278,8 +319,10 @@ evo_status evo_cpu_matmul(const evo_kernel_args *args) {
   const int64_t L = lp.numel, la = evo_shape_numel(nl[1], an->shape), lb = evo_shape_numel(nl[2], bn->shape);
 
   /* Shared b and a batched without broadcasting ([L.., m, k] contiguous): one [L*m, k] @ [k, n] GEMM. */
-  if (lb == 1 && la == L) {
-    gemm_all_threads(L * m, n, k, a, b, c);
+  if (lb == 1 && la == L && !d.ta) {
+    mm_dims all = d;
+    all.m = L * m;
+    gemm_all_threads(&all, a, b, c);
     return EVO_STATUS_OK;
   }
 
@@ -287,7 +330,7 @@ evo_status evo_cpu_matmul(const evo_kernel_args *args) {
   const int nt = omp_get_max_threads();
   if (L < nt) { /* a few GEMMs: each one on every thread */
     for (int64_t l = 0; l < L; l++)
-      gemm_all_threads(m, n, k, a + evo_cpu_loops_off(&lp, 1, l) * m * k, b + evo_cpu_loops_off(&lp, 2, l) * k * n,
+      gemm_all_threads(&d, a + evo_cpu_loops_off(&lp, 1, l) * m * k, b + evo_cpu_loops_off(&lp, 2, l) * k * n,
                        c + l * m * n);
     return EVO_STATUS_OK;
   }
@@ -297,8 +340,8 @@ evo_status evo_cpu_matmul(const evo_kernel_args *args) {
 #pragma omp parallel for schedule(static) if (flops * (double)L > PAR_FLOPS)
   for (int64_t l = 0; l < L; l++) {
     const float *al = a + evo_cpu_loops_off(&lp, 1, l) * m * k, *bl = b + evo_cpu_loops_off(&lp, 2, l) * k * n;
-    if (blas) blas_gemm(m, n, k, al, bl, c + l * m * n);
-    else evo_cpu_gemm(m, n, k, al, k, 1, bl, n, c + l * m * n, n, 0);
+    if (blas) blas_gemm(&d, al, bl, c + l * m * n);
+    else gemm_block(&d, al, bl, c + l * m * n, 0, m, 0, n);
   }
   return EVO_STATUS_OK;
 }

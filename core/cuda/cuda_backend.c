@@ -212,6 +212,12 @@ static evo_status probe(int ordinal, struct cudaDeviceProp *prop) {
   e = cudaGetDeviceProperties(prop, ordinal);
   if (e == cudaSuccess) e = cudaSetDevice(ordinal);
   if (e == cudaSuccess) e = cudaFree(NULL); /* creates the context now, so an unusable device fails here */
+  if (e == cudaSuccess && (e = evo_cuda_probe_image()) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return evo_error(EVO_STATUS_UNSUPPORTED, "cuda: device %d (%s, sm_%d%d) cannot run this build's kernels (%s); "
+                     "rebuild with -DCMAKE_CUDA_ARCHITECTURES=%d%d", ordinal, prop->name, prop->major, prop->minor,
+                     cudaGetErrorString(e), prop->major, prop->minor);
+  }
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
     return evo_error(EVO_STATUS_UNSUPPORTED, "cuda: device %d is not usable: %s", ordinal, cudaGetErrorString(e));

@@ -59,6 +59,9 @@ size_t evo_cuda_conv2d_scratch(const evo_node_t *node, const evo_node_t *const *
 /* k_pool.cu: MAX_POOL2D(+_GRAD), AVG_POOL2D(+_GRAD) */
 evo_status evo_cuda_pool2d(evo_cuda_ctx *c, const evo_kernel_args *a);
 
+/* cudaSuccess when the build holds kernel code for the current device (cuda_probe.cu). */
+cudaError_t evo_cuda_probe_image(void);
+
 /* Which (op, dtype) pairs each family handles; the backend refuses the rest at jit time. */
 int evo_cuda_supports(const evo_node_t *node, const evo_node_t *const *in);
 /* cuda_dispatch.c: runs one node through its family (enqueued on c->stream), and the scratch it needs. */

@@ -1,5 +1,7 @@
 /* MATMUL on CUDA through cuBLAS, fp32 compute (CUBLAS_COMPUTE_32F: no TF32), so results match the CPU up to fp32
    rounding. Row-major C[m,n] = A[m,k] B[k,n] is column-major C^T = B^T A^T: cuBLAS gets (n, m, k) with B first.
+   An operand stored transposed (the node's trans flags p.i[0..1], ops.h) is, read column-major, the matrix
+   itself: op T with its row length as leading dim.
    Loop dims are those of the CPU kernel (evo_cpu_loops), with size-1 dims dropped and dims that step alike for
    every operand merged. Then:
    - a batched contiguously against a shared b: one GEMM of L*m rows;
@@ -24,6 +26,7 @@ enum mm_kind { MM_NOTHING, MM_ZERO, MM_ROWS, MM_STRIDED, MM_POINTERS };
 
 struct mm_plan {
   int64_t m, n, k, L;
+  int ta, tb;                    /* operands stored transposed ([k,m] / [n,k]) */
   int nd;                        /* coalesced loop dims */
   int64_t shape[EVO_MAX_DIMS];
   int64_t st[3][EVO_MAX_DIMS];   /* loop-index steps of y, a, b along each dim (0 = broadcast) */
@@ -36,8 +39,11 @@ struct mm_plan {
 int mm_plan_init(mm_plan *p, const evo_node_t *y, const evo_node_t *an, const evo_node_t *bn) {
   memset(p, 0, sizeof *p);
   if (an->ndim < 2 || bn->ndim < 2 || y->ndim < 2) return 0;
-  p->m = an->shape[an->ndim - 2], p->k = an->shape[an->ndim - 1], p->n = bn->shape[bn->ndim - 1];
-  if (y->shape[y->ndim - 2] != p->m || y->shape[y->ndim - 1] != p->n || bn->shape[bn->ndim - 2] != p->k) return 0;
+  p->ta = y->p.i[0] != 0, p->tb = y->p.i[1] != 0;
+  p->m = an->shape[an->ndim - 2 + p->ta], p->k = an->shape[an->ndim - 1 - p->ta];
+  p->n = bn->shape[bn->ndim - 1 - p->tb];
+  if (y->shape[y->ndim - 2] != p->m || y->shape[y->ndim - 1] != p->n || bn->shape[bn->ndim - 2 + p->tb] != p->k)
+    return 0;
   evo_cpu_loops lp;
   const int nl[3] = {y->ndim - 2, an->ndim - 2, bn->ndim - 2};
   const int64_t *dims[3] = {y->shape, an->shape, bn->shape};
@@ -71,7 +77,7 @@ int mm_plan_init(mm_plan *p, const evo_node_t *y, const evo_node_t *an, const ev
     }
   }
   const int64_t la = evo_shape_numel(nl[1], an->shape), lb = evo_shape_numel(nl[2], bn->shape);
-  if (lb == 1 && la == p->L && p->L * p->m <= INT32_MAX) {
+  if (lb == 1 && la == p->L && !p->ta && p->L * p->m <= INT32_MAX) {
     p->kind = MM_ROWS;
     return 1;
   }
@@ -89,17 +95,17 @@ size_t pointer_bytes(const mm_plan *p) { return p->kind == MM_POINTERS ? 3 * siz
 
 const float kOne = 1.0f, kZero = 0.0f;
 
-/* y[i] = a[i] @ b[i] for i < batch, matrices sa, sb, sc floats apart (0 = the same input matrix for every i; an
-   output stride of 0 only comes with batch 1). */
-evo_status gemm_strided(evo_cuda_ctx *c, int64_t rows, int64_t n, int64_t k, const float *a, int64_t sa,
-                        const float *b, int64_t sb, float *y, int64_t sc, int64_t batch) {
+/* y[i] = op(a[i]) @ op(b[i]) for i < batch, matrices sa, sb, sc floats apart (0 = the same input matrix for every
+   i; an output stride of 0 only comes with batch 1). */
+evo_status gemm_strided(evo_cuda_ctx *c, int ta, int tb, int64_t rows, int64_t n, int64_t k, const float *a,
+                        int64_t sa, const float *b, int64_t sb, float *y, int64_t sc, int64_t batch) {
   if (sc == 0) sc = rows * n;
   for (int64_t i = 0; i < batch; i += MAX_BATCH) {
     const int nb = (int)(batch - i < MAX_BATCH ? batch - i : MAX_BATCH);
     const cublasStatus_t s = cublasGemmStridedBatchedEx(
-        c->cublas, CUBLAS_OP_N, CUBLAS_OP_N, (int)n, (int)rows, (int)k, &kOne, b + i * sb, CUDA_R_32F, (int)n, sb,
-        a + i * sa, CUDA_R_32F, (int)k, sa, &kZero, y + i * sc, CUDA_R_32F, (int)n, sc, nb, CUBLAS_COMPUTE_32F,
-        CUBLAS_GEMM_DEFAULT);
+        c->cublas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)rows, (int)k, &kOne,
+        b + i * sb, CUDA_R_32F, (int)(tb ? k : n), sb, a + i * sa, CUDA_R_32F, (int)(ta ? rows : k), sa, &kZero,
+        y + i * sc, CUDA_R_32F, (int)n, sc, nb, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (s != CUBLAS_STATUS_SUCCESS) return evo_cublas_check(s, "matmul: cublasGemmStridedBatchedEx");
   }
   return EVO_STATUS_OK;
@@ -142,8 +148,9 @@ evo_status gemm_pointers(evo_cuda_ctx *c, const mm_plan *p, const float *a, cons
   for (int64_t i = 0; i < p->L; i += MAX_BATCH) {
     const int nb = (int)(p->L - i < MAX_BATCH ? p->L - i : MAX_BATCH);
     const cublasStatus_t s = cublasGemmBatchedEx(
-        c->cublas, CUBLAS_OP_N, CUBLAS_OP_N, (int)p->n, (int)p->m, (int)p->k, &kOne, (const void *const *)(pb + i),
-        CUDA_R_32F, (int)p->n, (const void *const *)(pa + i), CUDA_R_32F, (int)p->k, &kZero, (void *const *)(pc + i),
+        c->cublas, p->tb ? CUBLAS_OP_T : CUBLAS_OP_N, p->ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)p->n, (int)p->m,
+        (int)p->k, &kOne, (const void *const *)(pb + i), CUDA_R_32F, (int)(p->tb ? p->k : p->n),
+        (const void *const *)(pa + i), CUDA_R_32F, (int)(p->ta ? p->m : p->k), &kZero, (void *const *)(pc + i),
         CUDA_R_32F, (int)p->n, nb, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (s != CUBLAS_STATUS_SUCCESS) return evo_cublas_check(s, "matmul: cublasGemmBatchedEx");
   }
@@ -162,8 +169,8 @@ evo_status gemm_loops(evo_cuda_ctx *c, const mm_plan *p, const float *a, const f
       rest /= p->shape[d];
       oc += i * p->st[0][d], oa += i * p->st[1][d], ob += i * p->st[2][d];
     }
-    const evo_status st = gemm_strided(c, p->m, p->n, p->k, a + oa * mk, p->st[1][bd] * mk, b + ob * kn,
-                                       p->st[2][bd] * kn, y + oc * mn, p->st[0][bd] * mn, p->shape[bd]);
+    const evo_status st = gemm_strided(c, p->ta, p->tb, p->m, p->n, p->k, a + oa * mk, p->st[1][bd] * mk,
+                                       b + ob * kn, p->st[2][bd] * kn, y + oc * mn, p->st[0][bd] * mn, p->shape[bd]);
     if (st != EVO_STATUS_OK) return st;
   }
   return EVO_STATUS_OK;
@@ -195,7 +202,7 @@ extern "C" evo_status evo_cuda_matmul(evo_cuda_ctx *c, const evo_kernel_args *ar
   case MM_ZERO:
     return evo_cuda_check(cudaMemsetAsync(out, 0, sizeof(float) * (size_t)(p.L * p.m * p.n), c->stream),
                           "matmul: cudaMemsetAsync");
-  case MM_ROWS: return gemm_strided(c, p.L * p.m, p.n, p.k, a, 0, b, 0, out, 0, 1);
+  case MM_ROWS: return gemm_strided(c, 0, p.tb, p.L * p.m, p.n, p.k, a, 0, b, 0, out, 0, 1);
   case MM_STRIDED: return gemm_loops(c, &p, a, b, out);
   case MM_POINTERS:
     if (!args->scratch || args->scratch_bytes < pointer_bytes(&p))

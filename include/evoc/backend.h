@@ -27,6 +27,9 @@ evo_status evo_backend_cuda_new(int ordinal, evo_backend **out);
 int evo_cuda_device_count(void);
 /* The cudaStream_t (as void *) the backend enqueues on; NULL for host backends. Device tasks step on it. */
 void *evo_backend_stream(const evo_backend *be);
+/* Waits until all work enqueued on the backend has finished (a no-op on the CPU). Device plans run asynchronously:
+   time them with a sync, and read results through evo_tensor_copy (which waits). */
+evo_status evo_backend_sync(evo_backend *be);
 /* 1 when tensors of this backend are plain host memory (the CPU backend). */
 int evo_backend_is_host(const evo_backend *be);
 

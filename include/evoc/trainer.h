@@ -5,7 +5,9 @@
  * Config (every key validated, unknown keys get "did you mean"; defaults are recorded so the run folder's
  * config.yaml shows every value the run used):
  *   seed: 0                      one integer drives everything (algorithm, episodes, tests, initialisation)
- *   device: auto                 auto | cpu | cuda (auto picks the CPU in this build)
+ *   device: auto                 auto | cpu | cuda | cuda:N (evo_device_open); auto takes GPU 0 when one is
+ *                                usable, else the CPU, and the CPU for policy direct; the choice and its reason
+ *                                go to the note callback and to summary.json ("device", "device_note")
  *   task:    {name: ... | plugin: ..., task options}
  *   policy:  {name: mlp | cnn | lstm | direct, policy options}  direct: the parameters are the action itself
  *            (the default for the `functions` task, whose action is the point to evaluate)
@@ -18,6 +20,15 @@
  *            checkpoint_interval 100, keep_checkpoints 2, plot true,
  *            target_score (optional: stop once a test scores at least this), max_evals 0 and max_seconds 0
  *            (budgets; 0 = none); for the functions task also target_objective 1e-8 (stop once f <= it).
+ *
+ * Where things run: on a CUDA device the policy's population plans run there, and so does the task when it
+ * supports the device (CartPole: state, steps and rollouts never leave the GPU; sim.h). A host task (MNIST, the
+ * functions task with a policy, plugins) steps on the host with one copy of observations and actions each way per
+ * step. The algorithm's ask/tell stay on the host: each generation the population [P, D] is copied to the device
+ * once (the simulation manager's upload of each chunk) and P fitness values come back. Parameters, checkpoints,
+ * best.safetensors and tests are host-side, so a run may resume or be evaluated on another device; fitness
+ * differs from the CPU's only by float reordering. policy direct evaluates on the host whatever the device (and
+ * refuses a task that keeps its state on the device).
  *
  * Iterations count completed generations (1..max_iter). Iteration i logs when i % log_interval == 0, tests the
  * algorithm's recommendation (evo_algo_best) when i % test_interval == 0 and checkpoints when
@@ -97,6 +108,8 @@ evo_status evo_trainer_run(evo_trainer *t);
 
 typedef struct {
   const char *task, *policy, *algo;
+  const char *device;        /* "cpu" or "cuda:N (GPU name)" */
+  const char *device_note;   /* how it was chosen, e.g. "device auto: using cpu (cuda: no CUDA-capable device)" */
   int64_t seed, iterations, evaluations;
   double wall_s;
   double best_train_fitness; /* best member fitness seen in training */
