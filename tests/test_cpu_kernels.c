@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cpu/cpu_kernels.h"
+#include "elementwise_math.h"
 #include "evoc/rng.h"
 
 typedef evo_status (*kernel_fn)(const evo_kernel_args *);
@@ -120,16 +121,23 @@ static const bcase bcases[] = {
     {2, {1, 1}, 0, {0}},
 };
 
+/* The inputs of case c and the broadcast output shape os; returns its ndim. */
+static int bcase_nodes(const bcase *c, evo_node_t *in, int64_t *os) {
+  in[0] = mk(EVO_F32, c->na, c->a), in[1] = mk(EVO_F32, c->nb, c->b);
+  const int nd = c->na > c->nb ? c->na : c->nb;
+  for (int d = 0; d < nd; d++) {
+    int da = d - (nd - c->na), db = d - (nd - c->nb);
+    int64_t sa = da >= 0 ? c->a[da] : 1, sb = db >= 0 ? c->b[db] : 1;
+    os[d] = sa > sb ? sa : sb;
+  }
+  return nd;
+}
+
 Test(cpu_kernels, binary_broadcast_paths) {
   for (size_t c = 0; c < sizeof bcases / sizeof bcases[0]; c++) {
-    evo_node_t in[2] = {mk(EVO_F32, bcases[c].na, bcases[c].a), mk(EVO_F32, bcases[c].nb, bcases[c].b)};
-    int nd = bcases[c].na > bcases[c].nb ? bcases[c].na : bcases[c].nb;
+    evo_node_t in[2];
     int64_t os[4];
-    for (int d = 0; d < nd; d++) {
-      int da = d - (nd - bcases[c].na), db = d - (nd - bcases[c].nb);
-      int64_t sa = da >= 0 ? bcases[c].a[da] : 1, sb = db >= 0 ? bcases[c].b[db] : 1;
-      os[d] = sa > sb ? sa : sb;
-    }
+    const int nd = bcase_nodes(&bcases[c], in, os);
     evo_node_t node = mk(EVO_F32, nd, os);
     int64_t n = numel(&node);
     float *x = frandv(numel(&in[0]), 0.5f, 2.0f), *y = frandv(numel(&in[1]), 0.5f, 2.0f);
@@ -144,6 +152,43 @@ Test(cpu_kernels, binary_broadcast_paths) {
     }
     free(x), free(y), free(out);
   }
+}
+
+/* The fused binary+unary kernel (a jit plan op) equals the binary kernel then the unary kernel bit for bit, on
+   every broadcast path. */
+Test(cpu_kernels, fused_binary_unary_matches_two_kernels) {
+  for (size_t c = 0; c < sizeof bcases / sizeof bcases[0]; c++) {
+    evo_node_t in[2];
+    int64_t os[4];
+    const int nd = bcase_nodes(&bcases[c], in, os);
+    evo_node_t node = mk(EVO_F32, nd, os), un = mk(EVO_F32, nd, os), fused = mk(EVO_F32, nd, os);
+    const int64_t n = numel(&node);
+    float *x = frandv(numel(&in[0]), -2.0f, 2.0f), *y = frandv(numel(&in[1]), 0.5f, 2.0f);
+    float *t = malloc(sizeof(float) * (size_t)n), *want = malloc(sizeof(float) * (size_t)n);
+    float *got = malloc(sizeof(float) * (size_t)n);
+    const evo_op bins[] = {EVO_OP_ADD, EVO_OP_SUB, EVO_OP_MUL, EVO_OP_MAX};
+    for (size_t b = 0; b < sizeof bins / sizeof bins[0]; b++)
+      for (evo_op u = EVO_OP_NEG; u <= EVO_OP_SIGN; u++) {
+        node.op = bins[b], un.op = u, fused.op = EVO_OP_FUSED_BINARY_UNARY;
+        fused.p.i[0] = bins[b], fused.p.i[1] = u;
+        run(evo_cpu_binary, &node, 2, in, (const void *[]){x, y}, t);
+        run(evo_cpu_unary, &un, 1, &node, (const void *[]){t}, want);
+        run(evo_cpu_fused_binary_unary, &fused, 2, in, (const void *[]){x, y}, got);
+        for (int64_t i = 0; i < n; i++)
+          cr_assert(got[i] == want[i] || (isnan(got[i]) && isnan(want[i])), "case %zu %s+%s [%lld]: %g vs %g", c,
+                    evo_op_name(bins[b]), evo_op_name(u), (long long)i, got[i], want[i]);
+      }
+    free(x), free(y), free(t), free(want), free(got);
+  }
+  /* a pair the kernel does not run is refused, not guessed */
+  int64_t one = 1;
+  evo_node_t in1[2] = {mk(EVO_F32, 1, &one), mk(EVO_F32, 1, &one)}, bad = mk(EVO_F32, 1, &one);
+  bad.op = EVO_OP_FUSED_BINARY_UNARY;
+  bad.p.i[0] = EVO_OP_LT, bad.p.i[1] = EVO_OP_TANH;
+  float v = 1, o;
+  evo_kernel_args a = {.node = &bad, .in = {&in1[0], &in1[1]}, .src = {&v, &v}, .dst = &o};
+  cr_assert_neq(evo_cpu_fused_binary_unary(&a), EVO_STATUS_OK);
+  cr_assert(!evo_cpu_fusable_pair(EVO_OP_ADD, EVO_OP_STOP_GRADIENT) && evo_cpu_fusable_pair(EVO_OP_ADD, EVO_OP_TANH));
 }
 
 Test(cpu_kernels, binary_nan_max_min) {
@@ -215,6 +260,27 @@ Test(cpu_kernels, unary_against_double) {
   cr_assert(ys[0] == 0.0f && ys[2] == 1.0f);
   assert_close(ys[1], exp(-80.0), 1e-6, 0, "sigmoid(-80)", 1);
   free(x), free(out);
+}
+
+/* tanh is a clamped rational form (elementwise_math.h): over a sweep of ~1M positive floats from subnormals to
+   inf it stays within 6 ulp of tanh in double, never leaves [-1, 1], is exactly odd, keeps -0 and NaN. */
+Test(cpu_kernels, tanh_rational_accuracy) {
+  double worst = 0;
+  float worst_x = 0;
+  for (uint32_t bits = 1; bits < 0x7f800000u; bits += 2039) {
+    float x;
+    memcpy(&x, &bits, sizeof x);
+    const float r = evo_tanhf(x);
+    const double ref = tanh((double)x);
+    const float rf = (float)ref;
+    const double ulp = (double)nextafterf(rf, INFINITY) - rf;
+    const double e = fabs(r - ref) / ulp;
+    if (e > worst) worst = e, worst_x = x;
+    cr_assert(r <= 1.0f && evo_tanhf(-x) == -r, "tanh(%g) = %.9g", x, r);
+  }
+  cr_expect(worst <= 6.0, "tanh: %.2f ulp at %.9g", worst, worst_x);
+  cr_assert(evo_tanhf(INFINITY) == 1.0f && evo_tanhf(-INFINITY) == -1.0f && evo_tanhf(9.5f) == 1.0f);
+  cr_assert(signbit(evo_tanhf(-0.0f)) && evo_tanhf(-0.0f) == 0.0f && isnan(evo_tanhf(NAN)));
 }
 
 Test(cpu_kernels, stop_gradient_any_dtype_and_clip) {
