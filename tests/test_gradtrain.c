@@ -415,10 +415,12 @@ Test(gradtrain, resume_is_bit_identical_mid_epoch_and_at_an_epoch_end) {
   /* nothing left to do: a resume of a finished run changes nothing */
   run_to_end(config(NULL), "full", true, EVO_GRADTRAIN_EPOCHS);
   /* a fresh run into a used folder is refused */
-  evo_gradtrain *t = trainer(config(NULL), "full", false);
+  evo_config *c = config(NULL);
+  evo_gradtrain *t = trainer(c, "full", false);
   cr_assert_eq(evo_gradtrain_run(t), EVO_STATUS_INVALID_ARGUMENT);
   cr_assert(strstr(evo_last_error(), "already holds a run"), "%s", evo_last_error());
   evo_gradtrain_free(t);
+  evo_config_free(c);
 }
 
 Test(gradtrain, interrupt_writes_a_checkpoint_that_resumes) {
