@@ -112,6 +112,19 @@ static evo_status run_test(evo_gradtrain *t, evo_gradtrain_progress *pr) {
   return EVO_STATUS_OK;
 }
 
+/* learning_curve.png after each epoch's test; the run goes on without it (noted once). */
+static void plot_curve(evo_gradtrain *t) {
+  char title[256];
+  snprintf(title, sizeof title, "%s / %s / gradient training (seed %lld)", t->task_name, t->policy_name,
+           (long long)t->seed);
+  if (evo_run_plot_grad(t->out_dir, title) && !t->plot_noted) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "no learning curve: %s", evo_last_error());
+    evo_gradtrain_note(t, msg);
+    t->plot_noted = true;
+  }
+}
+
 static void add(cJSON *o, const char *key, double v) { cJSON_AddNumberToObject(o, key, isfinite(v) ? v : NAN); }
 
 static evo_status log_line(evo_gradtrain *t, evo_gradtrain_progress *pr, double lr, double epoch_s, double eval_s,
@@ -180,6 +193,7 @@ static evo_status step_once(evo_gradtrain *t, double wall0, double *epoch_t0) {
     return st;
   }
   pr.metrics_line = line;
+  if (epoch_end && t->out_dir) plot_curve(t);
   if (epoch_end) {
     s->last_epoch_loss = s->epoch_loss_sum / (double)s->epoch_loss_n;
     s->epoch++, s->step_in_epoch = 0, s->epoch_loss_sum = 0, s->epoch_loss_n = 0;

@@ -77,6 +77,7 @@ struct evo_gradtrain {
   evo_gradtrain_stop stop;
   double t_start, session_epoch_s;
   int64_t session_epochs;
+  bool plot_noted; /* a missing gnuplot / failed plot is noted once */
   bool dir_open;
 };
 

@@ -92,7 +92,36 @@ static int write_script(FILE *in, FILE *f, const char *png, const char *title, b
   return rows;
 }
 
-evo_status evo_run_plot(const char *dir, const char *title, bool objective) {
+/* Gradient runs (evoc train): training loss per logged step, test accuracy at epoch ends on the right axis. */
+static int write_script_grad(FILE *in, FILE *f, const char *png, const char *title) {
+  char *line = NULL;
+  size_t cap = 0;
+  int rows = 0;
+  static const char *const blocks[] = {"loss", "test_acc"};
+  for (int b = 0; b < 2; b++) {
+    rewind(in);
+    fprintf(f, "$%s << EOD\n", blocks[b]);
+    while (getline(&line, &cap, in) > 0) {
+      cJSON *o = cJSON_Parse(line);
+      if (!o) continue;
+      double x = num(o, "step"), y = num(o, blocks[b]);
+      if (isfinite(x) && isfinite(y)) fprintf(f, "%.17g %.9g\n", x, y), rows += b == 0;
+      cJSON_Delete(o);
+    }
+    fprintf(f, "EOD\n");
+  }
+  free(line);
+  fprintf(f,
+          "set terminal pngcairo size 960,600 noenhanced font ',10'\n"
+          "set output '%s'\nset title '%s'\nset xlabel 'step'\nset ylabel 'training loss'\n"
+          "set y2label 'test accuracy'\nset ytics nomirror\nset y2tics\nset grid\nset key center right\n"
+          "plot $loss using 1:2 with lines lw 2 lc rgb '#3182bd' title 'loss (train)', "
+          "$test_acc using 1:2 axes x1y2 with linespoints pt 7 lc rgb '#31a354' title 'test accuracy'\n",
+          png, title);
+  return rows;
+}
+
+static evo_status plot(const char *dir, const char *title, bool objective, bool grad) {
   if (!evo_run_have_gnuplot()) return evo_error(EVO_STATUS_UNSUPPORTED, "gnuplot not found in PATH");
   char metrics[4200], png[4200], tmp_png[4300], script[4300];
   evo_status st = evo_run_path(metrics, sizeof metrics, dir, "metrics.jsonl");
@@ -109,7 +138,7 @@ evo_status evo_run_plot(const char *dir, const char *title, bool objective) {
     fclose(in);
     return evo_error(EVO_STATUS_IO, "cannot write %s: %s", script, strerror(errno));
   }
-  int rows = write_script(in, f, tmp_png, title, objective);
+  int rows = grad ? write_script_grad(in, f, tmp_png, title) : write_script(in, f, tmp_png, title, objective);
   fclose(in);
   if (fclose(f) != 0) {
     unlink(script);
@@ -143,3 +172,6 @@ evo_status evo_run_plot(const char *dir, const char *title, bool objective) {
   }
   return EVO_STATUS_OK;
 }
+
+evo_status evo_run_plot(const char *dir, const char *title, bool objective) { return plot(dir, title, objective, false); }
+evo_status evo_run_plot_grad(const char *dir, const char *title) { return plot(dir, title, false, true); }

@@ -527,6 +527,8 @@ Test(cli, train_writes_the_run_folder_and_resumes) {
   cr_assert_eq(rc, 0, "rc %d: %s", rc, err_buf);
   for (int i = 0; run_files[i]; i++) cr_assert(exists("r", run_files[i]), "r/%s missing", run_files[i]);
   cr_assert(exists("r", "checkpoints/step_000000020.gradtrain.safetensors"));
+  if (system("command -v gnuplot > /dev/null 2>&1") == 0)
+    cr_assert(exists("r", "learning_curve.png"), "no learning curve although gnuplot is installed");
   /* --quiet: metrics lines (steps 4, 8, 10 (epoch end), 12, 16, 20), then the summary */
   int lines = 0, tests = 0;
   for (char *p = strtok(out_buf, "\n"); p; p = strtok(NULL, "\n"), lines++) {

@@ -53,6 +53,8 @@ bool evo_run_have_gnuplot(void);
    fitness is -f of a function to minimise, so plot f on a log scale. UNSUPPORTED without gnuplot; IO if gnuplot
    fails. The old image stays until the new one is complete. */
 evo_status evo_run_plot(const char *dir, const char *title, bool objective);
+/* The same image for a gradient run's metrics (loss per step, test accuracy at epoch ends). */
+evo_status evo_run_plot_grad(const char *dir, const char *title);
 
 #ifdef __cplusplus
 }
