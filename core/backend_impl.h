@@ -6,6 +6,9 @@
 #include "evoc/backend.h"
 #include "evoc/jit.h"
 #include "graph_impl.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Everything a kernel needs: the node (op, params, output dtype/shape), its input nodes (dtypes/shapes), the input
    data, the output buffer and scratch memory of the size the backend's scratch_bytes() asked for. Kernels never
@@ -65,5 +68,9 @@ void evo_plan_graph_stats(const evo_plan *p, int *records, int *launches);
 evo_status evo_cpu_run(const evo_kernel_args *a);
 size_t evo_cpu_scratch_bytes(const evo_node_t *node, const evo_node_t *const *in);
 int evo_cpu_supports(const evo_node_t *node, const evo_node_t *const *in);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include "evoc/graph.h"
 #include "ops.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define EVO_MAX_INPUTS 8
 
@@ -63,5 +66,9 @@ evo_node evo_graph_emit(evo_graph *g, evo_op op, evo_dtype dtype, int n_in, cons
 /* Broadcast shapes NumPy-style; false if incompatible. */
 bool evo_broadcast_shapes(int na, const int64_t *a, int nb, const int64_t *b, int *nout, int64_t *out);
 int64_t evo_shape_numel(int ndim, const int64_t *shape);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

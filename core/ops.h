@@ -3,6 +3,9 @@
    parameters (core/vmap.c), and one row in tests/test_ops.c. */
 #ifndef EVOC_OPS_H
 #define EVOC_OPS_H
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef enum {
   EVO_OP_INPUT = 0,
@@ -71,5 +74,9 @@ typedef enum {
 #define EVO_OP_FUSED_BINARY_UNARY ((evo_op)(EVO_OP_COUNT + 1))
 
 const char *evo_op_name(evo_op op);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -3,6 +3,9 @@
 #ifndef EVOC_CPU_KERNELS_H
 #define EVOC_CPU_KERNELS_H
 #include "../backend_impl.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Loop-dim iteration helper: for an output with `nloop` loop dims (out_loop), maps a flat loop index to the flat
    loop index of an input whose loop dims (in_loop, right-aligned, size 1 broadcasts) are `in_nloop` long. */
@@ -35,5 +38,9 @@ evo_status evo_cpu_conv2d(const evo_kernel_args *a);
 size_t evo_cpu_conv2d_scratch(const evo_node_t *node, const evo_node_t *const *in);
 /* k_pool.c: MAX_POOL2D(+_GRAD), AVG_POOL2D(+_GRAD) */
 evo_status evo_cpu_pool2d(const evo_kernel_args *a);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

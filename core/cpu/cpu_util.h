@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cpu_kernels.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Below this many elements a cheap elementwise loop runs on one thread: forking the OpenMP team costs more. */
 #define EVO_CPU_PAR_MIN 32768
@@ -58,5 +61,9 @@ int64_t evo_cpu_iter_numel(const evo_cpu_iter *it);
 /* Runs fn over every element; splits the elements across OpenMP threads when there are more than par_min.
    The split is by element, so one long row is shared between threads too. */
 void evo_cpu_iter_run(const evo_cpu_iter *it, evo_cpu_row_fn fn, const void *ctx, int64_t par_min);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

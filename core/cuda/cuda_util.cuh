@@ -10,14 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifdef __cplusplus
-extern "C" { /* the core's internal headers have no linkage guards of their own; include them here first */
-#endif
 #include "../backend_impl.h"
 #include "../cpu/cpu_util.h"
-#ifdef __cplusplus
-}
-#endif
 
 #include "../elementwise_math.h" /* EVO_HD (__host__ __device__ under nvcc) and the per-element math */
 
