@@ -20,14 +20,11 @@ Not a project dependency: run it from a throwaway venv:
 Usage: evojax_peers.py [--quick] [--csv] [--runs N] [--warmup N] [--only cartpole|mnist]... [--data-dir DIR]
 """
 import argparse
-import gzip
 import logging
 import os
 import statistics
 import sys
 import time
-
-import numpy as np
 
 
 def parse():
@@ -49,9 +46,8 @@ from evojax.algo import PGPE  # noqa: E402
 from evojax.policy import MLPPolicy  # noqa: E402
 from evojax.policy.convnet import ConvNetPolicy  # noqa: E402
 from evojax.sim_mgr import SimManager  # noqa: E402
-from evojax.task.base import VectorizedTask  # noqa: E402
 from evojax.task.cartpole import CartPoleSwingUp  # noqa: E402
-from evojax.task.mnist import State as MnistState, accuracy, loss, sample_batch  # noqa: E402
+from evojax_idx import IdxMNIST, load_split  # noqa: E402  (bench/evojax_idx.py, next to this file)
 
 QUIET = logging.getLogger("evojax_peers")
 QUIET.setLevel(logging.ERROR)
@@ -101,66 +97,16 @@ def bench_cartpole():
         f"(mean fitness {fit:.1f})")
 
 
-def read_idx(path):
-    with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def find_idx(base):
-    for name in (base, base + ".gz"):
-        p = os.path.join(ARGS.data_dir, name)
-        if os.path.exists(p):
-            return p
-    return None
-
-
-class IdxMNIST(VectorizedTask):
-    """evojax.task.mnist.MNIST with the data read from IDX files instead of torchvision's download; reset_fn and
-    step_fn are EvoJAX's own code, line for line."""
-
-    def __init__(self, images, labels, batch_size=1024, test=False):
-        self.max_steps = 1
-        self.obs_shape = tuple([28, 28, 1])
-        self.act_shape = tuple([10, ])
-        data = np.expand_dims(images / 255., axis=-1)
-
-        def reset_fn(key):
-            if test:
-                batch_data, batch_labels = data, labels
-            else:
-                batch_data, batch_labels = sample_batch(key, data, labels, batch_size)
-            return MnistState(obs=batch_data, labels=batch_labels)
-        self._reset_fn = jax.jit(jax.vmap(reset_fn))
-
-        def step_fn(state, action):
-            if test:
-                reward = accuracy(action, state.labels)
-            else:
-                reward = -loss(action, state.labels)
-            return state, reward, jnp.ones(())
-        self._step_fn = jax.jit(jax.vmap(step_fn))
-
-    def reset(self, key):
-        return self._reset_fn(key)
-
-    def step(self, state, action):
-        return self._step_fn(state, action)
-
-
 def bench_mnist():
-    ti, tl = find_idx("train-images-idx3-ubyte"), find_idx("train-labels-idx1-ubyte")
-    vi, vl = find_idx("t10k-images-idx3-ubyte"), find_idx("t10k-labels-idx1-ubyte")
-    if not all((ti, tl, vi, vl)):
+    split = load_split(ARGS.data_dir)
+    if split is None:
         print(f"evojax_peers: skipping sim_mnist: no IDX files in {ARGS.data_dir} "
               "(install the Debian package dataset-fashion-mnist or pass --data-dir)", file=sys.stderr)
         return
     pop, batch = 64, 1024
     policy = ConvNetPolicy(logger=QUIET)
-    train = IdxMNIST(read_idx(ti), read_idx(tl), batch_size=batch, test=False)
-    test = IdxMNIST(read_idx(vi), read_idx(vl), batch_size=batch, test=True)
+    train = IdxMNIST(split[0], split[1], batch_size=batch, test=False)
+    test = IdxMNIST(split[2], split[3], batch_size=batch, test=True)
     solver = PGPE(pop_size=pop, param_size=policy.num_params, init_stdev=0.039, seed=0, logger=QUIET)
     sim = SimManager(n_repeats=1, test_n_repeats=1, pop_size=pop, n_evaluations=1, policy_net=policy,
                      train_vec_task=train, valid_vec_task=test, seed=0, logger=QUIET)

@@ -13,7 +13,7 @@
 evo_sim_params evo_sim_default_params(void) {
   return (evo_sim_params){.n_repeats = 1, .common_random_numbers = true, .normalize_obs = false,
                           .check_interval = 8, .max_steps = 0, .chunk_members = 0, .max_plan_mb = 1024,
-                          .task_threads = 0};
+                          .task_threads = 0, .graph_chunks = true};
 }
 
 static void plan_clear(rollout_plan *r) {

@@ -3,11 +3,12 @@
    plan, the masking kernels of sim_cuda.cu), and the host reads back only the number of live episodes every
    check_interval steps, plus returns, NaN flags and step counts at the end of a rollout.
 
-   The policy's plan replays as one CUDA Graph per step (core/jit.c), with fixed input/output tensors.
-   Not yet done: capturing a whole chunk of check_interval steps (normaliser, plan, task step, masking) as one
-   graph. The loop has no host sync between checks; what is missing is a way to record a plan's replay inside an
-   outer capture (evo_plan_run begins its own capture when its tensors change, which fails inside another), then
-   one graph per plan slot and normalize/update flags, re-recorded when a plan is rebuilt. */
+   Chunks: when the task says its step can be recorded (EVO_TASK_FLAG_GRAPH_SAFE) and graph_chunks is on, the
+   check_interval steps between two checks (normaliser, the policy's plan, task step, masking) are recorded once
+   per rollout, after the reset, as one CUDA Graph and replayed for every full chunk; the plan's kernels go straight
+   into that recording (core/jit.c). Re-recording per rollout keeps the graph right when the reset reallocated the
+   task's buffers or n_valid changed; the instantiated graph is patched in place (same topology), not rebuilt. A
+   last partial chunk, and tasks without the flag, run step by step (the plan then replays its own graph). */
 #include <stdlib.h>
 #include <string.h>
 #include "backend_impl.h"
@@ -26,6 +27,8 @@ bool evo_sim_device_path(const evo_task_spec *spec, const evo_backend *be) {
 }
 
 void evo_sim_device_plan_free(rollout_plan *r) {
+  if (r->chunk_exec) r->chunk_be->iface->graph_destroy(r->chunk_be->ctx, r->chunk_exec);
+  r->chunk_exec = NULL;
   evo_tensor *all[] = {r->d_keys, r->d_obs_all, r->d_reward, r->d_done, r->d_alive,
                        r->d_dact, r->d_ret,     r->d_steps,  r->d_bad,  r->d_count};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) evo_tensor_free(all[i]);
@@ -108,44 +111,85 @@ static evo_status finish(evo_sim *s, rollout_plan *r, int64_t E, int64_t n_valid
   return EVO_STATUS_OK;
 }
 
-evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, bool update_norm) {
-  const int64_t E = (int64_t)r->n * r->reps, m = s->obs_numel;
-  const int64_t obs_rows = r->shared ? r->reps : E;
-  void *stream = evo_backend_stream(s->be);
-  /* The task writes all E rows; with shared observations the plan's input is the first reps of them. */
-  float *task_obs = r->shared ? buf(r->d_obs_all) : buf(r->obs), *obs = buf(r->obs);
-  float *reward = buf(r->d_reward);
-  uint8_t *done = buf(r->d_done), *alive = buf(r->d_alive), *bad = buf(r->d_bad);
-  evo_status st = begin(s, r, stream, E, n_valid, task_obs);
-  int64_t n_alive = n_valid;
+/* What one step needs; fixed for a rollout. */
+typedef struct {
+  void *stream;
+  int64_t E, obs_rows, m, n_valid;
+  float *task_obs, *obs, *reward;
+  uint8_t *done, *alive, *bad;
+  bool update_norm;
+} step_ctx;
+
+/* Enqueues one step: copy/normalise observations, the policy's plan, actions, the task's step, masking. */
+static evo_status enqueue_step(evo_sim *s, rollout_plan *r, const step_ctx *c) {
+  evo_status st = EVO_STATUS_OK;
+  if (r->shared) st = evo_sim_cuda_copy(c->stream, c->obs, c->task_obs, sizeof(float) * (size_t)(c->obs_rows * c->m));
+  if (!st && c->update_norm)
+    st = evo_sim_cuda_norm_accumulate(c->stream, c->obs, c->alive, c->obs_rows, c->m,
+                                      r->shared ? (double)(c->n_valid / r->reps) : 1.0, buf(s->d_batch));
+  if (!st && s->p.normalize_obs) st = evo_sim_cuda_normalize(c->stream, c->obs, c->obs_rows, c->m, buf(s->d_use));
   /* The plan always reads state[0] and writes state[1], copied back after the run: ping-ponging the tensors
      would make the plan re-record its CUDA Graph every step. */
   evo_tensor *in[4] = {r->params, r->obs, r->state[0][0], r->state[0][1]};
   evo_tensor *outs[3] = {r->act, r->state[1][0], r->state[1][1]};
-  for (int64_t t = 0; !st && t < s->max_steps && n_alive > 0; t++) {
-    if (r->shared) st = evo_sim_cuda_copy(stream, obs, task_obs, sizeof(float) * (size_t)(obs_rows * m));
-    if (!st && update_norm)
-      st = evo_sim_cuda_norm_accumulate(stream, obs, alive, obs_rows, m,
-                                        r->shared ? (double)(n_valid / r->reps) : 1.0, buf(s->d_batch));
-    if (!st && s->p.normalize_obs) st = evo_sim_cuda_normalize(stream, obs, obs_rows, m, buf(s->d_use));
-    if (!st) st = evo_plan_run(r->plan, in, outs);
-    for (int k = 0; !st && k < s->n_state; k++)
-      st = evo_sim_cuda_copy(stream, buf(r->state[0][k]), buf(r->state[1][k]), evo_tensor_nbytes(r->state[0][k]));
-    const void *act = buf(r->act);
-    if (!st && !s->policy_argmax) {
-      st = evo_sim_cuda_actions(stream, buf(r->act), E, s->act_numel, n_valid, alive, bad, r->reps,
-                                buf(r->d_dact));
-      if (s->discrete) act = buf(r->d_dact);
+  if (!st) st = evo_plan_run(r->plan, in, outs);
+  for (int k = 0; !st && k < s->n_state; k++)
+    st = evo_sim_cuda_copy(c->stream, buf(r->state[0][k]), buf(r->state[1][k]), evo_tensor_nbytes(r->state[0][k]));
+  const void *act = buf(r->act);
+  if (!st && !s->policy_argmax) {
+    st = evo_sim_cuda_actions(c->stream, buf(r->act), c->E, s->act_numel, c->n_valid, c->alive, c->bad, r->reps,
+                              buf(r->d_dact));
+    if (s->discrete) act = buf(r->d_dact);
+  }
+  if (!st) st = evo_task_step(s->task, act, c->task_obs, c->reward, c->done);
+  if (!st)
+    st = evo_sim_cuda_mask(c->stream, c->reward, c->done, c->alive, buf(r->d_ret), buf(r->d_steps), c->bad,
+                           c->n_valid, r->reps, buf(r->state[0][0]), buf(r->state[0][1]), s->state_size);
+  return st;
+}
+
+static bool chunk_graphs(const evo_sim *s) {
+  return s->p.graph_chunks && (s->spec.flags & EVO_TASK_FLAG_GRAPH_SAFE) && s->be->iface->graph_begin &&
+         !(s->be->iface->capturing && s->be->iface->capturing(s->be->ctx));
+}
+
+/* Records k steps into r->chunk_exec (nothing runs while recording). */
+static evo_status record_chunk(evo_sim *s, rollout_plan *r, const step_ctx *c, int64_t k) {
+  const evo_backend_iface *f = s->be->iface;
+  evo_status st = f->graph_begin(s->be->ctx);
+  if (st) return st;
+  for (int64_t j = 0; !st && j < k; j++) st = enqueue_step(s, r, c);
+  evo_status end = f->graph_end(s->be->ctx, st == EVO_STATUS_OK, &r->chunk_exec);
+  if (!st && !end) r->chunk_be = s->be;
+  return st ? st : end;
+}
+
+evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, bool update_norm) {
+  const int64_t E = (int64_t)r->n * r->reps, K = s->p.check_interval;
+  /* The task writes all E rows; with shared observations the plan's input is the first reps of them. */
+  step_ctx c = {.stream = evo_backend_stream(s->be), .E = E, .obs_rows = r->shared ? r->reps : E,
+                .m = s->obs_numel, .n_valid = n_valid, .task_obs = r->shared ? buf(r->d_obs_all) : buf(r->obs),
+                .obs = buf(r->obs), .reward = buf(r->d_reward), .done = buf(r->d_done), .alive = buf(r->d_alive),
+                .bad = buf(r->d_bad), .update_norm = update_norm};
+  evo_status st = begin(s, r, c.stream, E, n_valid, c.task_obs);
+  const bool graphs = chunk_graphs(s);
+  bool recorded = false;
+  int64_t n_alive = n_valid;
+  for (int64_t t = 0; !st && t < s->max_steps && n_alive > 0;) {
+    const int64_t k = K < s->max_steps - t ? K : s->max_steps - t;
+    if (graphs && k == K) {
+      if (!recorded) st = record_chunk(s, r, &c, k), recorded = true;
+      if (!st) st = s->be->iface->graph_launch(s->be->ctx, r->chunk_exec);
+      if (!st) s->stats.graph_launches++;
+    } else {
+      for (int64_t j = 0; !st && j < k; j++) st = enqueue_step(s, r, &c);
     }
-    if (!st) st = evo_task_step(s->task, act, task_obs, reward, done);
-    s->stats.batch_steps++;
-    if (!st)
-      st = evo_sim_cuda_mask(stream, reward, done, alive, buf(r->d_ret), buf(r->d_steps), bad, n_valid, r->reps,
-                             buf(r->state[0][0]), buf(r->state[0][1]), s->state_size);
-    /* The only host sync of the loop: how many episodes are still alive, every check_interval steps. */
-    if (!st && ((t + 1) % s->p.check_interval == 0 || t + 1 == s->max_steps)) {
+    t += k;
+    s->stats.batch_steps += k;
+    /* The only host sync of the loop: how many episodes are still alive, after each chunk of check_interval. */
+    if (!st) {
       int32_t count;
-      st = evo_sim_cuda_count_alive(stream, alive, n_valid, buf(r->d_count));
+      st = evo_sim_cuda_count_alive(c.stream, c.alive, n_valid, buf(r->d_count));
       if (!st) st = evo_tensor_copy_to_host(r->d_count, &count, sizeof count);
       n_alive = count;
     }

@@ -26,6 +26,8 @@ typedef struct {
      ret, bad and steps_h at the end of a rollout. */
   evo_tensor *d_keys, *d_obs_all, *d_reward, *d_done, *d_alive, *d_dact, *d_ret, *d_steps, *d_bad, *d_count;
   int32_t *steps_h;
+  void *chunk_exec;        /* the recorded chunk of check_interval steps (a CUDA graph exec), kept across rollouts */
+  evo_backend *chunk_be;   /* the backend that owns chunk_exec */
 } rollout_plan;
 
 struct evo_sim {

@@ -71,7 +71,7 @@ static void evo_cartpole_spec(const void *state, evo_task_spec *out) {
   }
   out->max_steps = c->max_steps;
   out->place = c->place;
-  out->flags = c->dev ? 0u : EVO_TASK_FLAG_STEP_RANGE;
+  out->flags = c->dev ? EVO_TASK_FLAG_GRAPH_SAFE : EVO_TASK_FLAG_STEP_RANGE; /* its kernels only enqueue */
 }
 
 static const char *evo_cartpole_name(evo_cartpole_kind k) {

@@ -19,7 +19,9 @@
  * Where it runs: a device task (spec.place EVO_TASK_DEVICE, created with the sim's backend) on a CUDA backend
  * keeps observations, actions, rewards, done flags, masks and returns on the device: the task's kernels, the
  * policy's plan and the sim's masking/return/normaliser kernels are all enqueued on the backend's stream, and the
- * host reads back only the number of live episodes every check_interval steps (and the returns at the end). A host
+ * host reads back only the number of live episodes every check_interval steps (and the returns at the end); when
+ * the task sets EVO_TASK_FLAG_GRAPH_SAFE, each chunk of check_interval steps is recorded once per rollout as one
+ * CUDA Graph and replayed (graph_chunks; the same results as enqueuing the steps one by one). A host
  * task steps on the host with one copy of observations and actions each way per step when the backend is a device;
  * if the task sets EVO_TASK_FLAG_STEP_RANGE (task.h), its episodes step in task_threads fixed contiguous ranges at
  * once, so the results do not depend on the thread count. On the CPU backend every task's memory is host memory.
@@ -52,6 +54,8 @@ typedef struct {
   int64_t max_plan_mb;    /* memory budget of one plan for chunk_members = 0 (default 1024); 0: no limit */
   int task_threads;       /* threads stepping a host-memory task that allows sub-ranges; 0 (default): the number
                              of cores; results are the same for any value */
+  bool graph_chunks;      /* device path, task with EVO_TASK_FLAG_GRAPH_SAFE: record check_interval steps as one
+                             CUDA Graph per rollout and replay it (default true; results are the same either way) */
 } evo_sim_params;
 
 evo_sim_params evo_sim_default_params(void);
@@ -77,6 +81,7 @@ typedef struct {
   int64_t nan_members;  /* members given NaN fitness: non-finite parameters, actions or rewards */
   int64_t evaluations;  /* episodes run */
   int64_t batch_steps;  /* lockstep iterations (population forwards + batched task steps); early exit saves these */
+  int64_t graph_launches; /* device path: chunks of check_interval steps replayed as one recorded CUDA Graph */
 } evo_sim_stats;
 void evo_sim_stats_get(const evo_sim *s, evo_sim_stats *out);
 

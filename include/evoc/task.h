@@ -62,6 +62,11 @@ typedef struct {
 
 /* The vtable has step_range and disjoint ranges may be stepped concurrently (see the contract above). */
 #define EVO_TASK_FLAG_STEP_RANGE 1u
+/* A device task whose step can be recorded into a CUDA Graph and replayed: step only enqueues work on the
+   backend's stream (evo_backend_stream), with no host synchronisation, no allocation, no host-side state that
+   changes from step to step, and the same device pointers from one step to the next until the next reset. The
+   simulation manager then records check_interval steps once after each reset and replays them as one graph. */
+#define EVO_TASK_FLAG_GRAPH_SAFE 2u
 
 typedef struct {
   evo_backend *backend;
