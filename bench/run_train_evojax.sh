@@ -46,7 +46,7 @@ mkdir -p "$OUT"
 
 if [ "$BUILD" = 1 ]; then
   cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release > "$OUT/build.log" 2>&1
-  cmake --build "$BUILD_DIR" -j --target evoc >> "$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
+  cmake --build "$BUILD_DIR" -j --target evoc_cli >> "$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
 fi
 EVOC="$BUILD_DIR/apps/evoc/evoc"
 

@@ -160,6 +160,36 @@ Test(optim, adam_counter_advances_every_step) {
   evo_optim_free(o);
 }
 
+/* adam_count_every = k: the bias correction uses floor(t / k) + 1, as jax.example_libraries.optimizers.adam does
+   when EvoJAX's PGPE passes t // center_lr_decay_steps as its step. Against that formula, run independently in
+   double: with a constant gradient the update is lr (1 - b1^(t+1)) / (1 - b1^(i+1)) /
+   sqrt((1 - b2^(t+1)) / (1 - b2^(i+1))) (m_t = (1 - b1^(t+1)) g, v_t = (1 - b2^(t+1)) g^2), i = floor(t / k):
+   ~2.06 lr at t = 9, ~0.398 lr at t = 999, back to 1 at t = 1000 when i becomes 1 (then 1.0 again only slowly). */
+Test(optim, adam_count_every_matches_evojax_step_index) {
+  evo_optim_params prm = evo_optim_default_params(EVO_OPTIM_ADAM);
+  prm.lr = 0.5;
+  prm.adam_count_every = 1000;
+  evo_optim *o;
+  cr_assert_eq(evo_optim_new(&prm, 1, &o), EVO_STATUS_OK, "%s", evo_last_error());
+  const float g = 0.25f;
+  double m = 0, v = 0;
+  for (int t = 0; t < 1500; t++) {
+    m = 0.9 * m + 0.1 * g;
+    v = 0.999 * v + 0.001 * (double)g * g;
+    const int i = t / 1000;
+    double want = 0.5 * (m / (1 - pow(0.9, i + 1))) / (sqrt(v / (1 - pow(0.999, i + 1))) + 1e-8);
+    float p = 0;
+    cr_assert_eq(evo_optim_step(o, &p, &g), EVO_STATUS_OK);
+    cr_assert(fabs(-p - want) <= 1e-6 * want, "step %d: update %.9g, want %.9g", t, -p, want);
+    if (t == 9) cr_assert(fabs(want / 0.5 - 2.06) < 0.01, "t = 9: %.4f lr", want / 0.5);
+    if (t == 999) cr_assert(fabs(want / 0.5 - 0.398) < 0.002, "t = 999: %.4f lr", want / 0.5);
+  }
+  evo_optim_free(o);
+  prm.adam_count_every = -1;
+  cr_assert_eq(evo_optim_new(&prm, 1, &o), EVO_STATUS_INVALID_ARGUMENT);
+  cr_assert(strstr(evo_last_error(), "adam_count_every"), "%s", evo_last_error());
+}
+
 static double lr_at(evo_optim_params prm, int64_t step) {
   evo_optim *o;
   cr_assert_eq(evo_optim_new(&prm, 1, &o), EVO_STATUS_OK, "%s", evo_last_error());

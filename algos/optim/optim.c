@@ -7,7 +7,8 @@
      momentum  m_t = g + mu m_{t-1}; u = m_t                 (optax.trace, nesterov = False)
      nesterov  m_t = g + mu m_{t-1}; u = g + mu m_t          (optax.trace, nesterov = True)
      adam      Adam with bias correction at t + 1: the counter advances on every step (EvoJAX's PGPE passes
-               t // decay_steps as Adam's step and so skips the bias correction schedule; we do not)
+               t // decay_steps as Adam's step and so skips the bias correction schedule; we do not unless asked:
+               adam_count_every = k corrects at floor(t / k) + 1, EvoJAX's behaviour for k = decay_steps)
      adamw     adam + weight_decay * params (decoupled: not seen by the moments; optax.adamw)
      clipup    v_t = mu v_{t-1} + lr_t g / ||g||, v_t clipped to ||v_t|| <= max_speed, params <- params - v_t
    Gradients are first clipped by global norm when clip_norm > 0 (optax.clip_by_global_norm). Moments are kept in
@@ -49,7 +50,7 @@ evo_optim_params evo_optim_default_params(evo_optim_kind kind) {
   /* Optax has no default learning rates; these are the usual ones: SGD 0.01 (Keras), momentum 0.9 (Sutskever et
      al. 2013), Adam 1e-3 / 0.9 / 0.999 / 1e-8 (Kingma & Ba 2015), AdamW weight decay 1e-4 (optax.adamw),
      ClipUp max_speed 0.15 (EvoJAX PGPE), lr = max_speed / 2 and momentum 0.9 (Toklu et al. 2020, Sec. 3). */
-  evo_optim_params p = {.kind = kind, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+  evo_optim_params p = {.kind = kind, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .adam_count_every = 1,
                         .schedule = EVO_SCHEDULE_CONSTANT, .decay_rate = 1.0, .decay_steps = 1};
   switch (kind) {
   case EVO_OPTIM_MOMENTUM:
@@ -73,6 +74,8 @@ static evo_status check_params(const evo_optim_params *p, int64_t n) {
     if (!(p->beta1 >= 0 && p->beta1 < 1)) BAD("optim %s: beta1 must be in [0, 1), got %g", k, p->beta1);
     if (!(p->beta2 >= 0 && p->beta2 < 1)) BAD("optim %s: beta2 must be in [0, 1), got %g", k, p->beta2);
     if (!(p->eps >= 0 && isfinite(p->eps))) BAD("optim %s: eps must be finite and >= 0, got %g", k, p->eps);
+    if (p->adam_count_every < 0)
+      BAD("optim %s: adam_count_every must be >= 1 (0: 1), got %lld", k, (long long)p->adam_count_every);
   }
   if (!(p->weight_decay >= 0 && isfinite(p->weight_decay)))
     BAD("optim %s: weight_decay must be finite and >= 0, got %g", k, p->weight_decay);
@@ -197,7 +200,8 @@ evo_status evo_optim_step(evo_optim *o, float *params, const float *grad) {
   }
   case EVO_OPTIM_ADAM:
   case EVO_OPTIM_ADAMW: {
-    const double b1 = p->beta1, b2 = p->beta2, t = o->count + 1;
+    const int64_t every = p->adam_count_every > 1 ? p->adam_count_every : 1;
+    const double b1 = p->beta1, b2 = p->beta2, t = floor(o->count / (double)every) + 1;
     const double c1 = 1 - pow(b1, t), c2 = 1 - pow(b2, t);
     const double wd = p->kind == EVO_OPTIM_ADAMW ? p->weight_decay : 0;
     for (int64_t i = 0; i < n; i++) {

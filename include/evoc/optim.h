@@ -30,6 +30,9 @@ typedef struct {
   double momentum;     /* MOMENTUM, NESTEROV, CLIPUP (0.9) */
   double beta1, beta2; /* ADAM(W): 0.9, 0.999 */
   double eps;          /* ADAM(W): 1e-8 */
+  int64_t adam_count_every; /* ADAM(W): the step count of the bias correction advances every this many steps: 1
+                               (default, Kingma & Ba); EvoJAX's PGPE passes t // center_lr_decay_steps as Adam's step,
+                               i.e. 1000, which keeps the correction at step 1 for 1000 steps (0 means 1) */
   double weight_decay; /* ADAMW decoupled decay (1e-4); others: 0 */
   double max_speed;    /* CLIPUP: velocity norm bound (0.15, EvoJAX default) */
   double clip_norm;    /* > 0: clip the gradient by global norm first */
