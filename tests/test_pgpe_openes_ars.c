@@ -112,6 +112,35 @@ Test(pgpe, adam_counter_advances_every_generation) {
   evo_algo_free(a);
 }
 
+/* adam_count_every = 1000 runs Adam as EvoJAX's PGPE does (its step index t // 1000): the first generation is the
+   same as standard Adam (both correct at step 1), later ones differ; the option must be an integer. */
+Test(pgpe, adam_count_every_is_evojax_step_index) {
+  evo_option std_opt[] = {{"optimizer", 1}, {"center_lr", 0.05}};
+  evo_option ejx_opt[] = {{"optimizer", 1}, {"center_lr", 0.05}, {"adam_count_every", 1000}};
+  evo_algo *a = test_algo("pgpe", 4, 8, 0, NULL, true, 2, std_opt, 2);
+  evo_algo *b = test_algo("pgpe", 4, 8, 0, NULL, true, 2, ejx_opt, 3);
+  float pop[8 * 4], fit[8], ca[4], cb[4];
+  for (int g = 0; g < 3; g++) {
+    test_ask(a, 0, 8, pop);
+    for (int j = 0; j < 8; j++) fit[j] = -pop[j * 4] * pop[j * 4] + pop[j * 4 + 1];
+    evo_algo_tell(a, fit);
+    evo_algo_tell(b, fit); /* same members: b's center and stdev equal a's until the steps differ */
+    evo_algo_best(a, ca);
+    evo_algo_best(b, cb);
+    if (g == 0) cr_assert(memcmp(ca, cb, sizeof ca) == 0, "generation 0 must match standard Adam");
+  }
+  cr_assert(memcmp(ca, cb, sizeof ca) != 0, "later generations must differ from standard Adam");
+  cr_assert_eq(evo_algo_option(b, "adam_count_every"), 1000);
+  evo_algo_free(a);
+  evo_algo_free(b);
+  evo_algo_params p = evo_algo_default_params();
+  evo_option bad = {"adam_count_every", 2.5};
+  p.name = "pgpe", p.num_params = 3, p.pop_size = 8, p.options = &bad, p.n_options = 1;
+  evo_algo *c = NULL;
+  cr_assert_eq(evo_algo_new(&p, &c), EVO_STATUS_INVALID_ARGUMENT);
+  cr_assert(strstr(evo_last_error(), "adam_count_every"), "%s", evo_last_error());
+}
+
 Test(pgpe, argument_checks) {
   evo_algo_params p = evo_algo_default_params();
   p.name = "pgpe", p.num_params = 3, p.pop_size = 7;
