@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "sim_impl.h"
-#include "sim_pool.h"
 
 evo_sim_params evo_sim_default_params(void) {
   return (evo_sim_params){.n_repeats = 1, .common_random_numbers = true, .normalize_obs = false,
@@ -38,7 +37,6 @@ void evo_sim_free(evo_sim *s) {
   free(s->norm_mean), free(s->norm_m2), free(s->use_mean), free(s->use_sd);
   free(s->batch_mean), free(s->batch_m2), free(s->step_mean), free(s->step_m2), free(s->zero_row);
   evo_tensor_free(s->d_use), evo_tensor_free(s->d_batch);
-  evo_sim_pool_free(s->pool);
   free(s->chunk_st), free(s->chunk_msg);
   free(s);
 }
@@ -102,7 +100,7 @@ evo_status evo_sim_new(evo_task *task, const evo_policy *pol, evo_backend *be, c
       evo_sim_free(s);
       return evo_sim_oom();
     }
-    s->pool = evo_sim_pool_new(s->task_threads);
+    s->ranges = true;
   }
   if (s->device) {
     s->d_use = evo_tensor_new(be, EVO_F32, 2, (int64_t[]){2, s->obs_numel});
@@ -246,7 +244,7 @@ static void set_info(evo_sim *s, const rollout_plan *r) {
   s->info.shared_obs = r->shared;
   s->info.plan_bytes = evo_plan_peak_bytes(r->plan);
   const int64_t E = (int64_t)r->n * r->reps;
-  s->info.task_threads = s->pool ? (int)(s->task_threads < E ? s->task_threads : E) : 1;
+  s->info.task_threads = s->ranges ? (int)(s->task_threads < E ? s->task_threads : E) : 1;
   s->info.on_device = s->device;
 }
 

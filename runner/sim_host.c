@@ -7,7 +7,6 @@
 #include <string.h>
 #include "backend_impl.h"
 #include "sim_impl.h"
-#include "sim_pool.h"
 
 /* Turns the policy's output into the task's actions; marks the member of an alive episode with non-finite output
    and feeds that episode zeros (every episode is sanitised, so a padded or finished one cannot put NaN into the
@@ -70,8 +69,7 @@ typedef struct {
   int T;
 } step_job;
 
-static void step_chunk(void *ctx, int c) {
-  step_job *j = ctx;
+static void step_chunk(const step_job *j, int c) {
   evo_sim *s = j->s;
   s->chunk_st[c] = evo_task_step_range(s->task, j->E * c / j->T, j->E * (c + 1) / j->T, j->act, j->obs, j->reward,
                                        j->done);
@@ -79,14 +77,18 @@ static void step_chunk(void *ctx, int c) {
 }
 
 /* Steps the task. A host-memory task that steps sub-ranges (EVO_TASK_FLAG_STEP_RANGE) is cut into task_threads
-   fixed contiguous ranges run on the sim's thread pool; the ranges depend only on E and the thread count, and
-   episodes are independent, so results are bit-identical for any thread count. A failure reports the lowest
-   failing range's message (evo_last_error is per thread). */
+   fixed contiguous ranges run on OpenMP threads; the ranges depend only on E and the thread count, and episodes
+   are independent, so results are bit-identical for any thread count. The ranges run on the same OpenMP team as
+   the policy's kernels: a separate pthread pool competed with that team's spinning threads for the cores and made
+   two task threads slower than one (bench_sim_cartpole --hard on 2 vCPUs: 158 ms per generation with a pool,
+   141 ms this way, 147 ms with one thread). Dynamic scheduling lets a free thread take a late one's range. A
+   failure reports the lowest failing range's message (evo_last_error is per thread). */
 static evo_status task_step(evo_sim *s, const void *act, float *obs, float *reward, uint8_t *done, int64_t E) {
   int T = s->task_threads < E ? s->task_threads : (int)E;
-  if (!s->pool || T < 2) return evo_task_step(s->task, act, obs, reward, done);
+  if (!s->ranges || T < 2) return evo_task_step(s->task, act, obs, reward, done);
   step_job j = {s, act, obs, reward, done, E, T};
-  evo_sim_pool_run(s->pool, T, step_chunk, &j);
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+  for (int c = 0; c < T; c++) step_chunk(&j, c);
   for (int c = 0; c < T; c++)
     if (s->chunk_st[c] != EVO_STATUS_OK) return evo_error(s->chunk_st[c], "%s", s->chunk_msg[c]);
   return EVO_STATUS_OK;

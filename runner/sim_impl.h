@@ -1,6 +1,6 @@
 /* Internal: the simulation manager's state, shared by its files: sim.c (plans, evaluate, test), sim_norm.c
-   (observation normaliser), sim_host.c (the rollout loop over host memory, stepping the task on the task threads
-   of sim_pool.c) and sim_device.c (the rollout loop on a CUDA backend for device tasks, kernels in sim_cuda.cu). */
+   (observation normaliser), sim_host.c (the rollout loop over host memory, stepping the task in ranges on the
+   OpenMP threads) and sim_device.c (the rollout loop on a CUDA backend for device tasks, kernels in sim_cuda.cu). */
 #ifndef EVOC_SIM_IMPL_H
 #define EVOC_SIM_IMPL_H
 #include "evoc/jit.h"
@@ -38,7 +38,7 @@ struct evo_sim {
   evo_task_spec spec;
   bool device;     /* device task on a CUDA backend: rollouts stay on the device (sim_device.c) */
   int task_threads; /* resolved p.task_threads */
-  struct evo_sim_pool *pool; /* task threads (sim_pool.h); NULL: the task steps whole on the caller */
+  bool ranges;               /* the task steps in task_threads ranges on OpenMP threads; false: whole, on the caller */
   evo_status *chunk_st;      /* [task_threads] status and message of each range of the last step */
   char (*chunk_msg)[256];
   int64_t obs_numel, act_numel; /* per episode; act_numel is the policy output per episode */
