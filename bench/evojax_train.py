@@ -12,13 +12,13 @@ The recipes are EvoJAX's examples with their defaults, the same hyperparameters 
 EvoJAX's Trainer runs unchanged; its log_scores_fn hook records, for every logged/tested iteration, the wall time since
 the start of Trainer.run (which includes JAX's compilation, as evoc's wall time includes its jit). One JSON object per
 line goes to --out: {"iter", "stage": "train"|"test", "wall_s", "mean", "max"}; the last line is the summary
-{"stage": "summary", "iterations", "wall_s", "best_test", "final_test", "tests"}. Trainer's .npz models go to a
-temporary folder.
+{"stage": "summary", "iterations", "wall_s", "best_test", "final_test", "tests", "model_dir"}. Trainer's .npz models
+(best.npz, final.npz) go to --model-dir; bench/evojax_params.py turns them into evoc safetensors.
 
 Not a project dependency: run it from a throwaway venv (python3 -m venv /tmp/venv-evojax && .../pip install evojax).
 
 Usage: evojax_train.py {cartpole_easy|cartpole_hard|mnist} [--max-iter N] [--seed S] [--test-interval N]
-                       [--out FILE] [--data-dir DIR]
+                       [--out FILE] [--data-dir DIR] [--model-dir DIR]
 """
 import argparse
 import json
@@ -46,6 +46,7 @@ def parse():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", default="-", help="JSON lines file ('-' = stdout)")
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist", help="folder with the IDX files")
+    ap.add_argument("--model-dir", default="", help="where Trainer saves its .npz models (default: a temporary folder)")
     return ap.parse_args()
 
 
@@ -103,7 +104,8 @@ def main():
     solver = PGPE(pop_size=r["pop"], param_size=policy.num_params, optimizer="adam",
                   center_learning_rate=r["center_lr"], stdev_learning_rate=r["std_lr"], init_stdev=r["init_std"],
                   logger=log, seed=ARGS.seed)
-    model_dir = tempfile.mkdtemp(prefix="evojax_train_")  # Trainer saves its .npz models here
+    model_dir = ARGS.model_dir or tempfile.mkdtemp(prefix="evojax_train_")  # Trainer's .npz models (best, final)
+    os.makedirs(model_dir, exist_ok=True)
     out = sys.stdout if ARGS.out == "-" else open(ARGS.out, "w")
     t0 = [0.0]
     tests = []
@@ -126,7 +128,8 @@ def main():
     wall = time.perf_counter() - t0[0]
     out.write(json.dumps({"stage": "summary", "recipe": ARGS.recipe, "seed": ARGS.seed, "iterations": r["max_iter"],
                           "wall_s": round(wall, 3), "best_test": float(best), "final_test": final.avg, "tests": tests,
-                          "jax": jax.__version__, "platform": jax.devices()[0].platform}) + "\n")
+                          "jax": jax.__version__, "platform": jax.devices()[0].platform,
+                          "model_dir": model_dir}) + "\n")
     out.flush()
 
 
