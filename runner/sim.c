@@ -15,7 +15,7 @@ evo_sim_params evo_sim_default_params(void) {
                           .task_threads = 0, .graph_chunks = true};
 }
 
-static void plan_clear(rollout_plan *r) {
+static void plan_clear(evo_sim *s, rollout_plan *r) {
   evo_plan_free(r->plan);
   evo_tensor_free(r->params);
   evo_tensor_free(r->obs);
@@ -26,14 +26,14 @@ static void plan_clear(rollout_plan *r) {
   if (r->own_act) free(r->act_h);
   free(r->dact), free(r->reward), free(r->done), free(r->alive), free(r->ret), free(r->keys), free(r->bad);
   free(r->steps_h);
-  evo_sim_device_plan_free(r);
+  evo_sim_device_plan_free(s, r);
   memset(r, 0, sizeof *r);
 }
 
 void evo_sim_free(evo_sim *s) {
   if (!s) return;
-  plan_clear(&s->plans[0]);
-  plan_clear(&s->plans[1]);
+  plan_clear(s, &s->plans[0]);
+  plan_clear(s, &s->plans[1]);
   free(s->norm_mean), free(s->norm_m2), free(s->use_mean), free(s->use_sd);
   free(s->batch_mean), free(s->batch_m2), free(s->step_mean), free(s->step_m2), free(s->zero_row);
   evo_tensor_free(s->d_use), evo_tensor_free(s->d_batch);
@@ -192,7 +192,7 @@ static evo_status get_plan(evo_sim *s, int slot, int n, int reps, bool shared, r
   rollout_plan *r = &s->plans[slot];
   *out = r;
   if (r->plan && r->n == n && r->reps == reps && r->shared == shared) return EVO_STATUS_OK;
-  plan_clear(r);
+  plan_clear(s, r);
   evo_graph *g;
   evo_status st = jit_population(s, n, reps, shared, &g, &r->plan);
   if (st != EVO_STATUS_OK) return st;
@@ -211,7 +211,7 @@ static evo_status get_plan(evo_sim *s, int slot, int n, int reps, bool shared, r
     if (!r->ret || !r->keys || !r->bad) st = evo_sim_oom();
   }
   if (st == EVO_STATUS_OK) st = s->device ? evo_sim_device_plan_alloc(s, r) : host_buffers(s, r, E);
-  if (st != EVO_STATUS_OK) plan_clear(r);
+  if (st != EVO_STATUS_OK) plan_clear(s, r);
   return st;
 }
 

@@ -26,8 +26,8 @@ bool evo_sim_device_path(const evo_task_spec *spec, const evo_backend *be) {
 #endif
 }
 
-void evo_sim_device_plan_free(rollout_plan *r) {
-  if (r->chunk_exec) r->chunk_be->iface->graph_destroy(r->chunk_be->ctx, r->chunk_exec);
+void evo_sim_device_plan_free(evo_sim *s, rollout_plan *r) {
+  if (r->chunk_exec) s->be->iface->graph_destroy(s->be->ctx, r->chunk_exec);
   r->chunk_exec = NULL;
   evo_tensor *all[] = {r->d_keys, r->d_obs_all, r->d_reward, r->d_done, r->d_alive,
                        r->d_dact, r->d_ret,     r->d_steps,  r->d_bad,  r->d_count};
@@ -160,7 +160,6 @@ static evo_status record_chunk(evo_sim *s, rollout_plan *r, const step_ctx *c, i
   if (st) return st;
   for (int64_t j = 0; !st && j < k; j++) st = enqueue_step(s, r, c);
   evo_status end = f->graph_end(s->be->ctx, st == EVO_STATUS_OK, &r->chunk_exec);
-  if (!st && !end) r->chunk_be = s->be;
   return st ? st : end;
 }
 

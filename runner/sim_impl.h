@@ -26,8 +26,8 @@ typedef struct {
      ret, bad and steps_h at the end of a rollout. */
   evo_tensor *d_keys, *d_obs_all, *d_reward, *d_done, *d_alive, *d_dact, *d_ret, *d_steps, *d_bad, *d_count;
   int32_t *steps_h;
-  void *chunk_exec;        /* the recorded chunk of check_interval steps (a CUDA graph exec), kept across rollouts */
-  evo_backend *chunk_be;   /* the backend that owns chunk_exec */
+  void *chunk_exec;        /* the recorded chunk of check_interval steps (a CUDA graph exec of the sim's backend),
+                              kept across rollouts */
 } rollout_plan;
 
 struct evo_sim {
@@ -75,7 +75,7 @@ evo_status evo_sim_rollout_host(evo_sim *s, rollout_plan *r, int64_t n_valid, bo
    upload before an evaluate and download after it. */
 evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, bool update_norm);
 evo_status evo_sim_device_plan_alloc(evo_sim *s, rollout_plan *r);
-void evo_sim_device_plan_free(rollout_plan *r);
+void evo_sim_device_plan_free(evo_sim *s, rollout_plan *r);
 evo_status evo_sim_device_norm_begin(evo_sim *s, bool update);
 evo_status evo_sim_device_norm_end(evo_sim *s);
 /* True when rollouts of this task on this backend stay on the device. */
