@@ -1,0 +1,161 @@
+/* The CUDA emulator's own tests (built only with -DEVOC_CUDA_EMULATE=ON): that block and warp synchronisation
+   compute what they do on a GPU, and that what real CUDA refuses is refused (unsafe calls during stream capture,
+   copies whose pointers do not match their kind, bad launch configurations, cuBLAS leading dimensions), so that
+   the GPU tests passing here mean something. */
+#include <criterion/criterion.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Block sum through warp shuffles, then shared memory across warps: y[block] = sum of its x. */
+__global__ void block_sum(const float *x, float *y, int n) {
+  __shared__ float part[32];
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  float v = i < n ? x[i] : 0.0f;
+  for (int m = 16; m >= 1; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
+  if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float s = 0.0f;
+    for (unsigned w = 0; w < blockDim.x / 32; w++) s += part[w];
+    y[blockIdx.x] = s;
+  }
+}
+
+/* Reverses each block's slice through shared memory: wrong without the barrier. */
+__global__ void block_reverse(const int *x, int *y) {
+  __shared__ int tile[256];
+  const int base = blockIdx.x * blockDim.x;
+  tile[threadIdx.x] = x[base + threadIdx.x];
+  __syncthreads();
+  y[base + threadIdx.x] = tile[blockDim.x - 1 - threadIdx.x];
+}
+
+__global__ void add_one(float *x, int n) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) x[i] += 1.0f;
+}
+
+static void *dev(size_t n) {
+  void *p = NULL;
+  cr_assert_eq(cudaMalloc(&p, n), cudaSuccess);
+  return p;
+}
+
+Test(cuda_emu, block_and_warp_synchronisation_compute_as_on_a_gpu) {
+  enum { N = 1000, B = 128 };
+  const int blocks = (N + B - 1) / B;
+  float hx[N], hy[(N + B - 1) / B];
+  for (int i = 0; i < N; i++) hx[i] = (float)(i % 7);
+  float *x = (float *)dev(sizeof hx), *y = (float *)dev(sizeof hy);
+  cr_assert_eq(cudaMemcpy(x, hx, sizeof hx, cudaMemcpyHostToDevice), cudaSuccess);
+  block_sum<<<blocks, B>>>(x, y, N);
+  cr_assert_eq(cudaGetLastError(), cudaSuccess);
+  cr_assert_eq(cudaMemcpy(hy, y, sizeof hy, cudaMemcpyDeviceToHost), cudaSuccess);
+  for (int b = 0; b < blocks; b++) {
+    float want = 0.0f;
+    for (int i = b * B; i < N && i < (b + 1) * B; i++) want += hx[i];
+    cr_assert_float_eq(hy[b], want, 1e-3f, "block %d: %g, want %g", b, hy[b], want);
+  }
+  int hi[512], ho[512];
+  for (int i = 0; i < 512; i++) hi[i] = i;
+  int *xi = (int *)dev(sizeof hi), *yi = (int *)dev(sizeof ho);
+  cudaMemcpy(xi, hi, sizeof hi, cudaMemcpyHostToDevice);
+  block_reverse<<<2, 256>>>(xi, yi);
+  cudaMemcpy(ho, yi, sizeof ho, cudaMemcpyDeviceToHost);
+  for (int i = 0; i < 512; i++) cr_assert_eq(ho[i], (i / 256) * 256 + 255 - i % 256, "element %d", i);
+  cudaFree(x), cudaFree(y), cudaFree(xi), cudaFree(yi);
+}
+
+Test(cuda_emu, capture_records_and_graphs_replay) {
+  enum { N = 300 };
+  cudaStream_t s;
+  cr_assert_eq(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  float *x = (float *)dev(N * sizeof(float));
+  cr_assert_eq(cudaMemsetAsync(x, 0, N * sizeof(float), s), cudaSuccess);
+  cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  add_one<<<2, 64, 0, s>>>(x, N);
+  add_one<<<2, 64, 0, s>>>(x, N);
+  cudaGraph_t g;
+  cr_assert_eq(cudaStreamEndCapture(s, &g), cudaSuccess);
+  float h[N];
+  cudaMemcpy(h, x, sizeof h, cudaMemcpyDeviceToHost);
+  cr_assert_eq(h[0], 0.0f, "recorded work ran during the capture");
+  cudaGraphExec_t e;
+  cr_assert_eq(cudaGraphInstantiate(&e, g, 0), cudaSuccess);
+  for (int r = 0; r < 3; r++) cr_assert_eq(cudaGraphLaunch(e, s), cudaSuccess);
+  cudaMemcpy(h, x, sizeof h, cudaMemcpyDeviceToHost);
+  for (int i = 0; i < N; i++) cr_assert_eq(h[i], 6.0f, "element %d after 3 replays of 2 launches", i);
+  cudaGraphExecDestroy(e), cudaGraphDestroy(g), cudaFree(x), cudaStreamDestroy(s);
+}
+
+Test(cuda_emu, unsafe_calls_during_capture_are_refused) {
+  cudaStream_t s;
+  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  float host[4] = {0};
+  float *x = (float *)dev(sizeof host);
+  void *p = NULL;
+  cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  cr_assert_eq(cudaMalloc(&p, 64), cudaErrorStreamCaptureUnsupported);
+  cudaGraph_t g = NULL;
+  cr_assert_eq(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+  cr_assert_null(g);
+  (void)cudaGetLastError();
+  cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+  cr_assert_eq(cudaMemcpyAsync(host, x, sizeof host, cudaMemcpyDeviceToHost, s), cudaErrorStreamCaptureUnsupported,
+               "a copy to pageable host memory cannot be captured");
+  cr_assert_eq(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+  cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+  cr_assert_eq(cudaStreamSynchronize(s), cudaErrorStreamCaptureUnsupported);
+  cr_assert_eq(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+  (void)cudaGetLastError();
+  cudaFree(x), cudaStreamDestroy(s);
+}
+
+Test(cuda_emu, copies_check_pointer_kinds_and_launches_their_configuration) {
+  float host[4] = {1, 2, 3, 4}, back[4];
+  float *x = (float *)dev(sizeof host);
+  cr_assert_eq(cudaMemcpy(back, host, sizeof host, cudaMemcpyHostToDevice), cudaErrorInvalidValue,
+               "a host destination in a host-to-device copy");
+  cr_assert_eq(cudaMemcpy(x, host, sizeof host + 4, cudaMemcpyHostToDevice), cudaErrorInvalidValue,
+               "a copy past the end of the allocation");
+  cr_assert_eq(cudaMemcpy(x, host, sizeof host, cudaMemcpyHostToDevice), cudaSuccess);
+  (void)cudaGetLastError();
+  add_one<<<0, 64>>>(x, 4);
+  cr_assert_eq(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  add_one<<<1, 2048>>>(x, 4);
+  cr_assert_eq(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  add_one<<<dim3(1, 70000), 32>>>(x, 4);
+  cr_assert_eq(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  add_one<<<1, 32>>>(host, 4);
+  cr_assert_eq(cudaGetLastError(), cudaErrorIllegalAddress, "a kernel given a host pointer");
+  cudaMemcpy(back, x, sizeof back, cudaMemcpyDeviceToHost);
+  cr_assert_eq(back[0], 1.0f, "a refused launch ran");
+  cr_assert_eq(host[0], 1.0f, "a refused launch ran");
+  cudaFree(x);
+}
+
+Test(cuda_emu, cublas_gemm_is_column_major_and_checks_leading_dims) {
+  cublasHandle_t h;
+  cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+  /* column-major A [2x3], B [3x2]: C = A B [2x2] */
+  const float A[6] = {1, 4, 2, 5, 3, 6}, B[6] = {7, 9, 11, 8, 10, 12};
+  float *a = (float *)dev(sizeof A), *b = (float *)dev(sizeof B), *c = (float *)dev(4 * sizeof(float));
+  cudaMemcpy(a, A, sizeof A, cudaMemcpyHostToDevice);
+  cudaMemcpy(b, B, sizeof B, cudaMemcpyHostToDevice);
+  const float one = 1.0f, zero = 0.0f;
+  cr_assert_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &one, a, CUDA_R_32F, 2, b, CUDA_R_32F, 3, &zero, c,
+                            CUDA_R_32F, 2, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               CUBLAS_STATUS_SUCCESS);
+  float C[4];
+  cudaMemcpy(C, c, sizeof C, cudaMemcpyDeviceToHost);
+  const float want[4] = {58, 139, 64, 154};
+  for (int i = 0; i < 4; i++) cr_assert_float_eq(C[i], want[i], 1e-4f, "C[%d]", i);
+  cr_assert_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &one, a, CUDA_R_32F, 1, b, CUDA_R_32F, 3, &zero, c,
+                            CUDA_R_32F, 2, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               CUBLAS_STATUS_INVALID_VALUE, "lda 1 < m 2");
+  cr_assert_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &one, A, CUDA_R_32F, 2, b, CUDA_R_32F, 3, &zero, c,
+                            CUDA_R_32F, 2, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               CUBLAS_STATUS_INVALID_VALUE, "a host matrix");
+  cublasDestroy(h), cudaFree(a), cudaFree(b), cudaFree(c);
+}
