@@ -8,8 +8,9 @@ enum { EVO_SIM_BLOCK = 256 }; /* a power of two: the reductions halve it */
 static unsigned evo_sim_blocks(int64_t n) { return (unsigned)((n + EVO_SIM_BLOCK - 1) / EVO_SIM_BLOCK); }
 
 static evo_status evo_sim_cuda_check(cudaError_t e, const char *what) {
-  return e == cudaSuccess ? EVO_STATUS_OK : evo_error(EVO_STATUS_BACKEND, "sim: cuda %s: %s", what,
-                                                      cudaGetErrorString(e));
+  if (e == cudaSuccess) return EVO_STATUS_OK;
+  (void)cudaGetLastError(); /* a non-sticky error must not be reported again by the next launch check */
+  return evo_error(EVO_STATUS_BACKEND, "sim: cuda %s: %s", what, cudaGetErrorString(e));
 }
 
 static evo_status evo_sim_launched(const char *kernel) { return evo_sim_cuda_check(cudaGetLastError(), kernel); }

@@ -2,13 +2,22 @@
 # The one prepared command for a GPU machine: configure with CUDA (sm_90), build, run the CUDA op harness (its
 # own log keeps the per-op counts and RNG ulp differences), the rest of the test suite with the GPU visible, the
 # op harness again under compute-sanitizer memcheck when the machine has it, then the benchmarks; print a short
-# table last. Logs go to build-gpu/logs; with $OUT set, the table and a tarball of the logs are copied there (the
+# table last. Logs go to $bdir/logs; with $OUT set, the table and a tarball of the logs are copied there (the
 # device tool returns at most 8 files). Everything shares a time budget (EVOC_GPU_CHECK_SECONDS, default 420 s
 # from the start) so the call stays inside 8 minutes; a step that would not fit is reported as skipped.
 # Usage on the device: source .deps/unpack.sh && scripts/gpu_check.sh
+# A dry run of this script without a GPU: EVOC_GPU_CHECK_EMULATE=1 scripts/gpu_check.sh builds against the CUDA
+# emulator (tests/cuda_emu) in build-gpu-emu and runs the benchmarks at their smallest sizes, so the script's steps,
+# logs and table are checked before device time is spent on them.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-logs=build-gpu/logs
+cd "$(dirname "$0")/.." || exit 1
+emulate=${EVOC_GPU_CHECK_EMULATE:-0}
+if [ "$emulate" = 1 ]; then
+  bdir=build-gpu-emu cuda_flags="-DEVOC_CUDA_EMULATE=ON" bench_args="--quick --runs 1 --warmup 0" run_iters=2
+else
+  bdir=build-gpu cuda_flags="-DEVOC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90" bench_args="" run_iters=50
+fi
+logs=$bdir/logs
 mkdir -p "$logs"
 budget=${EVOC_GPU_CHECK_SECONDS:-420}
 left() { echo $((budget - SECONDS)); }
@@ -17,7 +26,7 @@ status() { printf '%-28s %s\n' "$1" "$2" >> "$logs/summary.txt"; }
 finish() {
   status total "${SECONDS}s"
   if [ -n "${OUT:-}" ]; then
-    cp "$logs/summary.txt" "$OUT/" && tar czf "$OUT/gpu_logs.tar.gz" -C build-gpu logs 2>/dev/null
+    cp "$logs/summary.txt" "$OUT/" && tar czf "$OUT/gpu_logs.tar.gz" -C "$bdir" logs 2>/dev/null
   fi
   for f in "$logs"/bench_*.txt; do [ -f "$f" ] && { echo "--- $(basename "$f")"; tail -15 "$f"; }; done
   echo "==== gpu_check summary ===="
@@ -26,16 +35,17 @@ finish() {
 }
 : > "$logs/summary.txt"
 
-nvidia-smi > "$logs/nvidia-smi.txt" 2>&1 && status gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
-if cmake -S . -B build-gpu -G Ninja -DEVOC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 > "$logs/configure.log" 2>&1 &&
-   cmake --build build-gpu -j"$(nproc)" > "$logs/build.log" 2>&1; then
+nvidia-smi > "$logs/nvidia-smi.txt" 2>&1 && status gpu "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"
+# shellcheck disable=SC2086 # cuda_flags holds several flags
+if cmake -S . -B "$bdir" -G Ninja $cuda_flags > "$logs/configure.log" 2>&1 &&
+   cmake --build "$bdir" -j"$(nproc)" > "$logs/build.log" 2>&1; then
   status build "ok (${SECONDS}s)"
 else
   status build FAILED; tail -40 "$logs/build.log" "$logs/configure.log"; finish 1
 fi
 
 t0=$SECONDS
-timeout "$(limit 60 600)" build-gpu/tests/test_cuda_ops --jobs=4 --verbose > "$logs/cuda_ops.log" 2>&1
+timeout "$(limit 60 600)" "$bdir/tests/test_cuda_ops" --jobs=4 --verbose > "$logs/cuda_ops.log" 2>&1
 rc=$?
 synth=$(grep -E 'Synthesis' "$logs/cuda_ops.log" | tail -1 | sed 's/.*Synthesis: //')
 skips=$(grep -c '^\[SKIP\]' "$logs/cuda_ops.log")
@@ -43,7 +53,7 @@ status cuda_ops "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") ($((SECONDS
 grep -E '^\[(FAIL|SKIP)\]' "$logs/cuda_ops.log" | head -8
 
 t0=$SECONDS
-if timeout "$(limit 30 600)" ctest --test-dir build-gpu --output-on-failure -j4 -E '^test_cuda_ops$' \
+if timeout "$(limit 30 600)" ctest --test-dir "$bdir" --output-on-failure -j4 -E '^test_cuda_ops$' \
      > "$logs/ctest.log" 2>&1
 then status tests "ok ($((SECONDS - t0))s)"
 else status tests "FAILED ($((SECONDS - t0))s)"; grep -E 'Failed|FAIL|Timeout' "$logs/ctest.log" | head -20; fi
@@ -52,13 +62,15 @@ status tests "$(grep -E 'tests passed' "$logs/ctest.log" | tail -1)"
 # evoc run on the GPU vs the CPU: CartPole swing-up (easy) PGPE, 50 iterations, 30 s cap each.
 for d in cuda cpu; do
   if [ "$(left)" -lt 90 ]; then status "run cartpole $d" "skipped (time budget)"; continue; fi
-  rm -rf "build-gpu/run_$d"
-  timeout 30 build-gpu/apps/evoc/evoc run configs/cartpole_swingup_easy_pgpe.yaml --device "$d" \
-    --set trainer.max_iter=50 --quiet --out "build-gpu/run_$d" > "$logs/run_$d.log" 2>&1
+  rm -rf "${bdir:?}/run_$d"
+  timeout 60 "$bdir/apps/evoc/evoc" run configs/cartpole_swingup_easy_pgpe.yaml --device "$d" \
+    --set trainer.max_iter=$run_iters --quiet --out "$bdir/run_$d" > "$logs/run_$d.log" 2>&1
   rc=$?
   status "run cartpole $d" "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") $(sed -n \
     's/.*"wall_s":\([0-9.]*\),.*"test_score":\([^,]*\),.*/\1 s, test \2/p' "$logs/run_$d.log" | tail -1)"
 done
+# Everything above means little if the GPU was not used (an old driver makes the GPU tests skip and stay green).
+status "device used" "$(grep -ho 'using cuda[^)]*)' "$logs/run_cuda.log" 2>/dev/null | head -1 || true)"
 
 # memcheck on the op harness: value, guard and NaN/Inf checks only (EVOC_CUDA_OPS_QUICK=1), capped at 180 s.
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1)
@@ -68,7 +80,7 @@ else
   t0=$SECONDS
   lim=$(limit 60 180)
   EVOC_CUDA_OPS_QUICK=1 timeout "$lim" "$san" --tool memcheck --target-processes all --error-exitcode 3 \
-    build-gpu/tests/test_cuda_ops --jobs=4 > "$logs/memcheck.log" 2>&1
+    "$bdir/tests/test_cuda_ops" --jobs=4 > "$logs/memcheck.log" 2>&1
   rc=$?
   errs=$(grep -E 'ERROR SUMMARY' "$logs/memcheck.log" | tail -1 | sed 's/.*ERROR SUMMARY: //')
   case $rc in
@@ -88,9 +100,9 @@ gpu_row() { # log workload jax? -> "median_ms gflops" (counted from the end: the
 gpu_benchmarks() {
   local name w f e j ceil
   for name in bench_sgemm_ceiling bench_mlp_pop bench_cnn_pop bench_train_step; do
-    if [ ! -x "build-gpu/bench/$name" ]; then status "gpu $name" "not built"; continue; fi
+    if [ ! -x "$bdir/bench/$name" ]; then status "gpu $name" "not built"; continue; fi
     if [ "$(left)" -lt 30 ]; then status "gpu $name" "skipped (time budget)"; continue; fi
-    timeout "$(limit 20 150)" "build-gpu/bench/$name" --device cuda > "$logs/gpu_$name.txt" 2>&1 &&
+    timeout "$(limit 20 150)" "$bdir/bench/$name" --device cuda $bench_args > "$logs/gpu_$name.txt" 2>&1 &&
       status "gpu $name" ok || { status "gpu $name" FAILED; tail -5 "$logs/gpu_$name.txt" >&2; }
   done
   if ! python3 -c 'import jax, flax' > /dev/null 2>&1; then status "gpu jax_gpu_peers" "skipped (no jax/flax)"
@@ -117,7 +129,7 @@ gpu_benchmarks() {
 }
 gpu_benchmarks > "$logs/gpu_table.txt"
 
-for b in build-gpu/bench/bench_*; do
+for b in "$bdir"/bench/bench_*; do
   [ -x "$b" ] || continue
   name=$(basename "$b")
   if [ "$(left)" -lt 20 ]; then status "$name" "skipped (time budget)"; continue; fi

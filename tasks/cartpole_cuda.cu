@@ -47,8 +47,10 @@ static evo_status evo_cartpole_cuda_device(const evo_cartpole *c, const char *wh
   cudaError_t e = cudaStreamGetDevice((cudaStream_t)c->stream, &dev);
   if (e == cudaSuccess) e = cudaGetDevice(&cur);
   if (e == cudaSuccess && cur != dev) e = cudaSetDevice(dev);
-  if (e != cudaSuccess)
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError(); /* not left for the next launch check to report */
     return evo_error(EVO_STATUS_BACKEND, "cartpole %s: cuda device selection: %s", what, cudaGetErrorString(e));
+  }
   return EVO_STATUS_OK;
 }
 

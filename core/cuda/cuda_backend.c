@@ -102,7 +102,7 @@ static const char *cu_device_name(void *ctx) { return ((cuda_ctx *)ctx)->k.name;
 static int cu_capturing(void *ctx) {
   enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
   if (cudaStreamIsCapturing(((cuda_ctx *)ctx)->k.stream, &cs) != cudaSuccess) (void)cudaGetLastError();
-  return cs == cudaStreamCaptureStatusActive;
+  return cs != cudaStreamCaptureStatusNone; /* an invalidated capture is still one: ending it reports the cause */
 }
 
 /* Thread-local capture: only this thread's unsafe calls (cudaMalloc, a synchronize) would break the recording. */
@@ -225,6 +225,24 @@ static evo_status probe(int ordinal, struct cudaDeviceProp *prop) {
   return EVO_STATUS_OK;
 }
 
+/* One small GEMM outside any capture: cuBLAS's one-time setup (kernel loading, internal state) then happens here,
+   not inside the first plan the jit records. */
+static evo_status warm_up(cuda_ctx *c) {
+  float *m = NULL;
+  evo_status st = evo_cuda_check(cudaMalloc((void **)&m, 12 * sizeof(float)), "cudaMalloc (cuBLAS warm-up)");
+  if (st) return st;
+  const float one = 1.0f, zero = 0.0f;
+  st = evo_cuda_check(cudaMemsetAsync(m, 0, 8 * sizeof(float), c->k.stream), "cudaMemsetAsync (cuBLAS warm-up)");
+  if (!st)
+    st = evo_cublas_check(cublasGemmEx(c->k.cublas, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, m, CUDA_R_32F, 2, m + 4,
+                                       CUDA_R_32F, 2, &zero, m + 8, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F,
+                                       CUBLAS_GEMM_DEFAULT),
+                          "cuBLAS warm-up GEMM");
+  if (!st) st = evo_cuda_check(cudaStreamSynchronize(c->k.stream), "cudaStreamSynchronize (cuBLAS warm-up)");
+  (void)cudaFree(m);
+  return st;
+}
+
 evo_status evo_backend_cuda_new(int ordinal, evo_backend **out) {
   if (!out) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "cuda: out is NULL");
   *out = NULL;
@@ -248,6 +266,7 @@ evo_status evo_backend_cuda_new(int ordinal, evo_backend **out) {
   if (!st) st = evo_cuda_check(cudaMalloc(&c->cublas_ws, CUBLAS_WORKSPACE_BYTES), "cudaMalloc (cuBLAS workspace)");
   if (!st) st = evo_cublas_check(cublasSetWorkspace(c->k.cublas, c->cublas_ws, CUBLAS_WORKSPACE_BYTES),
                                  "cublasSetWorkspace");
+  if (!st) st = warm_up(c);
   if (st) {
     cu_destroy(c);
     free(be);

@@ -193,10 +193,12 @@ extern "C" evo_status evo_cuda_matmul(evo_cuda_ctx *c, const evo_kernel_args *ar
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "cuda matmul: shapes do not match the node");
   const float *a = (const float *)args->src[0], *b = (const float *)args->src[1];
   float *out = (float *)args->dst;
+  /* The handle is bound to c->stream once, at backend creation (cuda_backend.c): cublasSetStream here would also
+     drop the workspace that lets GEMMs be recorded into graphs. */
   cudaStream_t s = NULL;
-  cublasStatus_t cs = cublasGetStream(c->cublas, &s);
-  if (cs == CUBLAS_STATUS_SUCCESS && s != c->stream) cs = cublasSetStream(c->cublas, c->stream);
-  if (cs != CUBLAS_STATUS_SUCCESS) return evo_cublas_check(cs, "matmul: cublasSetStream");
+  const cublasStatus_t cs = cublasGetStream(c->cublas, &s);
+  if (cs != CUBLAS_STATUS_SUCCESS) return evo_cublas_check(cs, "matmul: cublasGetStream");
+  if (s != c->stream) return evo_error(EVO_STATUS_INTERNAL, "cuda matmul: the cuBLAS handle left the backend's stream");
   switch (p.kind) {
   case MM_NOTHING: return EVO_STATUS_OK;
   case MM_ZERO:
