@@ -1,8 +1,9 @@
 /* jit: compile a graph for fixed shapes into a plan. Dead nodes are dropped, reshapes and stop_gradient alias
    their input, constants are uploaded once, and every intermediate gets an offset in one arena chosen by
    liveness (a buffer is reused as soon as its last reader has run). A transpose of the last two dims read only
-   by a matmul becomes the matmul's trans flag and a binary op read only by a unary one fuses with it, where the
-   backend takes the result (jit_fuse.c). Running a plan allocates nothing. On a
+   by a matmul becomes the matmul's trans flag, matmul + bias + activation can become one node, and a binary op
+   read only by a unary one fuses with it, where the backend takes the result (jit_fuse.c). Running a plan
+   allocates nothing. On a
    backend with graph hooks (CUDA) the first run records the kernels and output copies into a device graph and
    every run replays it; the recording holds the bound tensors' addresses, so binding other tensors re-records. */
 #include <stdlib.h>
@@ -174,6 +175,7 @@ evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out) {
 
   /* Rewrites on the plan's copy of the nodes; from here on the plan reads p->nodes (g's only for constants). */
   evo_jit_fold_transposes(p->nodes, nn, live, g->outputs, g->n_outputs, be);
+  evo_jit_fuse_matmul_bias_act(p->nodes, nn, live, g->outputs, g->n_outputs, be);
   evo_jit_fuse_elementwise(p->nodes, nn, live, g->outputs, g->n_outputs, be);
 
   evo_status st = EVO_STATUS_OK;

@@ -15,4 +15,11 @@ int evo_jit_fold_transposes(evo_node_t *nodes, int n_nodes, char *live, const ev
 int evo_jit_fuse_elementwise(evo_node_t *nodes, int n_nodes, char *live, const evo_node *outputs, int n_outputs,
                              evo_backend *be);
 
+/* Fuses MATMUL -> ADD (a bias constant along the product's rows) -> unary activation, each read only by the
+   next, into one EVO_OP_FUSED_MATMUL_BIAS_ACT node (ops.h) in the unary's place, where the backend accepts it;
+   the matmul and the add are marked dead. Run before evo_jit_fuse_elementwise, which would take the add. Returns
+   the number of layers fused. */
+int evo_jit_fuse_matmul_bias_act(evo_node_t *nodes, int n_nodes, char *live, const evo_node *outputs, int n_outputs,
+                                 evo_backend *be);
+
 #endif

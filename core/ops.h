@@ -72,6 +72,10 @@ typedef enum {
    FUSED_BINARY_UNARY: unary op i[1] applied to binary op i[0] (ADD..MIN) of in[0], in[1], broadcasting as the
    binary; the node has the binary's shape. */
 #define EVO_OP_FUSED_BINARY_UNARY ((evo_op)(EVO_OP_COUNT + 1))
+/* FUSED_MATMUL_BIAS_ACT: unary op i[2] of MATMUL(in[0], in[1]) (trans flags i[0], i[1] as MATMUL's) plus in[2], a
+   bias broadcast to the product's shape and constant along its rows (second-to-last dim); the node has the
+   product's shape. A layer of a population MLP in one kernel, where the backend takes it (CUDA, few rows). */
+#define EVO_OP_FUSED_MATMUL_BIAS_ACT ((evo_op)(EVO_OP_COUNT + 2))
 
 const char *evo_op_name(evo_op op);
 

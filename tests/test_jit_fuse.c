@@ -278,8 +278,10 @@ Test(jit_fuse, shared_intermediate_stays) {
 }
 
 /* On a GPU: cuBLAS takes the trans flags (one kernel per transposed matmul, values as on the CPU up to summation
-   order) and the CUDA backend refuses the fused elementwise op, so those pairs stay two kernels. */
-Test(jit_fuse, cuda_folds_transposes_and_refuses_fusion) {
+   order), and the CUDA backend takes matmul + bias + activation as one fused layer (EVO_OP_FUSED_MATMUL_BIAS_ACT)
+   instead of the binary/unary pairs: the two-layer MLP is two kernels, where the same MLP keeping its
+   pre-activations as outputs cannot fuse and stays six. */
+Test(jit_fuse, cuda_folds_transposes_and_fuses_layers) {
   evo_backend *gpu = NULL;
   if (evo_backend_cuda_new(0, &gpu) != EVO_STATUS_OK || evo_cuda_device_count() == 0) {
     evo_backend_free(gpu);
@@ -314,11 +316,13 @@ Test(jit_fuse, cuda_folds_transposes_and_refuses_fusion) {
     evo_plan_free(pc), evo_plan_free(pg);
     evo_graph_free(g);
   }
-  evo_graph *g = mlp(0, evo_tanh, 7);
-  evo_plan *p;
-  cr_assert_eq(evo_jit(g, gpu, &p), EVO_STATUS_OK, "%s", evo_last_error());
-  cr_expect_eq(evo_plan_n_kernels(p), 6, "%d kernels", evo_plan_n_kernels(p));
-  evo_plan_free(p);
-  evo_graph_free(g);
+  for (int keep = 0; keep < 2; keep++) {
+    evo_graph *g = mlp(keep, evo_tanh, 7);
+    evo_plan *p;
+    cr_assert_eq(evo_jit(g, gpu, &p), EVO_STATUS_OK, "%s", evo_last_error());
+    cr_expect_eq(evo_plan_n_kernels(p), keep ? 6 : 2, "keep %d: %d kernels", keep, evo_plan_n_kernels(p));
+    evo_plan_free(p);
+    evo_graph_free(g);
+  }
   evo_backend_free(gpu);
 }

@@ -15,6 +15,7 @@ static evo_status identity(evo_cuda_ctx *c, const evo_kernel_args *a) {
 evo_status evo_cuda_run(evo_cuda_ctx *c, const evo_kernel_args *a) {
   const evo_node_t *n = a->node;
   if (n->op == EVO_OP_INPUT || node_bytes(n) == 0) return EVO_STATUS_OK; /* nothing to write: launch nothing */
+  if (n->op == EVO_OP_FUSED_MATMUL_BIAS_ACT) return evo_cuda_mm_bias_act(c, a);
   switch (n->op) {
   case EVO_OP_INPUT: return EVO_STATUS_OK;
   case EVO_OP_RESHAPE: case EVO_OP_STOP_GRADIENT: return identity(c, a);
@@ -62,6 +63,7 @@ size_t evo_cuda_scratch_bytes(const evo_node_t *node, const evo_node_t *const *i
 static int device_dtype(evo_dtype t) { return t == EVO_F32 || t == EVO_I32 || t == EVO_U8 || t == EVO_U32; }
 
 int evo_cuda_supports(const evo_node_t *node, const evo_node_t *const *in) {
+  if (node->op == EVO_OP_FUSED_MATMUL_BIAS_ACT) return evo_cuda_mm_bias_act_supported(node, in);
   if ((unsigned)node->op >= EVO_OP_COUNT || !device_dtype(node->dtype)) return 0;
   for (int k = 0; k < node->n_in; k++)
     if (!in[k] || !device_dtype(in[k]->dtype)) return 0;

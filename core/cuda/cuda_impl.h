@@ -53,6 +53,9 @@ evo_status evo_cuda_rng(evo_cuda_ctx *c, const evo_kernel_args *a);
 /* k_matmul.cu: cuBLAS strided-batched SGEMM over loop dims (broadcast loop dims by stride 0 or per-batch calls). */
 evo_status evo_cuda_matmul(evo_cuda_ctx *c, const evo_kernel_args *a);
 size_t evo_cuda_matmul_scratch(const evo_node_t *node, const evo_node_t *const *in);
+/* k_matmul_epi.cu: EVO_OP_FUSED_MATMUL_BIAS_ACT (ops.h) for small row counts; _supported says where. */
+int evo_cuda_mm_bias_act_supported(const evo_node_t *node, const evo_node_t *const *in);
+evo_status evo_cuda_mm_bias_act(evo_cuda_ctx *c, const evo_kernel_args *a);
 /* k_conv.cu: CONV2D, CONV2D_GRAD_INPUT, CONV2D_GRAD_KERNEL with per-member (loop-dim) weights. */
 evo_status evo_cuda_conv2d(evo_cuda_ctx *c, const evo_kernel_args *a);
 size_t evo_cuda_conv2d_scratch(const evo_node_t *node, const evo_node_t *const *in);

@@ -123,6 +123,28 @@ static __device__ __forceinline__ void evo_cuda_offsets(const evo_cuda_index &ix
 static __device__ __forceinline__ void evo_cuda_offsets(const evo_cuda_index &ix, uint64_t flat, uint64_t *off) {
   evo_cuda_offsets64(&ix, flat, off);
 }
+/* The unary ops' per-element math as a functor (the op is a template argument, so the switch folds away); used
+   by the unary kernels and the fused matmul epilogue. */
+template <evo_op OP>
+struct evo_cuda_unary_fn {
+  __device__ float operator()(float x) const {
+    switch (OP) {
+    case EVO_OP_NEG: return -x;
+    case EVO_OP_ABS: return fabsf(x);
+    case EVO_OP_EXP: return evo_expf(x);
+    case EVO_OP_LOG: return logf(x);
+    case EVO_OP_SQRT: return sqrtf(x);
+    case EVO_OP_TANH: return evo_tanhf(x);
+    case EVO_OP_SIGMOID: return evo_sigmoidf(x);
+    case EVO_OP_RELU: return evo_reluf(x);
+    case EVO_OP_SIN: return sinf(x);
+    case EVO_OP_COS: return cosf(x);
+    case EVO_OP_SQUARE: return x * x;
+    default: return evo_signf(x); /* EVO_OP_SIGN */
+    }
+  }
+};
+
 #endif /* __CUDACC__ */
 
 #endif

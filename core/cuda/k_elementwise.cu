@@ -78,27 +78,8 @@ evo_status zip2(evo_cuda_ctx *c, const evo_kernel_args *a, F f, const char *what
   return EVO_CUDA_LAUNCHED(what);
 }
 
-/* ---- per-element functors (the op is a template argument, so each switch folds away) ---- */
-
-template <evo_op OP>
-struct unary_fn {
-  __device__ float operator()(float x) const {
-    switch (OP) {
-    case EVO_OP_NEG: return -x;
-    case EVO_OP_ABS: return fabsf(x);
-    case EVO_OP_EXP: return evo_expf(x);
-    case EVO_OP_LOG: return logf(x);
-    case EVO_OP_SQRT: return sqrtf(x);
-    case EVO_OP_TANH: return evo_tanhf(x);
-    case EVO_OP_SIGMOID: return evo_sigmoidf(x);
-    case EVO_OP_RELU: return evo_reluf(x);
-    case EVO_OP_SIN: return sinf(x);
-    case EVO_OP_COS: return cosf(x);
-    case EVO_OP_SQUARE: return x * x;
-    default: return evo_signf(x); /* EVO_OP_SIGN */
-    }
-  }
-};
+/* ---- per-element functors (the op is a template argument, so each switch folds away; the unary ones are
+   evo_cuda_unary_fn in cuda_util.cuh) ---- */
 
 template <evo_op OP>
 struct binary_fn {
@@ -154,7 +135,7 @@ struct cast_fn {
 
 template <evo_op OP>
 evo_status unary1(evo_cuda_ctx *c, const evo_kernel_args *a, int64_t n) {
-  return map1<float, float>(c, a->src[0], a->dst, n, unary_fn<OP>(), "unary kernel");
+  return map1<float, float>(c, a->src[0], a->dst, n, evo_cuda_unary_fn<OP>(), "unary kernel");
 }
 
 template <evo_op OP>
