@@ -1,4 +1,5 @@
-/* The emulator's grid executor: blocks run one after another; the threads of a block run as fibers (ucontext)
+/* The emulator's grid executor: blocks run one after another; the threads of a block run as fibers (a
+   minimal x86-64 stack switch: ucontext's swapcontext makes a signal-mask system call per switch, 30x slower)
    that switch only at __syncthreads and warp shuffles, so block- and warp-level code runs as written. A kernel
    whose thread 0 finishes without synchronising runs its other threads as plain calls (much faster). UB that a
    GPU may forgive is reported and aborts: a full-mask shuffle after lanes of the warp exited, a shuffle from an
@@ -8,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <vector>
 #include "emu.h"
 #if defined(__SANITIZE_ADDRESS__)
@@ -17,6 +17,20 @@
 #else
 #define EMU_ASAN 0
 #endif
+
+/* evo_emu_switch(save, to): saves the callee-saved registers on this stack and its stack pointer in *save, then
+   continues on stack `to` as saved by an earlier switch (or prepared by make_fiber). SysV x86-64 only. */
+extern "C" void evo_emu_switch(void **save, void *to);
+__asm__(".text\n"
+        ".globl evo_emu_switch\n"
+        ".type evo_emu_switch,@function\n"
+        "evo_emu_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        ".size evo_emu_switch,.-evo_emu_switch\n");
 
 namespace evo_emu {
 
@@ -28,7 +42,7 @@ constexpr size_t STACK = (size_t)256 << 10;
 enum fstate { READY, AT_BLOCK, AT_WARP, DONE };
 
 struct fiber {
-  ucontext_t uc;
+  void *sp; /* saved stack pointer while switched out */
   thread_ids ids;
   fstate st;
   void *fake_stack;
@@ -37,7 +51,7 @@ struct fiber {
 struct block_run {
   const std::function<void()> *body;
   std::vector<fiber> f;
-  ucontext_t main;
+  void *main_sp;
   int cur = -1;          /* the fiber running, -1 = main */
   bool direct = false;   /* threads run as plain calls: synchronisation is an error */
   uint64_t slot[32][32]; /* per warp, per lane: the values being exchanged */
@@ -74,11 +88,8 @@ void yield_to_main(block_run *b, bool finished) {
 #if EMU_ASAN
   __sanitizer_start_switch_fiber(finished ? nullptr : &me.fake_stack, b->main_bottom, b->main_size);
 #endif
-  if (finished) {
-    setcontext(&b->main);
-    fail("setcontext returned");
-  }
-  swapcontext(&me.uc, &b->main);
+  evo_emu_switch(&me.sp, b->main_sp);
+  if (finished) fail("a finished fiber was resumed");
 #if EMU_ASAN
   __sanitizer_finish_switch_fiber(me.fake_stack, &b->main_bottom, &b->main_size);
 #endif
@@ -103,7 +114,7 @@ void resume(block_run *b, int i) {
   void *fake = nullptr;
   __sanitizer_start_switch_fiber(&fake, stack_at(i), STACK);
 #endif
-  swapcontext(&b->main, &b->f[i].uc);
+  evo_emu_switch(&b->main_sp, b->f[i].sp);
 #if EMU_ASAN
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
@@ -112,12 +123,14 @@ void resume(block_run *b, int i) {
 
 void make_fiber(block_run *b, int i) {
   fiber &f = b->f[i];
-  if (getcontext(&f.uc) != 0) fail("getcontext failed");
-  f.uc.uc_stack.ss_sp = stack_at(i);
-  f.uc.uc_stack.ss_size = STACK;
-  f.uc.uc_link = nullptr;
   f.fake_stack = nullptr;
-  makecontext(&f.uc, trampoline, 0);
+  /* A stack that evo_emu_switch "returns" into trampoline on: six zero registers, then trampoline's address,
+     then a null return address for trampoline (it never returns), 16-byte aligned as after a call. */
+  uint64_t *sp = (uint64_t *)(((uintptr_t)stack_at(i) + STACK) & ~(uintptr_t)15);
+  *--sp = 0;
+  *--sp = (uint64_t)(uintptr_t)trampoline;
+  for (int r = 0; r < 6; r++) *--sp = 0;
+  f.sp = sp;
 }
 
 /* Thread 0 has parked at its first barrier: runs every thread as a fiber, releasing barriers as they fill. */
