@@ -18,6 +18,11 @@ else
   bdir=build-gpu cuda_flags="-DEVOC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90" bench_args="" run_iters=50
 fi
 logs=$bdir/logs
+# .deps unpacked by .deps/unpack.sh: OpenBLAS's libblas/liblapack (which liblapacke loads) sit in openblas-openmp/,
+# where update-alternatives would have linked them from.
+for d in "${TMPDIR:-/tmp}"/evoc-deps/usr/lib/x86_64-linux-gnu/openblas-openmp; do
+  [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" LIBRARY_PATH="$d${LIBRARY_PATH:+:$LIBRARY_PATH}"
+done
 mkdir -p "$logs"
 budget=${EVOC_GPU_CHECK_SECONDS:-420}
 left() { echo $((budget - SECONDS)); }

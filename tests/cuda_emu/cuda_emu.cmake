@@ -4,6 +4,9 @@
 # without a GPU: they check the host logic (plans, graph capture rules, pointer kinds, cuBLAS arguments) and the
 # kernels' indexing and block/warp synchronisation. Not a substitute for scripts/gpu_check.sh on a real GPU:
 # timing, memory ordering and the device math intrinsics are not modelled. See tests/cuda_emu/README.md.
+if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  message(FATAL_ERROR "EVOC_CUDA_EMULATE: the emulator's fiber switch is x86-64 only (this is ${CMAKE_SYSTEM_PROCESSOR})")
+endif()
 enable_language(CXX)
 find_package(CUDAToolkit REQUIRED) # headers only: nothing links libcudart
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
