@@ -40,7 +40,8 @@ import jax  # noqa: E402
 if not MINE.tf32:
     jax.config.update("jax_default_matmul_precision", "highest")
 try:
-    GPU = jax.devices("gpu")[0]
+    # EVOC_JAX_PEERS_CPU=1: a dry run of this script on JAX's CPU (checks it before device time is spent on it)
+    GPU = jax.devices("cpu" if os.environ.get("EVOC_JAX_PEERS_CPU") == "1" else "gpu")[0]
 except RuntimeError as e:
     print(f"skipped: JAX sees no GPU ({e})")
     sys.exit(0)
