@@ -703,6 +703,8 @@ Test(cuda_ops, fused_matmul_bias_activation_matches_the_cpu) {
       {2, 3, 3, {10, 4}, {6, 4, 1}, {6, 1, 1}, 0, 0, 0, 1},         /* one output column */
       {4, 4, 4, {2, 3, 4, 8}, {2, 3, 8, 5}, {2, 3, 1, 1}, 0, 0, 1, 1}, /* two loop dims, bias broadcast on cols */
       {3, 2, 1, {4, 1, 6}, {6, 3}, {3}, 0, 0, 2, 1},                 /* M = 1, shared weights */
+      {3, 3, 1, {6, 24, 40}, {6, 40, 33}, {33}, 0, 0, 1, 1},         /* M = 24: 8 rows per thread */
+      {3, 3, 3, {3, 40, 32}, {3, 40, 17}, {3, 1, 17}, 1, 0, 2, 1},   /* M = 32 stored transposed */
   };
   for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) check_layer(&cases[i], i);
 }

@@ -2,8 +2,8 @@
    kernel. It is a population MLP's layer — per-member weights, few rows (observations) per member — where cuBLAS's
    batched GEMM plus separate bias and activation kernels move every activation through memory three times; here
    each member's weights are read once and the activations once. One block per (member, 64 output columns): the
-   K dimension in tiles of 32 through shared memory, each thread accumulating M/4 rows of one column in registers
-   (float, the order fixed by the shapes), then bias and activation in the epilogue.
+   K dimension in tiles of 32 through shared memory, each thread accumulating a run of M/4 rows of one column in
+   registers (float, the order fixed by the shapes), then bias and activation in the epilogue.
    Taken where M <= 64, every operand's loop dims are absent (shared) or equal to the output's, the bias is
    constant along the rows, and the activation is tanh, relu or sigmoid; otherwise the jit keeps the unfused
    nodes. */
@@ -21,27 +21,30 @@ struct epi_args {
   int sbn;                /* bias step along the columns: 1, or 0 for a bias broadcast along them */
 };
 
-/* a [M,K] ([K,M] when TA), b [K,N] ([N,K] when TB). Every thread of a block takes the same (member, tile) steps,
-   so the barriers are uniform. */
-template <evo_op ACT, bool TA, bool TB>
+/* a [M,K] ([K,M] when TA), b [K,N] ([N,K] when TB). Thread (col, rg) computes rows [rg*RPT, rg*RPT + RPT) of
+   column col, RPT = 4 * RPT4 >= M / 4, reading its RPT A values per k as float4s (one shared-memory load each).
+   Every thread of a block takes the same (member, tile) steps, so the barriers are uniform. */
+template <evo_op ACT, bool TA, bool TB, int RPT4>
 __global__ void __launch_bounds__(THREADS) k_mm_bias_act(const epi_args p) {
-  __shared__ float As[BK][MAX_M + 1]; /* As[k][m]: +1 so the transposing stores spread over the banks */
-  __shared__ float Bs[BK][BN];
-  const int tid = threadIdx.x, col = tid % BN, rg = tid / BN;
+  constexpr int RPT = 4 * RPT4, MP = RG * RPT; /* rows per thread, rows held in shared memory (M padded) */
+  __shared__ __align__(16) float As[BK][MP];  /* As[k][m], rows past M zero */
+  __shared__ float Bs[BK][BN + 1];            /* +1: the transposed (TB) stores spread over the banks */
+  const int tid = threadIdx.x, col = tid % BN, r0 = (tid / BN) * RPT;
   const evo_cuda_unary_fn<ACT> act;
   for (int64_t t = blockIdx.x; t < p.L * p.ntiles; t += gridDim.x) {
     const int64_t l = t / p.ntiles;
     const int n0 = (int)(t % p.ntiles) * BN;
     const float *a = p.a + l * p.sa, *b = p.b + l * p.sb;
-    float acc[MAX_M / RG];
+    float acc[RPT];
 #pragma unroll
-    for (int i = 0; i < MAX_M / RG; i++) acc[i] = 0.0f;
+    for (int i = 0; i < RPT; i++) acc[i] = 0.0f;
     for (int k0 = 0; k0 < p.K; k0 += BK) {
       const int kk = p.K - k0 < BK ? p.K - k0 : BK;
       __syncthreads(); /* the previous tile is no longer read */
-      for (int e = tid; e < p.M * BK; e += THREADS) {
-        const int m = TA ? e % p.M : e / BK, k = TA ? e / p.M : e % BK;
-        As[k][m] = k < kk ? (TA ? a[(int64_t)(k0 + k) * p.M + m] : a[(int64_t)m * p.K + k0 + k]) : 0.0f;
+      /* m fastest: conflict-free stores; the strided reads of an untransposed A stay in L1 across the tile */
+      for (int e = tid; e < MP * BK; e += THREADS) {
+        const int m = e % MP, k = e / MP;
+        As[k][m] = k < kk && m < p.M ? (TA ? a[(int64_t)(k0 + k) * p.M + m] : a[(int64_t)m * p.K + k0 + k]) : 0.0f;
       }
       for (int e = tid; e < BK * BN; e += THREADS) {
         const int n = TB ? e / BK : e % BN, k = TB ? e % BK : e / BN;
@@ -51,9 +54,12 @@ __global__ void __launch_bounds__(THREADS) k_mm_bias_act(const epi_args p) {
       __syncthreads();
       for (int k = 0; k < kk; k++) {
         const float bv = Bs[k][col];
+        const float4 *ar = reinterpret_cast<const float4 *>(&As[k][r0]);
 #pragma unroll
-        for (int i = 0; i < MAX_M / RG; i++)
-          if (rg + i * RG < p.M) acc[i] += As[k][rg + i * RG] * bv;
+        for (int q = 0; q < RPT4; q++) {
+          const float4 av = ar[q];
+          acc[4 * q] += av.x * bv, acc[4 * q + 1] += av.y * bv, acc[4 * q + 2] += av.z * bv, acc[4 * q + 3] += av.w * bv;
+        }
       }
     }
     const int n = n0 + col;
@@ -61,10 +67,8 @@ __global__ void __launch_bounds__(THREADS) k_mm_bias_act(const epi_args p) {
       const float bias = p.bias[l * p.sbl + (int64_t)n * p.sbn];
       float *y = p.y + l * p.M * p.N + n;
 #pragma unroll
-      for (int i = 0; i < MAX_M / RG; i++) {
-        const int m = rg + i * RG;
-        if (m < p.M) y[(int64_t)m * p.N] = act(acc[i] + bias);
-      }
+      for (int i = 0; i < RPT; i++)
+        if (r0 + i < p.M) y[(int64_t)(r0 + i) * p.N] = act(acc[i] + bias);
     }
   }
 }
@@ -109,14 +113,27 @@ int plan(epi_args *p, const evo_node_t *y, const evo_node_t *an, const evo_node_
   return 1;
 }
 
+template <evo_op ACT, bool TA, bool TB, int RPT4>
+void launch_rows(evo_cuda_ctx *c, const epi_args &p, unsigned grid) {
+  k_mm_bias_act<ACT, TA, TB, RPT4><<<grid, THREADS, 0, c->stream>>>(p);
+}
+
+/* Rows per thread rounded up to a multiple of 4: M <= 16, 32 or 64. */
+template <evo_op ACT, bool TA, bool TB>
+void launch_t(evo_cuda_ctx *c, const epi_args &p, unsigned grid) {
+  if (p.M <= 16) launch_rows<ACT, TA, TB, 1>(c, p, grid);
+  else if (p.M <= 32) launch_rows<ACT, TA, TB, 2>(c, p, grid);
+  else launch_rows<ACT, TA, TB, 4>(c, p, grid);
+}
+
 template <evo_op ACT>
 void launch(evo_cuda_ctx *c, const epi_args &p, int ta, int tb) {
   const int64_t items = p.L * p.ntiles, cap = (int64_t)(c->sm_count > 0 ? c->sm_count : 108) * 16;
   const unsigned grid = (unsigned)(items < cap ? items : cap);
-  if (!ta && !tb) k_mm_bias_act<ACT, false, false><<<grid, THREADS, 0, c->stream>>>(p);
-  else if (!ta) k_mm_bias_act<ACT, false, true><<<grid, THREADS, 0, c->stream>>>(p);
-  else if (!tb) k_mm_bias_act<ACT, true, false><<<grid, THREADS, 0, c->stream>>>(p);
-  else k_mm_bias_act<ACT, true, true><<<grid, THREADS, 0, c->stream>>>(p);
+  if (!ta && !tb) launch_t<ACT, false, false>(c, p, grid);
+  else if (!ta) launch_t<ACT, false, true>(c, p, grid);
+  else if (!tb) launch_t<ACT, true, false>(c, p, grid);
+  else launch_t<ACT, true, true>(c, p, grid);
 }
 
 } // namespace
