@@ -43,6 +43,7 @@ void evo_gradtrain_free(evo_gradtrain *t) {
   evo_mnist_split_free(&t->train);
   evo_mnist_split_free(&t->test);
   evo_backend_free(t->be);
+  evo_backend_free(t->dev);
   free(t->out_dir);
   free(t);
 }
@@ -215,6 +216,7 @@ static evo_status write_summary(const evo_gradtrain *t) {
   cJSON_AddStringToObject(o, "task", s.task);
   cJSON_AddStringToObject(o, "policy", s.policy);
   cJSON_AddStringToObject(o, "optim", s.optim);
+  cJSON_AddStringToObject(o, "device", t->device);
   const char *keys[] = {"seed", "num_params", "trainable_params", "epochs", "steps", "steps_per_epoch", "examples",
                         "wall_s", "seconds_per_epoch", "train_loss", "test_acc", "test_loss", "best_test_acc",
                         "best_epoch"};

@@ -15,7 +15,8 @@
 typedef struct {
   int64_t batch; /* 0: unused slot */
   evo_plan *plan;
-  evo_tensor *x, *y;
+  evo_tensor *x, *y;   /* host: filled per batch */
+  evo_tensor *dx, *dy; /* on t->dev when training on a device: x, y copied there */
 } evo_gradtrain_plan;
 
 /* The optimizer runs on chunks of the "trained space" (the trained entries back to back, in tree order): every
@@ -42,7 +43,11 @@ struct evo_gradtrain {
   evo_config *cfg;
   evo_gradtrain_params p;
   char *out_dir;
-  evo_backend *be;
+  evo_backend *be;  /* host: parameters, gradients, optimizer and batches live here */
+  evo_backend *dev; /* the plans' device (device: cuda), or NULL: the plans run on be */
+  char device[160]; /* "cpu" or "cuda:0 (NAME)" */
+  /* with dev: the plans' parameter inputs and outputs there, copied in before and out after every run */
+  evo_tensor **dparam, **dgrad, *dloss, *dcorrect;
   int64_t seed;
   evo_key init_key, shuffle_key;
   char task_name[32], policy_name[32], optim_name[32];

@@ -52,6 +52,8 @@ static void plan_free(evo_gradtrain_plan *p) {
   evo_plan_free(p->plan);
   evo_tensor_free(p->x);
   evo_tensor_free(p->y);
+  evo_tensor_free(p->dx);
+  evo_tensor_free(p->dy);
   *p = (evo_gradtrain_plan){0};
 }
 
@@ -65,13 +67,18 @@ static evo_status plan_build(evo_gradtrain *t, evo_gradtrain_plan *p, int64_t n,
     if (!vg) return evo_error(EVO_STATUS_INTERNAL, "gradtrain: value_and_grad: %s", evo_last_error());
     g = vg;
   }
-  st = evo_jit(g, t->be, &p->plan);
+  st = evo_jit(g, t->dev ? t->dev : t->be, &p->plan);
   evo_graph_free(g);
   if (st) return st;
   p->batch = n;
-  p->x = evo_tensor_new(t->be, EVO_F32, 4, (int64_t[]){n, t->train.rows, t->train.cols, 1});
+  const int64_t xs[4] = {n, t->train.rows, t->train.cols, 1};
+  p->x = evo_tensor_new(t->be, EVO_F32, 4, xs);
   p->y = evo_tensor_new(t->be, EVO_I32, 1, &n);
-  if (!p->x || !p->y) {
+  if (t->dev) {
+    p->dx = evo_tensor_new(t->dev, EVO_F32, 4, xs);
+    p->dy = evo_tensor_new(t->dev, EVO_I32, 1, &n);
+  }
+  if (!p->x || !p->y || (t->dev && (!p->dx || !p->dy))) {
     plan_free(p);
     return evo_error(EVO_STATUS_OUT_OF_MEMORY, "gradtrain: out of memory for a batch of %lld", (long long)n);
   }
@@ -106,6 +113,25 @@ evo_status evo_gradtrain_plans_init(evo_gradtrain *t) {
   t->loss_out = evo_tensor_new(t->be, EVO_F32, 0, NULL);
   t->correct_out = evo_tensor_new(t->be, EVO_F32, 0, NULL);
   if (!t->loss_out || !t->correct_out) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "gradtrain: out of memory");
+  if (t->dev) { /* the plans' inputs and outputs on the device */
+    const evo_ptree *tr = evo_policy_ptree(t->pol);
+    t->dparam = calloc((size_t)t->n_entries, sizeof *t->dparam);
+    t->dgrad = calloc((size_t)t->n_trained, sizeof *t->dgrad);
+    if (!t->dparam || !t->dgrad) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "gradtrain: out of memory");
+    for (int i = 0; i < t->n_entries; i++) {
+      const evo_param_spec *s = evo_ptree_spec(tr, i);
+      if (!(t->dparam[i] = evo_tensor_new(t->dev, EVO_F32, s->ndim, s->shape)))
+        return evo_error(EVO_STATUS_OUT_OF_MEMORY, "gradtrain: out of device memory for the parameters");
+    }
+    for (int k = 0; k < t->n_trained; k++) {
+      const evo_param_spec *s = evo_ptree_spec(tr, t->trained_idx[k]);
+      if (!(t->dgrad[k] = evo_tensor_new(t->dev, EVO_F32, s->ndim, s->shape)))
+        return evo_error(EVO_STATUS_OUT_OF_MEMORY, "gradtrain: out of device memory for the gradients");
+    }
+    t->dloss = evo_tensor_new(t->dev, EVO_F32, 0, NULL);
+    t->dcorrect = evo_tensor_new(t->dev, EVO_F32, 0, NULL);
+    if (!t->dloss || !t->dcorrect) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "gradtrain: out of device memory");
+  }
   /* compile the main shapes now, so a policy that does not fit the data fails before the run */
   evo_gradtrain_plan *p;
   evo_status st = plan_get(t, t->batch, false, &p);
@@ -119,6 +145,12 @@ void evo_gradtrain_plans_free(evo_gradtrain *t) {
   free(t->grad);
   evo_tensor_free(t->loss_out);
   evo_tensor_free(t->correct_out);
+  for (int i = 0; t->dparam && i < t->n_entries; i++) evo_tensor_free(t->dparam[i]);
+  for (int k = 0; t->dgrad && k < t->n_trained; k++) evo_tensor_free(t->dgrad[k]);
+  free(t->dparam), free(t->dgrad);
+  evo_tensor_free(t->dloss);
+  evo_tensor_free(t->dcorrect);
+  t->dparam = t->dgrad = NULL, t->dloss = t->dcorrect = NULL;
   free(t->idx);
   free(t->perm);
 }
@@ -134,15 +166,34 @@ static void fill_batch(const evo_gradtrain *t, const evo_mnist_split *d, const i
   }
 }
 
-/* Runs plan p on its filled batch; outputs[0] gets the (summed or mean) loss. */
-static evo_status run_plan(evo_gradtrain *t, evo_gradtrain_plan *p, evo_tensor **outputs) {
+/* Copies a host tensor into its device mirror (same shape). */
+static evo_status to_dev(evo_tensor *d, const evo_tensor *h) {
+  return evo_tensor_copy_from_host(d, evo_tensor_data_const(h), evo_tensor_nbytes(h));
+}
+
+/* Runs plan p on its filled batch; outputs[0] gets the (summed or mean) loss. With a device, the plan reads the
+   device copies of the parameters and the batch and writes dout[], which are copied back into outputs[]. */
+static evo_status run_plan(evo_gradtrain *t, evo_gradtrain_plan *p, evo_tensor **outputs, evo_tensor **dout,
+                           int n_out) {
   evo_tensor *in[EVO_POLICY_MAX_LAYERS * 2 + 2];
   if (t->n_entries + 2 > (int)(sizeof in / sizeof *in))
     return evo_error(EVO_STATUS_UNSUPPORTED, "gradtrain: %d parameter entries (at most %d)", t->n_entries,
                      (int)(sizeof in / sizeof *in) - 2);
-  for (int i = 0; i < t->n_entries; i++) in[i] = t->param[i];
-  in[t->n_entries] = p->x, in[t->n_entries + 1] = p->y;
-  return evo_plan_run(p->plan, in, outputs);
+  if (!t->dev) {
+    for (int i = 0; i < t->n_entries; i++) in[i] = t->param[i];
+    in[t->n_entries] = p->x, in[t->n_entries + 1] = p->y;
+    return evo_plan_run(p->plan, in, outputs);
+  }
+  evo_status st = to_dev(p->dx, p->x);
+  if (!st) st = to_dev(p->dy, p->y);
+  for (int i = 0; !st && i < t->n_entries; i++) st = to_dev(t->dparam[i], t->param[i]);
+  if (st) return st;
+  for (int i = 0; i < t->n_entries; i++) in[i] = t->dparam[i];
+  in[t->n_entries] = p->dx, in[t->n_entries + 1] = p->dy;
+  st = evo_plan_run(p->plan, in, dout);
+  for (int j = 0; !st && j < n_out; j++)
+    st = evo_tensor_copy_to_host(dout[j], evo_tensor_data(outputs[j]), evo_tensor_nbytes(outputs[j]));
+  return st;
 }
 
 evo_status evo_gradtrain_forward_backward(evo_gradtrain *t, int64_t n, const int64_t *idx, double *loss) {
@@ -150,10 +201,10 @@ evo_status evo_gradtrain_forward_backward(evo_gradtrain *t, int64_t n, const int
   evo_status st = plan_get(t, n, false, &p);
   if (st) return st;
   fill_batch(t, &t->train, idx, p);
-  evo_tensor *out[EVO_POLICY_MAX_LAYERS * 2 + 1];
-  out[0] = t->loss_out;
-  for (int k = 0; k < t->n_trained; k++) out[k + 1] = t->grad[k];
-  if ((st = run_plan(t, p, out))) return st;
+  evo_tensor *out[EVO_POLICY_MAX_LAYERS * 2 + 1], *dout[EVO_POLICY_MAX_LAYERS * 2 + 1];
+  out[0] = t->loss_out, dout[0] = t->dloss;
+  for (int k = 0; k < t->n_trained; k++) out[k + 1] = t->grad[k], dout[k + 1] = t->dev ? t->dgrad[k] : NULL;
+  if ((st = run_plan(t, p, out, dout, t->n_trained + 1))) return st;
   *loss = *(const float *)evo_tensor_data(t->loss_out);
   return EVO_STATUS_OK;
 }
@@ -167,8 +218,8 @@ evo_status evo_gradtrain_evaluate(evo_gradtrain *t, double *acc, double *loss) {
     if ((st = plan_get(t, n, true, &p))) break;
     for (int64_t b = 0; b < n; b++) t->idx[b] = start + b;
     fill_batch(t, &t->test, t->idx, p);
-    evo_tensor *out[2] = {t->loss_out, t->correct_out};
-    if ((st = run_plan(t, p, out))) break;
+    evo_tensor *out[2] = {t->loss_out, t->correct_out}, *dout[2] = {t->dloss, t->dcorrect};
+    if ((st = run_plan(t, p, out, dout, 2))) break;
     sum += *(const float *)evo_tensor_data(t->loss_out);
     hits += *(const float *)evo_tensor_data(t->correct_out);
   }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "evoc/backend.h"
 #include "evoc/config.h"
 #include "evoc/gradtrain.h"
 #include "gradtrain_test_util.h"
@@ -122,6 +123,41 @@ Test(gradtrain, loss_decreases_and_test_accuracy_rises) {
   cr_assert_eq(s.examples, 3 * N_TRAIN);
   evo_gradtrain_free(t);
   evo_config_free(c);
+}
+
+/* device: cuda: the plans run on the GPU, the parameters and the optimizer stay on the host. The same run on the
+   CPU differs only by the plans' float rounding: the losses of every step agree closely, and so do the final
+   parameters and test metrics. */
+Test(gradtrain, device_cuda_trains_as_the_cpu) {
+  if (evo_cuda_device_count() == 0) cr_skip_test("no CUDA device here");
+  loss_log log[2];
+  memset(log, 0, sizeof log);
+  evo_gradtrain *t[2];
+  evo_config *c[2];
+  float *w[2];
+  evo_gradtrain_summary s[2];
+  for (int d = 0; d < 2; d++) {
+    c[d] = config("trainer.epochs=2", d ? "device=cuda" : "device=cpu", NULL);
+    evo_gradtrain_params p = evo_gradtrain_default_params();
+    p.progress = collect, p.user = &log[d];
+    cr_assert_eq(evo_gradtrain_new(c[d], &p, &t[d]), EVO_STATUS_OK, "%s", evo_last_error());
+    cr_assert_eq(evo_gradtrain_run(t[d]), EVO_STATUS_OK, "%s", evo_last_error());
+    evo_gradtrain_summary_get(t[d], &s[d]);
+    w[d] = params_of(t[d]);
+  }
+  cr_assert_eq(log[0].n, log[1].n);
+  cr_assert_gt(log[0].n, 20);
+  for (int i = 0; i < log[0].n; i++)
+    cr_assert(fabs(log[0].loss[i] - log[1].loss[i]) <= 1e-4 * (1 + fabs(log[0].loss[i])), "step %d: loss cpu %.9g, "
+              "cuda %.9g", i, log[0].loss[i], log[1].loss[i]);
+  const int64_t n = evo_ptree_size(evo_gradtrain_ptree(t[0]));
+  for (int64_t i = 0; i < n; i++)
+    cr_assert(fabsf(w[0][i] - w[1][i]) <= 1e-3f * (1 + fabsf(w[0][i])), "parameter %lld: cpu %.9g, cuda %.9g",
+              (long long)i, w[0][i], w[1][i]);
+  cr_assert(fabs(s[0].test_acc - s[1].test_acc) <= 2.0 / N_TEST, "test accuracy cpu %g, cuda %g", s[0].test_acc,
+            s[1].test_acc);
+  cr_assert_gt(s[1].best_test_acc, 0.5, "cuda test accuracy %g", s[1].best_test_acc);
+  for (int d = 0; d < 2; d++) free(w[d]), evo_gradtrain_free(t[d]), evo_config_free(c[d]);
 }
 
 /* ---------------------------------------------------------------- the gradient, against a reference */
@@ -478,8 +514,11 @@ Test(gradtrain, bad_configs_name_the_place_and_the_fix) {
                    (const char *[]){"bad.yaml:2:16: policy.name must be one of 'mlp', 'cnn', got 'lstm'", NULL});
   expect_new_fails(parse(BASE "algo: {name: pgpe}\n"), EVO_STATUS_INVALID_ARGUMENT,
                    (const char *[]){"bad.yaml:3:1: unknown key 'algo'", NULL});
-  expect_new_fails(parse(BASE "device: cuda\n"), EVO_STATUS_UNSUPPORTED,
-                   (const char *[]){"bad.yaml:3:9: device cuda", "use device: cpu", NULL});
+  if (evo_cuda_device_count() == 0) /* with a GPU, device: cuda trains there (device_cuda_trains_as_the_cpu) */
+    expect_new_fails(parse(BASE "device: cuda\n"), EVO_STATUS_UNSUPPORTED,
+                     (const char *[]){"bad.yaml:3:9: device cuda", "use device: cpu", NULL});
+  expect_new_fails(parse(BASE "device: gpu\n"), EVO_STATUS_INVALID_ARGUMENT,
+                   (const char *[]){"bad.yaml:3:9: device", "gpu", NULL});
   /* a CNN whose output does not fit the classes: the policy's message, placed at the section */
   expect_new_fails(parse("task: {name: mnist, data_dir: %s}\n"
                          "policy: {name: cnn, layers: [{type: dense, features: 7}]}\n"),
