@@ -172,9 +172,10 @@ static evo_status to_dev(evo_tensor *d, const evo_tensor *h) {
 }
 
 /* Runs plan p on its filled batch; outputs[0] gets the (summed or mean) loss. With a device, the plan reads the
-   device copies of the parameters and the batch and writes dout[], which are copied back into outputs[]. */
+   device copies of the parameters and the batch and writes dout[], which are copied back into outputs[];
+   upload_params false: the device copies of the parameters are current (later batches of one evaluation). */
 static evo_status run_plan(evo_gradtrain *t, evo_gradtrain_plan *p, evo_tensor **outputs, evo_tensor **dout,
-                           int n_out) {
+                           int n_out, bool upload_params) {
   evo_tensor *in[EVO_POLICY_MAX_LAYERS * 2 + 2];
   if (t->n_entries + 2 > (int)(sizeof in / sizeof *in))
     return evo_error(EVO_STATUS_UNSUPPORTED, "gradtrain: %d parameter entries (at most %d)", t->n_entries,
@@ -186,7 +187,7 @@ static evo_status run_plan(evo_gradtrain *t, evo_gradtrain_plan *p, evo_tensor *
   }
   evo_status st = to_dev(p->dx, p->x);
   if (!st) st = to_dev(p->dy, p->y);
-  for (int i = 0; !st && i < t->n_entries; i++) st = to_dev(t->dparam[i], t->param[i]);
+  for (int i = 0; !st && upload_params && i < t->n_entries; i++) st = to_dev(t->dparam[i], t->param[i]);
   if (st) return st;
   for (int i = 0; i < t->n_entries; i++) in[i] = t->dparam[i];
   in[t->n_entries] = p->dx, in[t->n_entries + 1] = p->dy;
@@ -204,7 +205,7 @@ evo_status evo_gradtrain_forward_backward(evo_gradtrain *t, int64_t n, const int
   evo_tensor *out[EVO_POLICY_MAX_LAYERS * 2 + 1], *dout[EVO_POLICY_MAX_LAYERS * 2 + 1];
   out[0] = t->loss_out, dout[0] = t->dloss;
   for (int k = 0; k < t->n_trained; k++) out[k + 1] = t->grad[k], dout[k + 1] = t->dev ? t->dgrad[k] : NULL;
-  if ((st = run_plan(t, p, out, dout, t->n_trained + 1))) return st;
+  if ((st = run_plan(t, p, out, dout, t->n_trained + 1, true))) return st;
   *loss = *(const float *)evo_tensor_data(t->loss_out);
   return EVO_STATUS_OK;
 }
@@ -219,7 +220,7 @@ evo_status evo_gradtrain_evaluate(evo_gradtrain *t, double *acc, double *loss) {
     for (int64_t b = 0; b < n; b++) t->idx[b] = start + b;
     fill_batch(t, &t->test, t->idx, p);
     evo_tensor *out[2] = {t->loss_out, t->correct_out}, *dout[2] = {t->dloss, t->dcorrect};
-    if ((st = run_plan(t, p, out, dout, 2))) break;
+    if ((st = run_plan(t, p, out, dout, 2, start == 0))) break;
     sum += *(const float *)evo_tensor_data(t->loss_out);
     hits += *(const float *)evo_tensor_data(t->correct_out);
   }
