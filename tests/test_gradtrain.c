@@ -137,7 +137,8 @@ Test(gradtrain, device_cuda_trains_as_the_cpu) {
   float *w[2];
   evo_gradtrain_summary s[2];
   for (int d = 0; d < 2; d++) {
-    c[d] = config("trainer.epochs=2", d ? "device=cuda" : "device=cpu", NULL);
+    /* test batches of 16: an evaluation runs 4 plans on one upload of the parameters */
+    c[d] = config("trainer.epochs=2", "data.eval_batch_size=16", d ? "device=cuda" : "device=cpu", NULL);
     evo_gradtrain_params p = evo_gradtrain_default_params();
     p.progress = collect, p.user = &log[d];
     cr_assert_eq(evo_gradtrain_new(c[d], &p, &t[d]), EVO_STATUS_OK, "%s", evo_last_error());
@@ -156,6 +157,8 @@ Test(gradtrain, device_cuda_trains_as_the_cpu) {
               (long long)i, w[0][i], w[1][i]);
   cr_assert(fabs(s[0].test_acc - s[1].test_acc) <= 2.0 / N_TEST, "test accuracy cpu %g, cuda %g", s[0].test_acc,
             s[1].test_acc);
+  cr_assert(fabs(s[0].test_loss - s[1].test_loss) <= 1e-4 * (1 + fabs(s[0].test_loss)), "test loss cpu %.9g, cuda %.9g",
+            s[0].test_loss, s[1].test_loss);
   cr_assert_gt(s[1].best_test_acc, 0.5, "cuda test accuracy %g", s[1].best_test_acc);
   for (int d = 0; d < 2; d++) free(w[d]), evo_gradtrain_free(t[d]), evo_config_free(c[d]);
 }
