@@ -3,7 +3,9 @@
    that switch only at __syncthreads and warp shuffles, so block- and warp-level code runs as written. A kernel
    whose thread 0 finishes without synchronising runs its other threads as plain calls (much faster). UB that a
    GPU may forgive is reported and aborts: a full-mask shuffle after lanes of the warp exited, a shuffle from an
-   exited lane, threads waiting at different barriers (deadlock). */
+   exited lane, threads waiting at different barriers (deadlock). EVO_EMU_ORDER=reverse runs the threads between
+   two barriers in reverse order, so a read that only works because a lower thread happened to write first (a
+   missing barrier) fails. */
 #include <string.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +56,7 @@ struct block_run {
   void *main_sp;
   int cur = -1;          /* the fiber running, -1 = main */
   bool direct = false;   /* threads run as plain calls: synchronisation is an error */
+  bool reverse = false;  /* EVO_EMU_ORDER=reverse: threads run in reverse order between barriers */
   uint64_t slot[32][32]; /* per warp, per lane: the values being exchanged */
   unsigned warp_mask[32];
   const void *main_bottom = nullptr;
@@ -138,8 +141,10 @@ void schedule(block_run *b) {
   const int n = (int)b->f.size();
   for (int i = 1; i < n; i++) make_fiber(b, i);
   for (;;) {
-    for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) {
+      const int i = b->reverse ? n - 1 - j : j;
       if (b->f[i].st == READY) resume(b, i);
+    }
     bool all_done = true, released = false;
     for (int i = 0; i < n; i++) all_done = all_done && b->f[i].st == DONE;
     if (all_done) return;
@@ -215,6 +220,8 @@ cudaError_t run_grid(const launch_cfg &c, const std::function<void()> &body) {
   block_run *b = new block_run;
   b->body = &body;
   b->f.resize(nthreads);
+  const char *order = getenv("EVO_EMU_ORDER");
+  b->reverse = order && !strcmp(order, "reverse");
   block_run *saved = cur_block;
   const thread_ids *saved_ids = cur_ids;
   cur_block = b;
@@ -235,7 +242,8 @@ cudaError_t run_grid(const launch_cfg &c, const std::function<void()> &body) {
         resume(b, 0);
         if (b->f[0].st == DONE) {
           b->direct = true;
-          for (unsigned long long i = 1; i < nthreads; i++) {
+          for (unsigned long long j = 1; j < nthreads; j++) {
+            const unsigned long long i = b->reverse ? nthreads - j : j;
             b->cur = (int)i;
             cur_ids = &b->f[i].ids;
             body();

@@ -6,6 +6,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Block sum through warp shuffles, then shared memory across warps: y[block] = sum of its x. */
@@ -30,6 +31,15 @@ __global__ void block_reverse(const int *x, int *y) {
   tile[threadIdx.x] = x[base + threadIdx.x];
   __syncthreads();
   y[base + threadIdx.x] = tile[blockDim.x - 1 - threadIdx.x];
+}
+
+/* y[i] = x[i - 1] (y[0] = x[0]) through shared memory, with the barrier between the store and the load missing:
+   right by accident when threads run in index order, wrong in reverse. */
+__global__ void racy_shift(const int *x, int *y) {
+  __shared__ int t[64];
+  __syncthreads(); /* a barrier-using kernel: its threads run as fibers */
+  t[threadIdx.x] = x[threadIdx.x];
+  y[threadIdx.x] = t[threadIdx.x ? threadIdx.x - 1 : 0];
 }
 
 __global__ void add_one(float *x, int n) {
@@ -158,4 +168,25 @@ Test(cuda_emu, cublas_gemm_is_column_major_and_checks_leading_dims) {
                             CUDA_R_32F, 2, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                CUBLAS_STATUS_INVALID_VALUE, "a host matrix");
   cublasDestroy(h), cudaFree(a), cudaFree(b), cudaFree(c);
+}
+
+Test(cuda_emu, reverse_order_exposes_a_missing_barrier) {
+  int hx[64], hy[64];
+  int *x = (int *)dev(sizeof hx), *y = (int *)dev(sizeof hy);
+  int wrong[2] = {0, 0};
+  for (int rev = 0; rev < 2; rev++) {
+    if (rev) setenv("EVO_EMU_ORDER", "reverse", 1);
+    else unsetenv("EVO_EMU_ORDER");
+    /* new values each run: shared memory keeps the last block's (a GPU's holds garbage) */
+    for (int i = 0; i < 64; i++) hx[i] = 100 * (rev + 1) + i;
+    cudaMemcpy(x, hx, sizeof hx, cudaMemcpyHostToDevice);
+    cudaMemset(y, 0, sizeof hy);
+    racy_shift<<<1, 64>>>(x, y);
+    cudaMemcpy(hy, y, sizeof hy, cudaMemcpyDeviceToHost);
+    for (int i = 1; i < 64; i++) wrong[rev] += hy[i] != hx[i - 1];
+  }
+  unsetenv("EVO_EMU_ORDER");
+  cr_assert_eq(wrong[0], 0, "index order: %d wrong", wrong[0]);
+  cr_assert_gt(wrong[1], 0, "reverse order did not expose the missing barrier");
+  cudaFree(x), cudaFree(y);
 }
