@@ -2,10 +2,10 @@
    only at __syncthreads and warp shuffles, so block- and warp-level code runs as written (a minimal x86-64 stack
    switch: ucontext's swapcontext makes a signal-mask system call per switch, which made test_trainer_cuda 6x
    slower). A kernel whose thread 0 finishes without synchronising runs its other threads as plain calls (much
-   faster). UB that a GPU may forgive is reported and aborts: a full-mask shuffle after lanes of the warp exited, a shuffle from an
-   exited lane, threads waiting at different barriers (deadlock). EVO_EMU_ORDER=reverse runs the threads between
-   two barriers in reverse order, so a read that only works because a lower thread happened to write first (a
-   missing barrier) fails. */
+   faster). UB that a GPU may forgive is reported and aborts: a full-mask shuffle after lanes of the warp exited,
+   a shuffle from an exited lane, threads waiting at different barriers (deadlock). EVO_EMU_ORDER=reverse runs
+   the threads between two barriers in reverse order, so a read that only works because a lower thread happened
+   to write first (a missing barrier) fails. */
 #include <string.h>
 #include <stdint.h>
 #include <stdio.h>
