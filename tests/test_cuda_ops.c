@@ -714,8 +714,10 @@ Test(cuda_ops, fused_matmul_bias_activation_matches_the_cpu) {
 Test(cuda_ops, population_mlp_runs_one_kernel_per_layer) {
   NEED_GPU();
   evo_graph *m = evo_graph_new();
-  evo_node w1 = evo_input(m, "w1", EVO_F32, 2, (int64_t[]){5, 64}), b1 = evo_input(m, "b1", EVO_F32, 1, (int64_t[]){64});
-  evo_node w2 = evo_input(m, "w2", EVO_F32, 2, (int64_t[]){64, 1}), b2 = evo_input(m, "b2", EVO_F32, 1, (int64_t[]){1});
+  evo_node w1 = evo_input(m, "w1", EVO_F32, 2, (int64_t[]){5, 64});
+  evo_node b1 = evo_input(m, "b1", EVO_F32, 1, (int64_t[]){64});
+  evo_node w2 = evo_input(m, "w2", EVO_F32, 2, (int64_t[]){64, 1});
+  evo_node b2 = evo_input(m, "b2", EVO_F32, 1, (int64_t[]){1});
   evo_node obs = evo_input(m, "obs", EVO_F32, 2, (int64_t[]){16, 5});
   evo_node h = evo_tanh(m, evo_add(m, evo_matmul(m, obs, w1), b1));
   evo_output(m, evo_tanh(m, evo_add(m, evo_matmul(m, h, w2), b2)));

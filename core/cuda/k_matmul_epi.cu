@@ -48,8 +48,8 @@ __global__ void __launch_bounds__(THREADS) k_mm_bias_act(const epi_args p) {
       }
       for (int e = tid; e < BK * BN; e += THREADS) {
         const int n = TB ? e / BK : e % BN, k = TB ? e % BK : e / BN;
-        Bs[k][n] = k < kk && n0 + n < p.N ? (TB ? b[(int64_t)(n0 + n) * p.K + k0 + k] : b[(int64_t)(k0 + k) * p.N + n0 + n])
-                                          : 0.0f;
+        const int64_t at = TB ? (int64_t)(n0 + n) * p.K + k0 + k : (int64_t)(k0 + k) * p.N + n0 + n;
+        Bs[k][n] = k < kk && n0 + n < p.N ? b[at] : 0.0f;
       }
       __syncthreads();
       for (int k = 0; k < kk; k++) {
@@ -58,7 +58,8 @@ __global__ void __launch_bounds__(THREADS) k_mm_bias_act(const epi_args p) {
 #pragma unroll
         for (int q = 0; q < RPT4; q++) {
           const float4 av = ar[q];
-          acc[4 * q] += av.x * bv, acc[4 * q + 1] += av.y * bv, acc[4 * q + 2] += av.z * bv, acc[4 * q + 3] += av.w * bv;
+          acc[4 * q] += av.x * bv, acc[4 * q + 1] += av.y * bv;
+          acc[4 * q + 2] += av.z * bv, acc[4 * q + 3] += av.w * bv;
         }
       }
     }

@@ -66,7 +66,8 @@ cublasStatus_t batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t
                        const void *beta, void *const *Cp, void *C, cudaDataType ct, int ldc, long long sc, int batch,
                        cublasComputeType_t comp) {
   if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
-  if (bad_type(at) || bad_type(bt) || bad_type(ct) || (comp != CUBLAS_COMPUTE_32F && comp != CUBLAS_COMPUTE_32F_FAST_TF32))
+  if (bad_type(at) || bad_type(bt) || bad_type(ct) ||
+      (comp != CUBLAS_COMPUTE_32F && comp != CUBLAS_COMPUTE_32F_FAST_TF32))
     return CUBLAS_STATUS_NOT_SUPPORTED;
   cublasStatus_t s = check_dims(ta, tb, m, n, k, lda, ldb, ldc);
   if (s != CUBLAS_STATUS_SUCCESS || batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
@@ -77,7 +78,8 @@ cublasStatus_t batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t
   if (Ap && !evo_emu::is_device_ptr(Ap, 0)) return CUBLAS_STATUS_INVALID_VALUE;
   if (!Ap)
     for (int i = 0; i < batch; i++)
-      if ((k && (!on_device((const float *)A + i * sa, ar, ac, lda) || !on_device((const float *)B + i * sb, br, bc, ldb))) ||
+      if ((k && (!on_device((const float *)A + i * sa, ar, ac, lda) ||
+                 !on_device((const float *)B + i * sb, br, bc, ldb))) ||
           !on_device((float *)C + i * sc, m, n, ldc)) {
         fprintf(stderr, "cuda emulator: cublas gemm batch %d reads or writes outside device memory\n", i);
         return CUBLAS_STATUS_INVALID_VALUE;
