@@ -67,10 +67,11 @@ typedef enum {
 } evo_op;
 
 /* Plan-only ops: made by the jit's fusion passes (core/jit_fuse.c) on its copy of the nodes, never in a graph, and
-   outside the enum so that switches over the op set need no case for them and a backend that does not know them
-   (the CUDA one: op >= EVO_OP_COUNT) refuses them in supports_op, which makes the jit keep the unfused nodes.
+   outside the enum so that switches over the op set need no case for them; a backend refuses in supports_op
+   what it has no kernel for (op >= EVO_OP_COUNT, or a pair it does not cover), which makes the jit keep the
+   unfused nodes.
    FUSED_BINARY_UNARY: unary op i[1] applied to binary op i[0] (ADD..MIN) of in[0], in[1], broadcasting as the
-   binary; the node has the binary's shape. */
+   binary; the node has the binary's shape. The CPU covers every pair, CUDA ADD/SUB/MUL with TANH/RELU/SIGMOID. */
 #define EVO_OP_FUSED_BINARY_UNARY ((evo_op)(EVO_OP_COUNT + 1))
 /* FUSED_MATMUL_BIAS_ACT: unary op i[2] of MATMUL(in[0], in[1]) (trans flags i[0], i[1] as MATMUL's) plus in[2], a
    bias broadcast to the product's shape and constant along its rows (second-to-last dim); the node has the

@@ -730,3 +730,43 @@ Test(cuda_ops, population_mlp_runs_one_kernel_per_layer) {
   evo_graph_free(g);
   evo_graph_free(m);
 }
+
+/* A binary op read only by an activation runs as one kernel (EVO_OP_FUSED_BINARY_UNARY) for the pairs CUDA covers,
+   with NumPy broadcasting; other pairs stay two kernels. Values against the CPU. */
+Test(cuda_ops, fused_binary_activation_matches_the_cpu) {
+  NEED_GPU();
+  typedef evo_node (*bin_fn)(evo_graph *, evo_node, evo_node);
+  typedef evo_node (*un_fn)(evo_graph *, evo_node);
+  const struct {
+    bin_fn bin;
+    un_fn un;
+    int kernels;
+  } pairs[] = {{evo_add, evo_relu, 1}, {evo_sub, evo_tanh, 1}, {evo_mul, evo_sigmoid, 1}, {evo_div, evo_exp, 2}};
+  const int64_t xs[3] = {7, 100, 33}, bs[2] = {1, 33};
+  for (int i = 0; i < (int)(sizeof pairs / sizeof pairs[0]); i++) {
+    evo_graph *g = evo_graph_new();
+    evo_node x = evo_input(g, "x", EVO_F32, 3, xs), b = evo_input(g, "b", EVO_F32, 2, bs);
+    evo_output(g, pairs[i].un(g, pairs[i].bin(g, x, b)));
+    cr_assert_eq(evo_graph_status(g), EVO_STATUS_OK, "%s", evo_graph_error(g));
+    hbuf in[2], want, got;
+    hb_init(&in[0], EVO_F32, 3, xs), hb_init(&in[1], EVO_F32, 2, bs);
+    for (int k = 0; k < 2; k++) {
+      float *v = random_floats(hb_numel(&in[k]), 500 + 10 * (uint64_t)i + (uint64_t)k);
+      for (int64_t j = 0; j < hb_numel(&in[k]); j++) v[j] += k && pairs[i].bin == evo_div ? 2.0f : 0.0f;
+      memcpy(in[k].p, v, sizeof(float) * (size_t)hb_numel(&in[k]));
+      free(v);
+    }
+    cr_assert_eq(eval_on(cpu, g, in, &want), EVO_STATUS_OK, "pair %d: %s", i, evo_last_error());
+    cr_assert_eq(eval_on(gpu, g, in, &got), EVO_STATUS_OK, "pair %d: %s", i, evo_last_error());
+    for (int64_t j = 0; j < hb_numel(&want); j++) {
+      const float w = ((float *)want.p)[j], v = ((float *)got.p)[j];
+      cr_assert(fabsf(v - w) <= 1e-6f * (1 + fabsf(w)), "pair %d [%lld]: cuda %.9g, cpu %.9g", i, (long long)j, v, w);
+    }
+    evo_plan *p;
+    cr_assert_eq(evo_jit(g, gpu, &p), EVO_STATUS_OK, "%s", evo_last_error());
+    cr_assert_eq(evo_plan_n_kernels(p), pairs[i].kernels, "pair %d: %d kernels", i, evo_plan_n_kernels(p));
+    evo_plan_free(p);
+    hb_free(&in[0]), hb_free(&in[1]), hb_free(&want), hb_free(&got);
+    evo_graph_free(g);
+  }
+}

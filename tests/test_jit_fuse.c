@@ -278,9 +278,9 @@ Test(jit_fuse, shared_intermediate_stays) {
 }
 
 /* On a GPU: cuBLAS takes the trans flags (one kernel per transposed matmul, values as on the CPU up to summation
-   order), and the CUDA backend takes matmul + bias + activation as one fused layer (EVO_OP_FUSED_MATMUL_BIAS_ACT)
-   instead of the binary/unary pairs: the two-layer MLP is two kernels, where the same MLP keeping its
-   pre-activations as outputs cannot fuse and stays six. */
+   order), and the CUDA backend takes matmul + bias + activation as one fused layer (EVO_OP_FUSED_MATMUL_BIAS_ACT):
+   the two-layer MLP is two kernels, where the same MLP keeping its pre-activations as outputs cannot fuse and
+   stays six. */
 Test(jit_fuse, cuda_folds_transposes_and_fuses_layers) {
   evo_backend *gpu = NULL;
   if (evo_backend_cuda_new(0, &gpu) != EVO_STATUS_OK || evo_cuda_device_count() == 0) {

@@ -16,6 +16,7 @@ evo_status evo_cuda_run(evo_cuda_ctx *c, const evo_kernel_args *a) {
   const evo_node_t *n = a->node;
   if (n->op == EVO_OP_INPUT || node_bytes(n) == 0) return EVO_STATUS_OK; /* nothing to write: launch nothing */
   if (n->op == EVO_OP_FUSED_MATMUL_BIAS_ACT) return evo_cuda_mm_bias_act(c, a);
+  if (n->op == EVO_OP_FUSED_BINARY_UNARY) return evo_cuda_fused_binary_unary(c, a);
   switch (n->op) {
   case EVO_OP_INPUT: return EVO_STATUS_OK;
   case EVO_OP_RESHAPE: case EVO_OP_STOP_GRADIENT: return identity(c, a);
@@ -64,6 +65,8 @@ static int device_dtype(evo_dtype t) { return t == EVO_F32 || t == EVO_I32 || t 
 
 int evo_cuda_supports(const evo_node_t *node, const evo_node_t *const *in) {
   if (node->op == EVO_OP_FUSED_MATMUL_BIAS_ACT) return evo_cuda_mm_bias_act_supported(node, in);
+  if (node->op == EVO_OP_FUSED_BINARY_UNARY)
+    return evo_cuda_fused_pair_supported(node) && in[0] && in[1] && in[0]->dtype == EVO_F32 && in[1]->dtype == EVO_F32;
   if ((unsigned)node->op >= EVO_OP_COUNT || !device_dtype(node->dtype)) return 0;
   for (int k = 0; k < node->n_in; k++)
     if (!in[k] || !device_dtype(in[k]->dtype)) return 0;

@@ -30,13 +30,16 @@ typedef struct {
 evo_status evo_cuda_check(cudaError_t e, const char *what);
 evo_status evo_cublas_check(cublasStatus_t s, const char *what);
 
-/* k_elementwise.cu: unary, binary, compare, where, clip, cast */
+/* k_elementwise.cu: unary, binary, compare, where, clip, cast, and the plan-only FUSED_BINARY_UNARY (ops.h) for
+   the pairs _supported names */
 evo_status evo_cuda_unary(evo_cuda_ctx *c, const evo_kernel_args *a);
 evo_status evo_cuda_binary(evo_cuda_ctx *c, const evo_kernel_args *a);
 evo_status evo_cuda_compare(evo_cuda_ctx *c, const evo_kernel_args *a);
 evo_status evo_cuda_where(evo_cuda_ctx *c, const evo_kernel_args *a);
 evo_status evo_cuda_clip(evo_cuda_ctx *c, const evo_kernel_args *a);
 evo_status evo_cuda_cast(evo_cuda_ctx *c, const evo_kernel_args *a);
+int evo_cuda_fused_pair_supported(const evo_node_t *node);
+evo_status evo_cuda_fused_binary_unary(evo_cuda_ctx *c, const evo_kernel_args *a);
 /* k_reduce.cu: REDUCE_SUM/MAX/MIN, LOGSUMEXP, ARGMAX, SOFTMAX, LOG_SOFTMAX */
 evo_status evo_cuda_reduce(evo_cuda_ctx *c, const evo_kernel_args *a);
 evo_status evo_cuda_argmax(evo_cuda_ctx *c, const evo_kernel_args *a);

@@ -143,6 +143,22 @@ evo_status binary1(evo_cuda_ctx *c, const evo_kernel_args *a) {
   return zip2<float, float, float>(c, a, binary_fn<OP>(), "binary kernel");
 }
 
+/* FUSED_BINARY_UNARY (ops.h): the unary of the binary, one pass over memory instead of two. */
+template <evo_op B, evo_op U>
+struct fused_fn {
+  __device__ float operator()(float x, float y) const { return evo_cuda_unary_fn<U>()(binary_fn<B>()(x, y)); }
+};
+
+template <evo_op B>
+evo_status fused1(evo_cuda_ctx *c, const evo_kernel_args *a) {
+  switch ((evo_op)a->node->p.i[1]) {
+  case EVO_OP_TANH: return zip2<float, float, float>(c, a, fused_fn<B, EVO_OP_TANH>(), "fused binary+unary kernel");
+  case EVO_OP_RELU: return zip2<float, float, float>(c, a, fused_fn<B, EVO_OP_RELU>(), "fused binary+unary kernel");
+  default:
+    return zip2<float, float, float>(c, a, fused_fn<B, EVO_OP_SIGMOID>(), "fused binary+unary kernel");
+  }
+}
+
 template <evo_op OP>
 evo_status compare1(evo_cuda_ctx *c, const evo_kernel_args *a) {
   if (a->in[0]->dtype == EVO_F32) return zip2<uint8_t, float, float>(c, a, compare_fn<OP, float>(), "compare kernel");
@@ -206,6 +222,25 @@ extern "C" evo_status evo_cuda_binary(evo_cuda_ctx *c, const evo_kernel_args *a)
   case EVO_OP_MAX: return binary1<EVO_OP_MAX>(c, a);
   case EVO_OP_MIN: return binary1<EVO_OP_MIN>(c, a);
   default: return evo_error(EVO_STATUS_INTERNAL, "cuda binary: bad op %s", evo_op_name(node->op));
+  }
+}
+
+/* The pairs with a CUDA kernel: a bias or scale and the usual activations (a bound on the instantiations). */
+extern "C" int evo_cuda_fused_pair_supported(const evo_node_t *node) {
+  const evo_op b = (evo_op)node->p.i[0], u = (evo_op)node->p.i[1];
+  return node->dtype == EVO_F32 && (b == EVO_OP_ADD || b == EVO_OP_SUB || b == EVO_OP_MUL) &&
+         (u == EVO_OP_TANH || u == EVO_OP_RELU || u == EVO_OP_SIGMOID);
+}
+
+extern "C" evo_status evo_cuda_fused_binary_unary(evo_cuda_ctx *c, const evo_kernel_args *a) {
+  const evo_node_t *node = a->node;
+  if (!evo_cuda_fused_pair_supported(node) || a->in[0]->dtype != EVO_F32 || a->in[1]->dtype != EVO_F32)
+    return evo_error(EVO_STATUS_UNSUPPORTED, "cuda fused binary+unary: pair %s, %s has no kernel",
+                     evo_op_name((evo_op)node->p.i[0]), evo_op_name((evo_op)node->p.i[1]));
+  switch ((evo_op)node->p.i[0]) {
+  case EVO_OP_ADD: return fused1<EVO_OP_ADD>(c, a);
+  case EVO_OP_SUB: return fused1<EVO_OP_SUB>(c, a);
+  default: return fused1<EVO_OP_MUL>(c, a);
   }
 }
 
