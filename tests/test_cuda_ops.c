@@ -698,7 +698,8 @@ static void check_layer(const layer_case *c, int idx) {
 }
 
 /* Shared and per-member inputs, both transpose flags, several column and K tiles, M at its limit and past it
-   (then the unfused kernels run), biases per member, shared and broadcast along the columns. */
+   (then the unfused kernels run), biases per member, shared and broadcast along the columns; N <= 16 takes the
+   warp-per-member kernel. */
 Test(cuda_ops, fused_matmul_bias_activation_matches_the_cpu) {
   NEED_GPU();
   const layer_case cases[] = {
@@ -713,6 +714,8 @@ Test(cuda_ops, fused_matmul_bias_activation_matches_the_cpu) {
       {3, 2, 1, {4, 1, 6}, {6, 3}, {3}, 0, 0, 2, 1},                 /* M = 1, shared weights */
       {3, 3, 1, {6, 24, 40}, {6, 40, 33}, {33}, 0, 0, 1, 1},         /* M = 24: 8 rows per thread */
       {3, 3, 3, {3, 40, 32}, {3, 40, 17}, {3, 1, 17}, 1, 0, 2, 1},   /* M = 32 stored transposed */
+      {3, 3, 3, {4, 64, 40}, {4, 16, 40}, {4, 1, 16}, 0, 1, 0, 1},   /* N = 16: a warp per member, w transposed */
+      {3, 3, 1, {5, 12, 7}, {5, 12, 2}, {2}, 1, 0, 2, 1},            /* a warp per member, x transposed */
   };
   for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) check_layer(&cases[i], i);
 }

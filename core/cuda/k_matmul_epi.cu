@@ -3,7 +3,8 @@
    batched GEMM plus separate bias and activation kernels move every activation through memory three times; here
    each member's weights are read once and the activations once. One block per (member, 64 output columns): the
    K dimension in tiles of 32 through shared memory, each thread accumulating a run of M/4 rows of one column in
-   registers (float, the order fixed by the shapes), then bias and activation in the epilogue.
+   registers (float, the order fixed by the shapes), then bias and activation in the epilogue. With few columns
+   (N <= 16) one warp takes a whole member instead (k_mm_bias_act_small).
    Taken where M <= 64, every operand's loop dims are absent (shared) or equal to the output's, the bias is
    constant along the rows, and the activation is tanh, relu or sigmoid; otherwise the jit keeps the unfused
    nodes. */
@@ -74,6 +75,28 @@ __global__ void __launch_bounds__(THREADS) k_mm_bias_act(const epi_args p) {
   }
 }
 
+/* Few columns (N <= SMALL_N, e.g. a policy's output layer): a 64-column tile would leave most threads idle, so one
+   warp takes one member, each lane whole dot products (outputs lane, lane + 32, ...) read straight from global
+   memory; no shared memory, no barriers. */
+constexpr int SMALL_N = 16;
+
+template <evo_op ACT>
+__global__ void __launch_bounds__(THREADS) k_mm_bias_act_small(const epi_args p, int ta, int tb) {
+  const int lane = threadIdx.x % 32, warps = THREADS / 32;
+  const evo_cuda_unary_fn<ACT> act;
+  const int64_t sak = ta ? p.M : 1, sam = ta ? 1 : p.K, sbk = tb ? 1 : p.N, sbn = tb ? p.K : 1;
+  for (int64_t l = (int64_t)blockIdx.x * warps + threadIdx.x / 32; l < p.L; l += (int64_t)gridDim.x * warps) {
+    const float *a = p.a + l * p.sa, *b = p.b + l * p.sb;
+    for (int o = lane; o < p.M * p.N; o += 32) {
+      const int m = o / p.N, n = o % p.N;
+      const float *ar = a + m * sam, *bc = b + n * sbn;
+      float acc = 0.0f;
+      for (int k = 0; k < p.K; k++) acc += ar[k * sak] * bc[k * sbk];
+      p.y[(l * p.M + m) * p.N + n] = act(acc + p.bias[l * p.sbl + (int64_t)n * p.sbn]);
+    }
+  }
+}
+
 /* Loop dims of operand `x` (its dims before the last `core`) against the output's `ly` loop dims: 1 when there
    are none or all are 1 (shared: step 0), 2 when they equal the output's (one matrix per loop index), else 0. */
 int loop_kind(const evo_node_t *x, int core, const evo_node_t *y, int ly) {
@@ -129,7 +152,13 @@ void launch_t(evo_cuda_ctx *c, const epi_args &p, unsigned grid) {
 
 template <evo_op ACT>
 void launch(evo_cuda_ctx *c, const epi_args &p, int ta, int tb) {
-  const int64_t items = p.L * p.ntiles, cap = (int64_t)(c->sm_count > 0 ? c->sm_count : 108) * 16;
+  const int64_t cap = (int64_t)(c->sm_count > 0 ? c->sm_count : 108) * 16;
+  if (p.N <= SMALL_N) {
+    const int64_t blocks = (p.L + THREADS / 32 - 1) / (THREADS / 32);
+    k_mm_bias_act_small<ACT><<<(unsigned)(blocks < cap ? blocks : cap), THREADS, 0, c->stream>>>(p, ta, tb);
+    return;
+  }
+  const int64_t items = p.L * p.ntiles;
   const unsigned grid = (unsigned)(items < cap ? items : cap);
   if (!ta && !tb) launch_t<ACT, false, false>(c, p, grid);
   else if (!ta) launch_t<ACT, false, true>(c, p, grid);
