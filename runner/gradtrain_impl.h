@@ -45,7 +45,7 @@ struct evo_gradtrain {
   char *out_dir;
   evo_backend *be;  /* host: parameters, gradients, optimizer and batches live here */
   evo_backend *dev; /* the plans' device (device: cuda), or NULL: the plans run on be */
-  char device[160]; /* "cpu" or "cuda:0 (NAME)" */
+  char device[192]; /* "cpu" or "cuda:0 (NAME)" (run_device.h) */
   /* with dev: the plans' parameter inputs and outputs there, copied in before and out after every run */
   evo_tensor **dparam, **dgrad, *dloss, *dcorrect;
   int64_t seed;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "gradtrain_impl.h"
+#include "run_device.h"
 
 /* Library errors (data, policy shapes, optimizer ranges) get the location of the node that caused them; reader
    errors carry theirs already. */
@@ -19,35 +20,18 @@ static evo_status located(evo_status st, evo_cfg *node) {
   return evo_error(st, "%s: %s", where, msg);
 }
 
-/* device: auto | cpu | cuda | cuda:N (evo_device_open). On a GPU the value_and_grad and evaluation plans run there;
+/* device: auto | cpu | cuda | cuda:N (run_device.h). On a GPU the value_and_grad and evaluation plans run there;
    the parameters, the optimizer and the batches stay on the host and cross once per step (parameters in,
    gradients out), so CPU and GPU runs differ only by the plans' float rounding. */
 static evo_status read_device(evo_gradtrain *t, evo_cfg *root) {
-  static const char *const devices[] = {"auto", "cpu", "cuda", "cuda:N", NULL};
-  const char *dev;
-  evo_status st = evo_cfg_string(root, "device", "auto", NULL, &dev);
-  if (!st && strncmp(dev, "cuda:", 5)) st = evo_cfg_string(root, "device", "auto", devices, &dev);
+  evo_run_device d;
+  evo_status st = evo_run_device_open(root, NULL, &d);
   if (st) return st;
-  char msg[512];
-  evo_backend *be = NULL;
-  st = evo_device_open(dev, NULL, &be, msg, sizeof msg);
-  if (st) {
-    snprintf(msg, sizeof msg, "%s", evo_last_error()); /* evo_error writes into evo_last_error's buffer */
-    if (st == EVO_STATUS_UNSUPPORTED)
-      st = evo_error(st, "device %s: %s (no usable CUDA GPU here); use device: cpu", dev, msg);
-    return located(st, evo_cfg_get(root, "device"));
-  }
-  if (evo_backend_is_host(be)) {
-    t->be = be;
-    snprintf(t->device, sizeof t->device, "cpu");
-  } else {
-    t->dev = be;
-    const char *u = strstr(msg, "using ");
-    snprintf(t->device, sizeof t->device, "%s", u ? u + 6 : evo_backend_name(be));
-    t->be = evo_backend_cpu_new(NULL);
-  }
-  if (strcmp(dev, "cpu")) evo_gradtrain_note(t, msg);
-  return t->be ? EVO_STATUS_OK : evo_error(EVO_STATUS_OUT_OF_MEMORY, "gradtrain: out of memory");
+  t->be = d.host;
+  t->dev = d.be == d.host ? NULL : d.be;
+  snprintf(t->device, sizeof t->device, "%s", d.label);
+  if (!d.cpu_asked) evo_gradtrain_note(t, d.note);
+  return EVO_STATUS_OK;
 }
 
 /* task: the dataset. Both splits are loaded here so a missing or corrupt file fails before anything runs. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "evoc/ptree.h"
+#include "run_device.h"
 #include "trainer_impl.h"
 
 static void note(const evo_trainer *t, const char *msg) {
@@ -44,39 +45,13 @@ static bool expects_direct(evo_cfg *root) {
    holds its population). auto picks the GPU when there is one, except for policy direct, which evaluates on the
    host anyway; the choice and its reason go to the note callback and to summary.json. */
 static evo_status read_device(evo_trainer *t, evo_cfg *root) {
-  static const char *const devices[] = {"auto", "cpu", "cuda", "cuda:N", NULL};
-  const char *dev;
-  evo_status st = evo_cfg_string(root, "device", "auto", NULL, &dev);
-  if (!st && strncmp(dev, "cuda:", 5)) st = evo_cfg_string(root, "device", "auto", devices, &dev);
+  evo_run_device d;
+  evo_status st = evo_run_device_open(root, expects_direct(root) ? "policy direct evaluates on the host" : NULL, &d);
   if (st) return st;
-  char where[256], msg[512];
-  evo_cfg_where(evo_cfg_get(root, "device"), where, sizeof where);
-  const bool auto_direct = !strcmp(dev, "auto") && expects_direct(root);
-  st = evo_device_open(auto_direct ? "cpu" : dev, NULL, &t->be, msg, sizeof msg);
-  if (st) {
-    snprintf(msg, sizeof msg, "%s", evo_last_error()); /* evo_error writes into evo_last_error's buffer */
-    if (st == EVO_STATUS_UNSUPPORTED)
-#ifdef EVOC_HAVE_CUDA
-      return evo_error(st, "%s: %s (the CUDA backend has no usable GPU here); use device: cpu", where, msg);
-#else
-      return evo_error(st, "%s: device %s: this evoc was built without the CUDA backend (configure with "
-                       "-DEVOC_CUDA=ON on a machine with nvcc); use device: cpu", where, dev);
-#endif
-    return evo_error(st, "%s: %s", where, msg);
-  }
-  if (auto_direct) snprintf(msg, sizeof msg, "device auto: using cpu (policy direct evaluates on the host)");
-  snprintf(t->device_note, sizeof t->device_note, "%s", msg);
-  if (evo_backend_is_host(t->be)) {
-    snprintf(t->device, sizeof t->device, "cpu");
-    t->host_be = t->be;
-  } else {
-    /* "device cuda: using cuda:0 (NVIDIA H100 ...)" -> "cuda:0 (NVIDIA H100 ...)" */
-    const char *u = strstr(msg, "using ");
-    snprintf(t->device, sizeof t->device, "%s", u ? u + 6 : evo_backend_name(t->be));
-    if (!(t->host_be = evo_backend_cpu_new(NULL)))
-      return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
-  }
-  if (strcmp(dev, "cpu")) note(t, msg);
+  t->be = d.be, t->host_be = d.host;
+  snprintf(t->device, sizeof t->device, "%s", d.label);
+  snprintf(t->device_note, sizeof t->device_note, "%s", d.note);
+  if (!d.cpu_asked) note(t, d.note);
   return EVO_STATUS_OK;
 }
 
