@@ -147,6 +147,7 @@ static evo_status load_from(evo_gradtrain *t, evo_st_reader *r) {
   for (int i = 0; !st && i < t->n_entries; i++)
     st = read_entry(r, evo_ptree_spec(tr, i)->name, EVO_F32, evo_tensor_numel(t->param[i]),
                     evo_tensor_data(t->param[i]));
+  t->frozen_stale = true;
   int n_opt = evo_gradtrain_optim_state(t, -1, NULL, NULL, NULL, false);
   for (int j = 0; !st && j < n_opt; j++) {
     const char *name;

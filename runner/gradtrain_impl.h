@@ -48,6 +48,7 @@ struct evo_gradtrain {
   char device[192]; /* "cpu" or "cuda:0 (NAME)" (run_device.h) */
   /* with dev: the plans' parameter inputs and outputs there, copied in before and out after every run */
   evo_tensor **dparam, **dgrad, *dloss, *dcorrect;
+  bool frozen_stale; /* frozen entries changed on the host since their last copy (the optimizer never moves them) */
   int64_t seed;
   evo_key init_key, shuffle_key;
   char task_name[32], policy_name[32], optim_name[32];

@@ -110,6 +110,7 @@ static evo_status load_init_from(evo_gradtrain *t, const char *path, const bool 
     if (!reinit[i])
       st = evo_st_read(r, evo_st_find(r, evo_ptree_spec(tree(t), i)->name), pdata(t, i),
                        evo_tensor_nbytes(t->param[i]));
+  t->frozen_stale = true;
   evo_st_close(r);
   return st;
 }
@@ -159,6 +160,7 @@ evo_status evo_gradtrain_set_params(evo_gradtrain *t, const float *flat) {
     }
     memcpy(pdata(t, i), flat + evo_ptree_offset(tree(t), i), evo_tensor_nbytes(t->param[i]));
   }
+  t->frozen_stale = true;
   return EVO_STATUS_OK;
 }
 

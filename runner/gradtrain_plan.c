@@ -128,6 +128,7 @@ evo_status evo_gradtrain_plans_init(evo_gradtrain *t) {
       if (!(t->dgrad[k] = evo_tensor_new(t->dev, EVO_F32, s->ndim, s->shape)))
         return evo_error(EVO_STATUS_OUT_OF_MEMORY, "gradtrain: out of device memory for the gradients");
     }
+    t->frozen_stale = true;
     t->dloss = evo_tensor_new(t->dev, EVO_F32, 0, NULL);
     t->dcorrect = evo_tensor_new(t->dev, EVO_F32, 0, NULL);
     if (!t->dloss || !t->dcorrect) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "gradtrain: out of device memory");
@@ -173,7 +174,8 @@ static evo_status to_dev(evo_tensor *d, const evo_tensor *h) {
 
 /* Runs plan p on its filled batch; outputs[0] gets the (summed or mean) loss. With a device, the plan reads the
    device copies of the parameters and the batch and writes dout[], which are copied back into outputs[];
-   upload_params false: the device copies of the parameters are current (later batches of one evaluation). */
+   upload_params false: the device copies of the parameters are current (later batches of one evaluation); frozen
+   entries are copied only after the host changed them (t->frozen_stale). */
 static evo_status run_plan(evo_gradtrain *t, evo_gradtrain_plan *p, evo_tensor **outputs, evo_tensor **dout,
                            int n_out, bool upload_params) {
   evo_tensor *in[EVO_POLICY_MAX_LAYERS * 2 + 2];
@@ -187,7 +189,9 @@ static evo_status run_plan(evo_gradtrain *t, evo_gradtrain_plan *p, evo_tensor *
   }
   evo_status st = to_dev(p->dx, p->x);
   if (!st) st = to_dev(p->dy, p->y);
-  for (int i = 0; !st && upload_params && i < t->n_entries; i++) st = to_dev(t->dparam[i], t->param[i]);
+  for (int i = 0; !st && upload_params && i < t->n_entries; i++)
+    if (t->trained[i] || t->frozen_stale) st = to_dev(t->dparam[i], t->param[i]);
+  if (!st && upload_params) t->frozen_stale = false;
   if (st) return st;
   for (int i = 0; i < t->n_entries; i++) in[i] = t->dparam[i];
   in[t->n_entries] = p->dx, in[t->n_entries + 1] = p->dy;

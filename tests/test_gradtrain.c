@@ -163,6 +163,31 @@ Test(gradtrain, device_cuda_trains_as_the_cpu) {
   for (int d = 0; d < 2; d++) free(w[d]), evo_gradtrain_free(t[d]), evo_config_free(c[d]);
 }
 
+/* On a GPU the frozen entries are copied to the device only after the host changed them: parameters set through
+   evo_gradtrain_set_params (frozen ones included) reach the next evaluation and the next gradient. */
+Test(gradtrain, device_cuda_sees_frozen_entries_set_on_the_host) {
+  if (evo_cuda_device_count() == 0) cr_skip_test("no CUDA device here");
+  evo_gradtrain *t[2];
+  evo_config *c[2];
+  double acc[2], tl[2], loss[2];
+  const int64_t idx[4] = {0, 1, 2, 3};
+  for (int d = 0; d < 2; d++) {
+    c[d] = config("trainer.epochs=1", "freeze=[dense1]", d ? "device=cuda" : "device=cpu", NULL);
+    cr_assert_eq(evo_gradtrain_new(c[d], NULL, &t[d]), EVO_STATUS_OK, "%s", evo_last_error());
+    cr_assert_eq(evo_gradtrain_run(t[d]), EVO_STATUS_OK, "%s", evo_last_error());
+    const int64_t n = evo_ptree_size(evo_gradtrain_ptree(t[d]));
+    float *w = params_of(t[d]), *g = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) w[i] = 0.5f * w[i] + 0.01f * (float)(i % 7); /* every entry moves */
+    cr_assert_eq(evo_gradtrain_set_params(t[d], w), EVO_STATUS_OK);
+    cr_assert_eq(evo_gradtrain_evaluate(t[d], &acc[d], &tl[d]), EVO_STATUS_OK, "%s", evo_last_error());
+    cr_assert_eq(evo_gradtrain_loss_grad(t[d], 4, idx, &loss[d], g), EVO_STATUS_OK, "%s", evo_last_error());
+    free(w), free(g);
+  }
+  cr_assert(fabs(tl[0] - tl[1]) <= 1e-4 * (1 + fabs(tl[0])), "test loss cpu %.9g, cuda %.9g", tl[0], tl[1]);
+  cr_assert(fabs(loss[0] - loss[1]) <= 1e-4 * (1 + fabs(loss[0])), "loss cpu %.9g, cuda %.9g", loss[0], loss[1]);
+  for (int d = 0; d < 2; d++) evo_gradtrain_free(t[d]), evo_config_free(c[d]);
+}
+
 /* ---------------------------------------------------------------- the gradient, against a reference */
 
 enum { H = 5, CLASSES = 10 };
