@@ -39,7 +39,9 @@ void sync_block();
 void warp_exchange(unsigned mask, const void *mine, void *out, unsigned n, int src);
 int lane_id();
 
-/* Runs a grid now (emu_exec.cc); returns cudaSuccess or the error of a bad launch. */
+/* What a GPU says to a launch with this configuration: cudaSuccess, or the error it fails with at once. */
+cudaError_t config_error(const launch_cfg &c);
+/* Runs a grid now (emu_exec.cc); its configuration passed config_error. */
 cudaError_t run_grid(const launch_cfg &c, const std::function<void()> &body);
 
 } // namespace evo_emu

@@ -209,13 +209,18 @@ void warp_exchange(unsigned mask, const void *mine, void *out, unsigned n, int s
   yield_to_main(b, false); /* every lane has read before anyone writes again */
 }
 
-cudaError_t run_grid(const launch_cfg &c, const std::function<void()> &body) {
+cudaError_t config_error(const launch_cfg &c) {
   const dim3 g = c.grid, bd = c.block;
   const unsigned long long nthreads = (unsigned long long)bd.x * bd.y * bd.z;
   if (!g.x || !g.y || !g.z || !nthreads || nthreads > 1024 || bd.x > 1024 || bd.y > 1024 || bd.z > 64 ||
       g.y > 65535 || g.z > 65535 || g.x > 2147483647u)
     return cudaErrorInvalidConfiguration;
-  if (c.smem > 48 * 1024) return cudaErrorInvalidValue;
+  return c.smem > 48 * 1024 ? cudaErrorInvalidValue : cudaSuccess;
+}
+
+cudaError_t run_grid(const launch_cfg &c, const std::function<void()> &body) {
+  const dim3 g = c.grid, bd = c.block;
+  const unsigned long long nthreads = (unsigned long long)bd.x * bd.y * bd.z;
   block_run *b = new block_run;
   b->body = &body;
   b->f.resize(nthreads);

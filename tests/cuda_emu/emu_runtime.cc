@@ -97,9 +97,8 @@ void launch(const launch_cfg &c, std::function<void()> body, const void *key) {
   o.key = key;
   o.run = [cfg, body]() { return run_grid(cfg, body); };
   /* a bad configuration fails at launch, recorded or not */
-  const unsigned long long nt = (unsigned long long)c.block.x * c.block.y * c.block.z;
-  if (!c.grid.x || !c.grid.y || !c.grid.z || !nt || nt > 1024 || c.grid.y > 65535 || c.grid.z > 65535) {
-    set(cudaErrorInvalidConfiguration);
+  if (const cudaError_t e = config_error(c)) {
+    set(e);
     return;
   }
   enqueue(c.stream, std::move(o));
