@@ -175,8 +175,7 @@ evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out) {
 
   /* Rewrites on the plan's copy of the nodes; from here on the plan reads p->nodes (g's only for constants). */
   evo_jit_fold_transposes(p->nodes, nn, live, g->outputs, g->n_outputs, be);
-  evo_jit_fuse_matmul_bias_act(p->nodes, nn, live, g->outputs, g->n_outputs, be);
-  evo_jit_fuse_elementwise(p->nodes, nn, live, g->outputs, g->n_outputs, be);
+  evo_jit_fuse_activations(p->nodes, nn, live, g->outputs, g->n_outputs, be);
 
   evo_status st = EVO_STATUS_OK;
   for (int j = 0; j < g->n_inputs; j++) {

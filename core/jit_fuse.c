@@ -59,38 +59,6 @@ int evo_jit_fold_transposes(evo_node_t *nodes, int n_nodes, char *live, const ev
 static int is_binary(evo_op op) { return op >= EVO_OP_ADD && op <= EVO_OP_MIN; }
 static int is_unary(evo_op op) { return op >= EVO_OP_NEG && op <= EVO_OP_SIGN; }
 
-/* The input of node i when i is a live f32 unary op and that input, also f32, is read by i alone; else -1. */
-static evo_node sole_f32_input_of_unary(const evo_node_t *nodes, const char *live, const int *readers, int i) {
-  const evo_node_t *u = &nodes[i];
-  if (!live[i] || !is_unary(u->op) || u->dtype != EVO_F32) return -1;
-  const evo_node x = u->in[0];
-  return readers[x] == 1 && nodes[x].dtype == EVO_F32 ? x : -1;
-}
-
-int evo_jit_fuse_elementwise(evo_node_t *nodes, int n_nodes, char *live, const evo_node *outputs, int n_outputs,
-                             evo_backend *be) {
-  int *readers = count_readers(nodes, n_nodes, live, outputs, n_outputs);
-  if (!readers) return 0;
-  int fused = 0;
-  for (int i = 0; i < n_nodes; i++) {
-    evo_node_t *u = &nodes[i];
-    const evo_node b = sole_f32_input_of_unary(nodes, live, readers, i);
-    if (b < 0 || !is_binary(nodes[b].op)) continue;
-    const evo_node_t *bn = &nodes[b];
-    evo_node_t cand = *bn;
-    cand.op = EVO_OP_FUSED_BINARY_UNARY;
-    cand.p.i[0] = bn->op;
-    cand.p.i[1] = u->op;
-    const evo_node_t *ins[EVO_MAX_INPUTS] = {&nodes[cand.in[0]], &nodes[cand.in[1]]};
-    if (!be->iface->supports_op(be->ctx, &cand, ins)) continue;
-    *u = cand;
-    live[b] = 0;
-    fused++;
-  }
-  free(readers);
-  return fused;
-}
-
 static int same_shape(const evo_node_t *a, const evo_node_t *b) {
   if (a->ndim != b->ndim) return 0;
   for (int d = 0; d < a->ndim; d++)
@@ -98,32 +66,59 @@ static int same_shape(const evo_node_t *a, const evo_node_t *b) {
   return 1;
 }
 
-int evo_jit_fuse_matmul_bias_act(evo_node_t *nodes, int n_nodes, char *live, const evo_node *outputs, int n_outputs,
-                                 evo_backend *be) {
+/* Activation u (node i) of ad = ADD(matmul, bias), the matmul read by the add alone: one FUSED_MATMUL_BIAS_ACT in
+   u's place, if the backend takes it. */
+static int fuse_layer(evo_node_t *nodes, char *live, const int *readers, int i, evo_backend *be) {
+  evo_node_t *u = &nodes[i];
+  const evo_node ad = u->in[0];
+  const evo_node_t *an = &nodes[ad];
+  if (an->op != EVO_OP_ADD) return 0;
+  for (int side = 0; side < 2; side++) {
+    const evo_node m = an->in[side], bias = an->in[1 - side];
+    const evo_node_t *mn = &nodes[m];
+    if (mn->op != EVO_OP_MATMUL || readers[m] != 1 || mn->dtype != EVO_F32 || !same_shape(mn, an)) continue;
+    evo_node_t cand = *mn;
+    cand.op = EVO_OP_FUSED_MATMUL_BIAS_ACT;
+    cand.n_in = 3;
+    cand.in[2] = bias;
+    cand.p.i[2] = u->op;
+    const evo_node_t *ins[EVO_MAX_INPUTS] = {&nodes[cand.in[0]], &nodes[cand.in[1]], &nodes[bias]};
+    if (!be->iface->supports_op(be->ctx, &cand, ins)) continue;
+    *u = cand;
+    live[ad] = live[m] = 0;
+    return 1;
+  }
+  return 0;
+}
+
+/* Unary u (node i) of a binary op b: one FUSED_BINARY_UNARY in u's place, if the backend takes it. */
+static int fuse_pair(evo_node_t *nodes, char *live, int i, evo_backend *be) {
+  evo_node_t *u = &nodes[i];
+  const evo_node b = u->in[0];
+  const evo_node_t *bn = &nodes[b];
+  if (!is_binary(bn->op)) return 0;
+  evo_node_t cand = *bn;
+  cand.op = EVO_OP_FUSED_BINARY_UNARY;
+  cand.p.i[0] = bn->op;
+  cand.p.i[1] = u->op;
+  const evo_node_t *ins[EVO_MAX_INPUTS] = {&nodes[cand.in[0]], &nodes[cand.in[1]]};
+  if (!be->iface->supports_op(be->ctx, &cand, ins)) return 0;
+  *u = cand;
+  live[b] = 0;
+  return 1;
+}
+
+int evo_jit_fuse_activations(evo_node_t *nodes, int n_nodes, char *live, const evo_node *outputs, int n_outputs,
+                             evo_backend *be) {
   int *readers = count_readers(nodes, n_nodes, live, outputs, n_outputs);
   if (!readers) return 0;
   int fused = 0;
   for (int i = 0; i < n_nodes; i++) {
-    evo_node_t *u = &nodes[i];
-    const evo_node ad = sole_f32_input_of_unary(nodes, live, readers, i);
-    if (ad < 0 || nodes[ad].op != EVO_OP_ADD) continue;
-    const evo_node_t *an = &nodes[ad];
-    for (int side = 0; side < 2; side++) {
-      const evo_node m = an->in[side], bias = an->in[1 - side];
-      const evo_node_t *mn = &nodes[m];
-      if (mn->op != EVO_OP_MATMUL || readers[m] != 1 || mn->dtype != EVO_F32 || !same_shape(mn, an)) continue;
-      evo_node_t cand = *mn;
-      cand.op = EVO_OP_FUSED_MATMUL_BIAS_ACT;
-      cand.n_in = 3;
-      cand.in[2] = bias;
-      cand.p.i[2] = u->op;
-      const evo_node_t *ins[EVO_MAX_INPUTS] = {&nodes[cand.in[0]], &nodes[cand.in[1]], &nodes[bias]};
-      if (!be->iface->supports_op(be->ctx, &cand, ins)) continue;
-      *u = cand;
-      live[ad] = live[m] = 0;
-      fused++;
-      break;
-    }
+    const evo_node_t *u = &nodes[i];
+    if (!live[i] || !is_unary(u->op) || u->dtype != EVO_F32) continue;
+    const evo_node x = u->in[0];
+    if (readers[x] != 1 || nodes[x].dtype != EVO_F32) continue;
+    fused += fuse_layer(nodes, live, readers, i, be) || fuse_pair(nodes, live, i, be);
   }
   free(readers);
   return fused;

@@ -9,17 +9,13 @@
 int evo_jit_fold_transposes(evo_node_t *nodes, int n_nodes, char *live, const evo_node *outputs, int n_outputs,
                             evo_backend *be);
 
-/* Fuses a binary elementwise op (ADD..MIN) whose only reader is a unary elementwise op into one
-   EVO_OP_FUSED_BINARY_UNARY node (ops.h) in the unary's place (bias add + activation), where the backend
-   accepts it; the binary is marked dead. Returns the number of pairs fused. */
-int evo_jit_fuse_elementwise(evo_node_t *nodes, int n_nodes, char *live, const evo_node *outputs, int n_outputs,
+/* Fuses each f32 unary op (an activation) with the node it reads, when it is that node's only reader, into one
+   plan-only node in the unary's place (ops.h), where the backend accepts it:
+   - MATMUL -> ADD (a bias constant along the product's rows) -> unary: EVO_OP_FUSED_MATMUL_BIAS_ACT, the matmul
+     read by the add alone; the matmul and the add are marked dead;
+   - otherwise binary (ADD..MIN) -> unary: EVO_OP_FUSED_BINARY_UNARY; the binary is marked dead.
+   Returns the number of nodes fused. */
+int evo_jit_fuse_activations(evo_node_t *nodes, int n_nodes, char *live, const evo_node *outputs, int n_outputs,
                              evo_backend *be);
-
-/* Fuses MATMUL -> ADD (a bias constant along the product's rows) -> unary activation, each read only by the
-   next, into one EVO_OP_FUSED_MATMUL_BIAS_ACT node (ops.h) in the unary's place, where the backend accepts it;
-   the matmul and the add are marked dead. Run before evo_jit_fuse_elementwise, which would take the add. Returns
-   the number of layers fused. */
-int evo_jit_fuse_matmul_bias_act(evo_node_t *nodes, int n_nodes, char *live, const evo_node *outputs, int n_outputs,
-                                 evo_backend *be);
 
 #endif
