@@ -16,7 +16,11 @@ struct evo_task {
 static const evo_task_vtable *const *evo_task_builtins(int *n) {
   static const evo_task_vtable *const all[] = {&evo_task_cartpole_swingup, &evo_task_cartpole_balance,
                                                &evo_task_mnist,
-                                               &evo_task_functions};
+                                               &evo_task_functions,
+#ifdef EVOC_HAVE_MUJOCO
+                                               &evo_task_mujoco,
+#endif
+  };
   *n = (int)(sizeof all / sizeof *all);
   return all;
 }
@@ -96,6 +100,11 @@ static evo_status evo_task_create(const evo_task_vtable *vt, void *dl, evo_cfg *
 }
 
 static evo_status evo_task_unknown(const char *name) {
+#ifndef EVOC_HAVE_MUJOCO
+  if (strcmp(name, "mujoco") == 0)
+    return evo_error(EVO_STATUS_UNSUPPORTED, "task 'mujoco': this build has no MuJoCo; install libmujoco-dev "
+                     "(scripts/setup.sh does) and configure again with -DEVOC_MUJOCO=AUTO or ON");
+#endif
   char list[512] = "";
   for (int i = 0; i < evo_task_builtin_count(); i++) {
     size_t len = strlen(list);

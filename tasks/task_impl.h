@@ -7,6 +7,7 @@
 extern const evo_task_vtable evo_task_cartpole_swingup;
 extern const evo_task_vtable evo_task_cartpole_balance;
 extern const evo_task_vtable evo_task_functions;
+extern const evo_task_vtable evo_task_mujoco;  /* tasks/mujoco/, built when EVOC_HAVE_MUJOCO */
 extern const evo_task_vtable evo_task_mnist; /* also declared in evoc/mnist.h */
 
 /* True for NULL (no backend given) and the CPU backend: task memory is then plain host memory. */
