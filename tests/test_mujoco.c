@@ -268,6 +268,32 @@ Test(mujoco, unhealthy_hopper_terminates_and_stays_done) {
   evo_task_free(t);
 }
 
+/* ARS's shift of the survival bonus: training episodes score reward - shift, test episodes the standard reward. */
+Test(mujoco, train_reward_shift_applies_to_training_only) {
+  evo_config *c = parse("task: {name: mujoco, env: hopper, train_reward_shift: 1.0}\n");
+  evo_task_args train = {NULL, EVO_TASK_TRAIN, 0}, test = {NULL, EVO_TASK_TEST, 0};
+  evo_task *a = NULL, *b = NULL;
+  cr_assert_eq(evo_task_new(evo_cfg_get(evo_config_root(c), "task"), &train, &a), EVO_STATUS_OK, "%s",
+               evo_last_error());
+  cr_assert_eq(evo_task_new(evo_cfg_get(evo_config_root(c), "task"), &test, &b), EVO_STATUS_OK, "%s",
+               evo_last_error());
+  evo_key k = evo_key_from_seed(4);
+  float oa[11], ob[11], act[3], ra, rb;
+  uint8_t da, db;
+  cr_assert_eq(evo_task_reset(a, 1, &k, oa), EVO_STATUS_OK);
+  cr_assert_eq(evo_task_reset(b, 1, &k, ob), EVO_STATUS_OK);
+  for (int s = 0; s < 10; s++) {
+    for (int j = 0; j < 3; j++) act[j] = action_at(s, j, 0.5f);
+    cr_assert_eq(evo_task_step(a, act, oa, &ra, &da), EVO_STATUS_OK);
+    cr_assert_eq(evo_task_step(b, act, ob, &rb, &db), EVO_STATUS_OK);
+    cr_assert(memcmp(oa, ob, sizeof oa) == 0 && da == db, "same physics");
+    cr_expect(fabsf(ra - (rb - 1.0f)) < 1e-5f, "step %d: train %g, test %g", s, ra, rb);
+  }
+  evo_task_free(a);
+  evo_task_free(b);
+  evo_config_free(c);
+}
+
 /* ---------------- step_range ---------------- */
 
 /* Stepping [0, n) whole equals stepping it in uneven ranges (what the simulation's task threads do). */
