@@ -17,7 +17,7 @@ QUICK=()
 rows="$(mktemp)"
 trap 'rm -f "$rows"' EXIT
 "$BUILD_DIR/bench/bench_mujoco" --csv "${QUICK[@]}" | tee -a "$rows"
-"$PY" "$ROOT/bench/evotorch_peers.py" "${QUICK[@]}" 2> /dev/null | tee -a "$rows"
+"$PY" "$ROOT/bench/evotorch_peers.py" "${QUICK[@]}" 2> /dev/null | grep -v " INFO " | tee -a "$rows"
 echo
 echo "Hopper, one thread: physics steps/s (loops) and env steps/s (one generation of 64 x 1000 steps)"
 printf '%-34s %14s %14s %14s\n' workload evoc peer "evoc/peer"
