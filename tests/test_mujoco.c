@@ -356,7 +356,11 @@ Test(mujoco, fatal_mujoco_error_fails_the_episode_not_the_process) {
   void *st = two_hoppers(k, obs);
   mjData *d = evo_mj_task_data(st, 1);
   d->pstack = d->nstack - 4; /* as if MuJoCo's stack were nearly full */
+  float reset_obs[11];
+  memcpy(reset_obs, obs + 11, sizeof reset_obs);
+  obs[11] = NAN; /* whatever the caller's buffer held */
   cr_assert_eq(evo_task_mujoco.step(st, a, obs, r, done), EVO_STATUS_OK);
+  cr_expect(memcmp(obs + 11, reset_obs, sizeof reset_obs) == 0, "the failed episode shows its last sound state");
   cr_expect(isfinite(r[0]) && done[0] == 0, "other episode: reward %g done %d", r[0], done[0]);
   cr_expect(isnan(r[1]) && done[1] == 1, "stack exhausted: reward %g done %d", r[1], done[1]);
   cr_expect(strstr(evo_mj_guard_message(), "overflow"), "MuJoCo's message kept: %s", evo_mj_guard_message());

@@ -173,8 +173,9 @@ static int evo_mj_diverged(mjData *d, int clear) {
   return n > 0;
 }
 
-/* Advances one live episode; returns its reward and sets *done. */
-static float evo_mj_step_one(evo_mj_task *s, mjData *d, const float *a, int64_t *t, uint8_t *done, float *obs) {
+/* Advances one live episode; returns its reward and sets *done. last: its previous observation. */
+static float evo_mj_step_one(evo_mj_task *s, mjData *d, const float *a, int64_t *t, uint8_t *done, float *obs,
+                             const float *last) {
   const mjModel *m = s->m;
   const evo_mj_env *e = s->env;
   evo_mj_step_info info = {0, 0, 0};
@@ -184,6 +185,7 @@ static float evo_mj_step_one(evo_mj_task *s, mjData *d, const float *a, int64_t 
   jmp_buf jb;
   if (setjmp(jb)) { /* a fatal MuJoCo error (e.g. its stack exhausted): the episode fails like a divergence */
     evo_mj_guard(NULL);
+    memcpy(obs, last, (size_t)e->obs_dim * sizeof *obs); /* the data are mid-step: keep the last sound state */
     *t += 1, *done = 1;
     return NAN;
   }
@@ -220,7 +222,7 @@ static evo_status evo_mj_step_range(void *state, int64_t begin, int64_t end, con
       reward[i] = 0.0f, done[i] = 1;
       continue;
     }
-    reward[i] = evo_mj_step_one(s, s->d[i], a + i * nu, &s->t[i], &s->done[i], o);
+    reward[i] = evo_mj_step_one(s, s->d[i], a + i * nu, &s->t[i], &s->done[i], o, last);
     done[i] = s->done[i];
     memcpy(last, o, (size_t)od * sizeof *o);
   }
