@@ -63,6 +63,7 @@ Test(mujoco, models_match_the_spec_table) {
     cr_expect_eq(m->nu, nu[e], "%s nu %d", ENVS[e], m->nu);
     cr_expect_eq(env->obs_dim, obs[e], "%s", ENVS[e]);
     cr_expect(fabs(m->opt.timestep * env->frame_skip - dt[e]) < 1e-12, "%s dt", ENVS[e]);
+    if (e == 4) cr_expect_str_eq(mj_id2name(m, mjOBJ_BODY, 1), "torso", "Ant's forward position is body 1's");
     const double tm = mj_getTotalmass(m);
     cr_expect(fabs(tm - mass[e]) < 0.02 * mass[e], "%s total mass %g, spec %g", ENVS[e], tm, mass[e]);
     for (int j = 0; j < m->nu; j++)
