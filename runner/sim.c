@@ -248,8 +248,24 @@ static void set_info(evo_sim *s, const rollout_plan *r) {
   s->info.on_device = s->device;
 }
 
-evo_status evo_sim_evaluate(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
-                            float *fitness) {
+/* bd[i, :] = the mean over member i's repeats of the task's descriptor of the chunk's episodes just run. */
+static evo_status chunk_descriptors(evo_sim *s, const rollout_plan *r, int nv, float *bd) {
+  const int k = s->spec.bd_dim, R = r->reps;
+  float *all = malloc(sizeof(float) * (size_t)r->n * (size_t)R * (size_t)k);
+  if (!all) return evo_sim_oom();
+  evo_status st = evo_task_descriptor(s->task, all);
+  for (int i = 0; st == EVO_STATUS_OK && i < nv; i++)
+    for (int j = 0; j < k; j++) {
+      double sum = 0;
+      for (int rep = 0; rep < R; rep++) sum += all[((int64_t)i * R + rep) * k + j];
+      bd[(int64_t)i * k + j] = (float)(sum / R);
+    }
+  free(all);
+  return st;
+}
+
+static evo_status evaluate(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key, float *fitness,
+                           float *bd) {
   if (!s || !params || !fitness) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: NULL argument");
   if (n < 1) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: n must be >= 1");
   if (first_member < 0) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: first_member must be >= 0");
@@ -282,11 +298,26 @@ evo_status evo_sim_evaluate(evo_sim *s, const float *params, int n, int64_t firs
       fitness[off + i] = r->bad[i] ? NAN : (float)(sum / R);
       s->stats.nan_members += r->bad[i];
     }
+    if (bd) st = chunk_descriptors(s, r, nv, bd + (int64_t)off * s->spec.bd_dim);
   }
   /* Statistics of a failed evaluate are dropped, so a retry does not count its observations twice. */
   if (st == EVO_STATUS_OK && s->p.normalize_obs && s->device) st = evo_sim_device_norm_end(s);
   if (st == EVO_STATUS_OK && s->p.normalize_obs) evo_sim_norm_merge_batch(s);
   return st;
+}
+
+evo_status evo_sim_evaluate(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
+                            float *fitness) {
+  return evaluate(s, params, n, first_member, key, fitness, NULL);
+}
+
+evo_status evo_sim_evaluate_bd(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
+                               float *fitness, float *bd) {
+  if (!s || !bd) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate_bd: NULL argument");
+  if (s->spec.bd_dim < 1 || s->device || s->spec.place != EVO_TASK_HOST)
+    return evo_error(EVO_STATUS_UNSUPPORTED, "sim evaluate_bd: behaviour descriptors need a host task that has one "
+                     "(this task: bd_dim %d, %s)", s->spec.bd_dim, s->spec.place == EVO_TASK_HOST ? "host" : "device");
+  return evaluate(s, params, n, first_member, key, fitness, bd);
 }
 
 evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key key, double *mean_return) {

@@ -87,7 +87,9 @@ evo_status evo_evaluator_population(evo_evaluator *e, const float *params, int n
                                     float *bd, int64_t *episodes) {
   int reps = e->n_repeats;
   *episodes = (int64_t)n * reps;
-  if (!e->direct) return evo_sim_evaluate(e->sim, params, n, 0, key, fitness);
+  if (!e->direct)
+    return e->bd_dim > 0 && bd ? evo_sim_evaluate_bd(e->sim, params, n, 0, key, fitness, bd)
+                               : evo_sim_evaluate(e->sim, params, n, 0, key, fitness);
   int64_t E = (int64_t)n * reps;
   evo_status st = direct_reserve(e, e->task, E);
   if (st) return st;

@@ -20,7 +20,7 @@ typedef struct {
   int64_t D;
   int n_repeats;
   bool normalize_obs, crn;
-  int bd_dim; /* behaviour descriptors the algorithm needs per member (direct mode only); 0: none */
+  int bd_dim; /* behaviour descriptors the algorithm needs per member; 0: none */
   /* direct-mode buffers */
   int64_t cap;
   float *obs, *reward, *bd;

@@ -221,11 +221,12 @@ static evo_status build_algo(evo_trainer *t, evo_cfg *root) {
   }
   free(x0), free(x0d), free(opts);
   int need = st ? 0 : evo_algo_bd_dim(t->algo);
-  if (need > 0) { /* quality diversity: descriptors come from the task, collected by the direct evaluator */
-    int have = evo_task_get_spec(t->ev.task)->bd_dim;
-    if (!t->ev.direct)
-      st = at_section(evo_error(EVO_STATUS_UNSUPPORTED, "algo %s needs behaviour descriptors, which only policy "
-                                "direct collects so far", name), sec);
+  if (need > 0) { /* quality diversity: descriptors come from the task (direct evaluator or the sim's host path) */
+    const evo_task_spec *ts = evo_task_get_spec(t->ev.task);
+    int have = ts->bd_dim;
+    if (!t->ev.direct && ts->place != EVO_TASK_HOST)
+      st = at_section(evo_error(EVO_STATUS_UNSUPPORTED, "algo %s needs behaviour descriptors, which a device task "
+                                "('%s') cannot give yet", name, t->task_name), sec);
     else if (have != need)
       st = at_section(evo_error(EVO_STATUS_INVALID_ARGUMENT, "algo %s wants %d behaviour descriptor values per "
                                 "member; task '%s' provides %d", name, need, t->task_name, have), sec);

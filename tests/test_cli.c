@@ -430,6 +430,19 @@ Test(cli, resume_is_bit_identical_mujoco) {
   cr_expect_gt(jnum(s, "best_test_score"), 100.0, "100 steps of standing alone score ~100");
   cJSON_Delete(s);
 }
+
+/* MAP-Elites with a policy network on a MuJoCo task: the simulation collects the feet-contact descriptors. */
+Test(cli, map_elites_fills_a_mujoco_archive) {
+  int rc = evoc("run %s/walker2d_map_elites.yaml --out mj_me --quiet --set task.max_steps=30 --set algo.pop_size=8 "
+                "--set trainer.max_iter=4 --set trainer.log_interval=2 --set trainer.test_interval=4 "
+                "--set trainer.n_evaluations=2", CFG);
+  cr_assert_eq(rc, 0, "%s", err_buf);
+  char *m = metrics_without_wall("mj_me");
+  const char *c = strstr(m, "\"coverage\":");
+  cr_assert_not_null(c, "%s", m);
+  cr_expect_gt(atof(c + 11), 0.0, "%s", m);
+  free(m);
+}
 #endif
 
 /* Every algorithm's state (evo_algo_save/load) through the trainer: its quick config, 8 + 8 vs 16 iterations. */

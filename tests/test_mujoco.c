@@ -155,11 +155,28 @@ static double ref_step(ref_env *r, const float *a, int *healthy) {
   }
 }
 
+/* Feet of the behaviour descriptor, by geom name, in the descriptor's order (Swimmer: none). */
+static const char *const FEET[NENV][4] = {{NULL}, {"foot_geom"}, {"bfoot", "ffoot"}, {"foot_geom", "foot_left_geom"},
+                                          {"left_ankle_geom", "right_ankle_geom", "third_ankle_geom",
+                                           "fourth_ankle_geom"},
+                                          {"right_foot", "left_foot"}};
+
+/* Whether the geom named foot touches the geom named floor now. */
+static int ref_touches(const ref_env *r, const char *foot) {
+  for (int c = 0; c < r->d->ncon; c++) {
+    const char *a = mj_id2name(r->m, mjOBJ_GEOM, r->d->contact[c].geom1);
+    const char *b = mj_id2name(r->m, mjOBJ_GEOM, r->d->contact[c].geom2);
+    if (a && b && ((!strcmp(a, "floor") && !strcmp(b, foot)) || (!strcmp(b, "floor") && !strcmp(a, foot)))) return 1;
+  }
+  return 0;
+}
+
 /* From qpos0 at rest (reset_noise_scale 0), 40 steps of action_at: the task's obs, reward and done equal the
-   reference loop's, and the reset observation is qpos0's. */
+   reference loop's, the reset observation is qpos0's, and the behaviour descriptor is each foot's fraction of steps
+   on the floor (Swimmer: its final x, y). */
 Test(mujoco, every_env_matches_the_gymnasium_formulas) {
   enum { T = 40 };
-  const float amp[NENV] = {1, 0.8f, 1, 0.8f, 0.8f, 0.3f};
+  const float amp[NENV] = {1, 0.8f, 1, 0.8f, 0.8f, 0.05f}; /* a gentle humanoid stands long enough to land */
   for (int e = 0; e < NENV; e++) {
     const evo_mj_env *env = evo_mj_env_find(ENVS[e]);
     ref_env r = {NULL, NULL, e, env->frame_skip};
@@ -177,12 +194,13 @@ Test(mujoco, every_env_matches_the_gymnasium_formulas) {
     cr_assert_eq(ref_obs(&r, ro), od, "%s: reference obs size", ENVS[e]);
     for (int i = 0; i < od; i++)
       cr_assert(obs[i] == (float)ro[i], "%s reset obs[%d] %g vs %g", ENVS[e], i, obs[i], ro[i]);
-    int steps = 0, ref_done = 0;
+    int steps = 0, ref_done = 0, touch[4] = {0};
     for (int s = 0; s < T && !ref_done; s++, steps++) {
       for (int j = 0; j < nu; j++) a[j] = action_at(s, j, amp[e]);
       int healthy;
       const double rr = ref_step(&r, a, &healthy);
       ref_done = !healthy;
+      for (int f = 0; f < 4 && FEET[e][f]; f++) touch[f] += ref_touches(&r, FEET[e][f]);
       cr_assert_eq(evo_task_step(t, a, obs, &rew, &done), EVO_STATUS_OK, "%s", evo_last_error());
       ref_obs(&r, ro);
       cr_assert(fabs(rew - rr) <= 1e-5 * fmax(1, fabs(rr)), "%s step %d reward %.9g vs %.9g", ENVS[e], s, rew, rr);
@@ -191,6 +209,18 @@ Test(mujoco, every_env_matches_the_gymnasium_formulas) {
       cr_assert_eq(done, ref_done, "%s step %d done", ENVS[e], s);
     }
     cr_assert_gt(steps, 5, "%s terminated at once", ENVS[e]);
+    float bd[4];
+    const int nf = e == 0 ? 0 : (int)(FEET[e][1] ? FEET[e][2] ? 4 : 2 : 1);
+    cr_assert_eq(evo_task_get_spec(t)->bd_dim, nf ? nf : 2, "%s bd_dim", ENVS[e]);
+    cr_assert_eq(evo_task_descriptor(t, bd), EVO_STATUS_OK, "%s", evo_last_error());
+    int any = 0;
+    for (int f = 0; f < nf; f++) {
+      cr_expect(bd[f] == (float)touch[f] / (float)steps, "%s foot %d: %g vs %d / %d", ENVS[e], f, bd[f], touch[f],
+                steps);
+      any |= touch[f] > 0;
+    }
+    if (nf == 0) cr_expect(bd[0] == (float)r.d->qpos[0] && bd[1] == (float)r.d->qpos[1], "swimmer final x, y");
+    else cr_expect(any, "%s: no foot ever touched the floor (%d steps)", ENVS[e], steps);
     free(obs), free(a), free(ro);
     evo_task_free(t);
     mj_deleteData(r.d);

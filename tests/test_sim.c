@@ -508,6 +508,40 @@ Test(sim, one_step_task_uses_shared_observations) {
   fix_fini(&f);
 }
 
+/* MAP-Elites through the sim: each member's descriptor is the task's after that member's episodes (here the first
+   two coordinates of the point the policy outputs), averaged over its repeats, across chunks with a padded last one;
+   the fitness is evo_sim_evaluate's. A task without descriptors is refused. */
+Test(sim, evaluate_bd_gives_each_members_task_descriptor) {
+  static const ref_norm no_norm;
+  fix f;
+  fix_init(&f, "functions", "function: sphere\ndim: 3\n", POL_MLP_LINEAR);
+  float *pop = population(&f, 5, 1.0f, 13), fit[5], fit2[5], bd[10], want[2];
+  evo_sim *s = new_sim(&f, 2, false, false, 2);
+  const evo_key key = evo_key_from_seed(23);
+  cr_assert_eq(evo_sim_evaluate_bd(s, pop, 5, 0, key, fit, bd), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_sim_evaluate(s, pop, 5, 0, key, fit2), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert(memcmp(fit, fit2, sizeof fit) == 0, "fitness as evo_sim_evaluate's");
+  for (int i = 0; i < 5; i++) {
+    int bad = 0;
+    int64_t steps = 0;
+    ref_episode(&f, pop + i * f.d, evo_key_fold_in(key, (uint32_t)(2 * i)), &no_norm, NULL, &bad, &steps);
+    cr_assert_eq(evo_task_descriptor(f.ref, want), EVO_STATUS_OK);
+    cr_expect(bd[2 * i] == want[0] && bd[2 * i + 1] == want[1], "member %d: (%g, %g) vs (%g, %g)", i, bd[2 * i],
+              bd[2 * i + 1], want[0], want[1]);
+    cr_expect(want[0] != 0.0f, "member %d: a real point", i);
+  }
+  evo_sim_free(s);
+  free(pop);
+  fix_fini(&f);
+  fix_init(&f, "cartpole_swingup", NULL, POL_MLP);
+  pop = population(&f, 2, 0.1f, 14);
+  s = new_sim(&f, 1, true, false, 0);
+  cr_expect_eq(evo_sim_evaluate_bd(s, pop, 2, 0, key, fit, bd), EVO_STATUS_UNSUPPORTED);
+  evo_sim_free(s);
+  free(pop);
+  fix_fini(&f);
+}
+
 Test(sim, generations_allocate_nothing_once_planned) {
   fix f;
   fix_init(&f, "cartpole_swingup", "max_steps: 50\n", POL_LSTM);

@@ -72,6 +72,11 @@ void evo_sim_free(evo_sim *s);
    rank and the slice's global offset as first_member for independent-noise mode). Updates the normaliser. */
 evo_status evo_sim_evaluate(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
                             float *fitness);
+/* evo_sim_evaluate, and also bd[i, :] = member i's behaviour descriptor (the task's descriptor after its episodes,
+   f32 [n, spec.bd_dim]) averaged over its repeats: what MAP-Elites tells. The task must have a descriptor and run
+   on the host (UNSUPPORTED otherwise). */
+evo_status evo_sim_evaluate_bd(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
+                               float *fitness, float *bd);
 /* Mean return of one parameter vector over n_episodes distinct episodes, episode e from fold_in(key, e) (no
    normaliser update; NaN if the parameters or the policy's outputs are not finite). */
 evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key key, double *mean_return);

@@ -91,18 +91,30 @@ static int healthy_humanoid(const mjModel *m, const mjData *d) {
 }
 static int healthy_always(const mjModel *m, const mjData *d) { return finite_state(m, d); }
 
-static const evo_mj_env swimmer = {"swimmer", "swimmer.xml", 4, 8, 0, 0.1, 0, 0,
-                                   obs_swimmer, pos_qpos0, rew_swimmer, healthy_always};
-static const evo_mj_env hopper = {"hopper", "hopper.xml", 4, 11, 0, 0.005, 0, 1,
-                                  obs_walker, pos_qpos0, rew_walker, healthy_hopper};
-static const evo_mj_env halfcheetah = {"halfcheetah", "halfcheetah.xml", 5, 17, 0, 0.1, 1, 0,
-                                       obs_cheetah, pos_qpos0, rew_cheetah, healthy_always};
-static const evo_mj_env walker2d = {"walker2d", "walker2d.xml", 4, 17, 0, 0.005, 0, 1,
-                                    obs_walker, pos_qpos0, rew_walker, healthy_walker};
-static const evo_mj_env ant = {"ant", "ant.xml", 5, 105, 1, 0.1, 1, 1,
-                               obs_ant, pos_torso, rew_ant, healthy_ant};
-static const evo_mj_env humanoid = {"humanoid", "humanoid.xml", 5, 348, 1, 0.01, 0, 1,
-                                    obs_humanoid, pos_com, rew_humanoid, healthy_humanoid};
+static const evo_mj_env swimmer = {
+    .name = "swimmer", .model = "swimmer.xml", .frame_skip = 4, .obs_dim = 8, .reset_noise = 0.1,
+    .observe = obs_swimmer, .position = pos_qpos0, .reward = rew_swimmer, .healthy = healthy_always};
+static const evo_mj_env hopper = {
+    .name = "hopper", .model = "hopper.xml", .frame_skip = 4, .obs_dim = 11, .reset_noise = 0.005,
+    .n_feet = 1, .feet = {"foot_geom"},
+    .observe = obs_walker, .position = pos_qpos0, .reward = rew_walker, .healthy = healthy_hopper};
+static const evo_mj_env halfcheetah = {
+    .name = "halfcheetah", .model = "halfcheetah.xml", .frame_skip = 5, .obs_dim = 17, .reset_noise = 0.1,
+    .qvel_normal = 1, .n_feet = 2, .feet = {"bfoot", "ffoot"},
+    .observe = obs_cheetah, .position = pos_qpos0, .reward = rew_cheetah, .healthy = healthy_always};
+static const evo_mj_env walker2d = {
+    .name = "walker2d", .model = "walker2d.xml", .frame_skip = 4, .obs_dim = 17, .reset_noise = 0.005,
+    .n_feet = 2, .feet = {"foot_geom", "foot_left_geom"},
+    .observe = obs_walker, .position = pos_qpos0, .reward = rew_walker, .healthy = healthy_walker};
+static const evo_mj_env ant = {
+    .name = "ant", .model = "ant.xml", .frame_skip = 5, .obs_dim = 105, .needs_rne = 1, .reset_noise = 0.1,
+    .qvel_normal = 1, .n_feet = 4,
+    .feet = {"left_ankle_geom", "right_ankle_geom", "third_ankle_geom", "fourth_ankle_geom"},
+    .observe = obs_ant, .position = pos_torso, .reward = rew_ant, .healthy = healthy_ant};
+static const evo_mj_env humanoid = {
+    .name = "humanoid", .model = "humanoid.xml", .frame_skip = 5, .obs_dim = 348, .needs_rne = 1,
+    .reset_noise = 0.01, .n_feet = 2, .feet = {"right_foot", "left_foot"},
+    .observe = obs_humanoid, .position = pos_com, .reward = rew_humanoid, .healthy = healthy_humanoid};
 
 const evo_mj_env *const evo_mj_envs[] = {&swimmer, &hopper, &halfcheetah, &walker2d, &ant, &humanoid, NULL};
 

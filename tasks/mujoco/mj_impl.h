@@ -23,7 +23,10 @@ typedef struct evo_mj_env {
   int needs_rne;      /* cfrc_ext read by the observation or the reward: mj_rnePostConstraint after the frames */
   double reset_noise; /* s: qpos = qpos0 + U(-s, s) on every coordinate; qvel = U(-s, s), or s N(0, 1) */
   int qvel_normal;
-  int can_fall;       /* has a health condition (Swimmer and HalfCheetah never terminate) */
+  /* Behaviour descriptor (MAP-Elites): the fraction of steps each foot geom touches the floor geom ("floor"), as
+     QDax's feet-contact descriptors; an env without feet (Swimmer) gives its final (x, y) root position. */
+  int n_feet;
+  const char *feet[4];
   void (*observe)(const mjModel *m, const mjData *d, float *obs);
   double (*position)(const mjModel *m, const mjData *d); /* forward (x) position whose rate is rewarded */
   double (*reward)(const mjModel *m, const mjData *d, const evo_mj_step_info *s);

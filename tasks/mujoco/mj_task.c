@@ -9,7 +9,8 @@
    the simulation manager gives the member the worst fitness and counts it in nan_members: the event is reported
    instead of scoring a reset robot. A fatal MuJoCo error inside the step (its stack exhausted) ends the episode the
    same way instead of exiting the process (evo_mj_guard). Episodes already done are not stepped again: they repeat
-   their last observation with reward 0 and done 1.
+   their last observation with reward 0 and done 1. The behaviour descriptor (MAP-Elites) is the fraction of steps
+   each foot ended touching the floor (QDax's feet contact); Swimmer, without feet, gives its final (x, y).
 
    Options: env (hopper; swimmer, hopper, halfcheetah, walker2d, ant, humanoid), max_steps (1000),
    terminate_when_unhealthy (true), reset_noise_scale (-1: the environment's own), train_reward_shift (0:
@@ -33,6 +34,8 @@ typedef struct {
   int64_t *t;       /* steps taken */
   uint8_t *done;
   float *last_obs;  /* [cap, obs_dim]: repeated for done episodes */
+  int floor, feet[4]; /* geom ids of the descriptor's contacts */
+  int64_t *touch;   /* [cap, 4]: steps each foot ended touching the floor */
 } evo_mj_task;
 
 static void evo_mj_destroy(void *state) {
@@ -43,6 +46,7 @@ static void evo_mj_destroy(void *state) {
   free(s->t);
   free(s->done);
   free(s->last_obs);
+  free(s->touch);
   mj_deleteModel(s->m);
   free(s);
 }
@@ -75,6 +79,13 @@ static evo_status evo_mj_create(evo_cfg *cfg, const evo_task_args *args, void **
     free(s);
     return st;
   }
+  s->floor = mj_name2id(s->m, mjOBJ_GEOM, "floor");
+  for (int f = 0; f < env->n_feet; f++)
+    if ((s->feet[f] = mj_name2id(s->m, mjOBJ_GEOM, env->feet[f])) < 0 || s->floor < 0) {
+      evo_mj_destroy(s);
+      return evo_error(EVO_STATUS_FORMAT, "mujoco: model '%s' has no geom '%s' or 'floor'", env->model,
+                       env->feet[f]);
+    }
   *state = s;
   return EVO_STATUS_OK;
 }
@@ -89,6 +100,7 @@ static void evo_mj_spec(const void *state, evo_task_spec *out) {
   out->action_kind = EVO_ACTION_CONTINUOUS;
   out->max_steps = s->max_steps;
   out->place = EVO_TASK_HOST;
+  out->bd_dim = s->env->n_feet > 0 ? s->env->n_feet : 2;
   out->flags = EVO_TASK_FLAG_STEP_RANGE;
 }
 
@@ -103,7 +115,9 @@ static evo_status evo_mj_grow(evo_mj_task *s, int64_t n) {
   if (done) s->done = done;
   float *lo = realloc(s->last_obs, (size_t)n * (size_t)od * sizeof *lo);
   if (lo) s->last_obs = lo;
-  if (!d || !t || !done || !lo) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "mujoco: out of memory for %lld "
+  int64_t *touch = realloc(s->touch, (size_t)n * 4 * sizeof *touch);
+  if (touch) s->touch = touch;
+  if (!d || !t || !done || !lo || !touch) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "mujoco: out of memory for %lld "
                                                  "episodes", (long long)n);
   jmp_buf jb;
   if (setjmp(jb)) {
@@ -156,6 +170,7 @@ static evo_status evo_mj_reset(void *state, int64_t n, const evo_key *keys, floa
     evo_mj_reset_one(s, s->d[i], keys[i], obs + i * od);
     memcpy(s->last_obs + i * od, obs + i * od, (size_t)od * sizeof *obs);
     s->t[i] = 0, s->done[i] = 0;
+    memset(s->touch + 4 * i, 0, 4 * sizeof *s->touch);
   }
   evo_mj_guard(NULL);
   s->n = n;
@@ -173,9 +188,21 @@ static int evo_mj_diverged(mjData *d, int clear) {
   return n > 0;
 }
 
+/* Adds 1 to touch[f] for each foot f in contact with the floor now. */
+static void evo_mj_count_touches(const evo_mj_task *s, const mjData *d, int64_t *touch) {
+  for (int f = 0; f < s->env->n_feet; f++) {
+    int on = 0;
+    for (int c = 0; c < d->ncon && !on; c++) {
+      const int g1 = d->contact[c].geom1, g2 = d->contact[c].geom2;
+      on = (g1 == s->floor && g2 == s->feet[f]) || (g2 == s->floor && g1 == s->feet[f]);
+    }
+    touch[f] += on;
+  }
+}
+
 /* Advances one live episode; returns its reward and sets *done. last: its previous observation. */
 static float evo_mj_step_one(evo_mj_task *s, mjData *d, const float *a, int64_t *t, uint8_t *done, float *obs,
-                             const float *last) {
+                             const float *last, int64_t *touch) {
   const mjModel *m = s->m;
   const evo_mj_env *e = s->env;
   evo_mj_step_info info = {0, 0, 0};
@@ -195,6 +222,7 @@ static float evo_mj_step_one(evo_mj_task *s, mjData *d, const float *a, int64_t 
   evo_mj_guard(NULL);
   e->observe(m, d, obs);
   *t += 1;
+  evo_mj_count_touches(s, d, touch);
   if (evo_mj_diverged(d, 0)) {
     *done = 1;
     return NAN;
@@ -222,7 +250,8 @@ static evo_status evo_mj_step_range(void *state, int64_t begin, int64_t end, con
       reward[i] = 0.0f, done[i] = 1;
       continue;
     }
-    reward[i] = evo_mj_step_one(s, s->d[i], a + i * nu, &s->t[i], &s->done[i], o, last);
+    reward[i] = evo_mj_step_one(s, s->d[i], a + i * nu, &s->t[i], &s->done[i], o, last,
+                                s->touch + 4 * i);
     done[i] = s->done[i];
     memcpy(last, o, (size_t)od * sizeof *o);
   }
@@ -232,6 +261,20 @@ static evo_status evo_mj_step_range(void *state, int64_t begin, int64_t end, con
 static evo_status evo_mj_step(void *state, const void *actions, float *obs, float *reward, uint8_t *done) {
   const evo_mj_task *s = state;
   return evo_mj_step_range(state, 0, s->n, actions, obs, reward, done);
+}
+
+/* Feet: the fraction of the episode's steps each foot ended on the floor; no feet: the root's final (x, y). */
+static evo_status evo_mj_descriptor(void *state, float *bd) {
+  const evo_mj_task *s = state;
+  const int nf = s->env->n_feet;
+  for (int64_t i = 0; i < s->n; i++) {
+    if (nf == 0) {
+      bd[2 * i] = (float)s->d[i]->qpos[0], bd[2 * i + 1] = (float)s->d[i]->qpos[1];
+      continue;
+    }
+    for (int f = 0; f < nf; f++) bd[i * nf + f] = s->t[i] ? (float)s->touch[4 * i + f] / (float)s->t[i] : 0.0f;
+  }
+  return EVO_STATUS_OK;
 }
 
 mjData *evo_mj_task_data(void *state, int64_t i) {
@@ -249,6 +292,7 @@ const evo_task_vtable evo_task_mujoco = {
     .spec = evo_mj_spec,
     .reset = evo_mj_reset,
     .step = evo_mj_step,
+    .descriptor = evo_mj_descriptor,
     .destroy = evo_mj_destroy,
     .step_range = evo_mj_step_range,
 };
