@@ -191,6 +191,19 @@ Test(cli, list_shows_tasks_policies_algorithms_optimizers) {
 
 /* ---------------------------------------------------------------- check */
 
+#ifndef EVOC_HAVE_MUJOCO
+/* Whether configs/name contains text. */
+static int mentions(const char *name, const char *text) {
+  char path[1024], line[512];
+  snprintf(path, sizeof path, "%s/%s", CFG, name);
+  FILE *f = fopen(path, "r");
+  int found = 0;
+  while (f && !found && fgets(line, sizeof line, f)) found = strstr(line, text) != NULL;
+  if (f) fclose(f);
+  return found;
+}
+#endif
+
 Test(cli, check_accepts_every_example_config) {
   DIR *d = opendir(CFG);
   cr_assert_not_null(d);
@@ -204,7 +217,7 @@ Test(cli, check_accepts_every_example_config) {
     if (!strcmp(name, "fashion_mnist_cnn_finetune.yaml")) continue; /* needs a trained run: tested below */
     if (strstr(name, "mnist") && access("/usr/share/datasets/fashion-mnist", R_OK) != 0) continue;
 #ifndef EVOC_HAVE_MUJOCO
-    if (strstr(name, "hopper") || strstr(name, "halfcheetah") || strstr(name, "walker2d")) continue; /* not built */
+    if (mentions(name, "name: mujoco")) continue; /* not built */
 #endif
     char algo[64] = "";
     if (sscanf(name, "quick_%63[a-z_].yaml", algo) == 1 && !evo_algo_find(algo)) continue; /* not landed yet */
