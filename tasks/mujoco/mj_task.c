@@ -287,7 +287,7 @@ const evo_task_vtable evo_task_mujoco = {
     .name = "mujoco",
     .doc = "MuJoCo locomotion, Gymnasium v5 semantics (host task): options env (hopper; swimmer, hopper, "
            "halfcheetah, walker2d, ant, humanoid), max_steps (1000), terminate_when_unhealthy (true), "
-           "reset_noise_scale (the env's), train_reward_shift (0)",
+           "reset_noise_scale (the env's), train_reward_shift (0); descriptor: feet contact (swimmer: final x, y)",
     .create = evo_mj_create,
     .spec = evo_mj_spec,
     .reset = evo_mj_reset,
