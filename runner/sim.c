@@ -35,7 +35,7 @@ void evo_sim_free(evo_sim *s) {
   plan_clear(s, &s->plans[0]);
   plan_clear(s, &s->plans[1]);
   free(s->norm_mean), free(s->norm_m2), free(s->use_mean), free(s->use_sd);
-  free(s->batch_mean), free(s->batch_m2), free(s->step_mean), free(s->step_m2), free(s->zero_row);
+  free(s->batch_mean), free(s->batch_m2), free(s->step_mean), free(s->step_m2), free(s->zero_row), free(s->bd_all);
   evo_tensor_free(s->d_use), evo_tensor_free(s->d_batch);
   free(s->chunk_st), free(s->chunk_msg);
   free(s);
@@ -251,16 +251,20 @@ static void set_info(evo_sim *s, const rollout_plan *r) {
 /* bd[i, :] = the mean over member i's repeats of the task's descriptor of the chunk's episodes just run. */
 static evo_status chunk_descriptors(evo_sim *s, const rollout_plan *r, int nv, float *bd) {
   const int k = s->spec.bd_dim, R = r->reps;
-  float *all = malloc(sizeof(float) * (size_t)r->n * (size_t)R * (size_t)k);
-  if (!all) return evo_sim_oom();
-  evo_status st = evo_task_descriptor(s->task, all);
+  const int64_t need = (int64_t)r->n * R * k;
+  if (need > s->bd_cap) { /* grown once: later generations allocate nothing */
+    float *p = realloc(s->bd_all, sizeof(float) * (size_t)need);
+    if (!p) return evo_sim_oom();
+    s->bd_all = p, s->bd_cap = need;
+  }
+  const float *all = s->bd_all;
+  evo_status st = evo_task_descriptor(s->task, s->bd_all);
   for (int i = 0; st == EVO_STATUS_OK && i < nv; i++)
     for (int j = 0; j < k; j++) {
       double sum = 0;
       for (int rep = 0; rep < R; rep++) sum += all[((int64_t)i * R + rep) * k + j];
       bd[(int64_t)i * k + j] = (float)(sum / R);
     }
-  free(all);
   return st;
 }
 

@@ -55,6 +55,8 @@ struct evo_sim {
   double batch_count, *batch_mean, *batch_m2, *step_mean, *step_m2;
   /* device copies: use_mean/use_sd f32 [2, m]; batch statistics f64 [3, m] (per-component count, mean, M2) */
   evo_tensor *d_use, *d_batch;
+  float *bd_all; /* [bd_cap] the task's descriptors of one chunk's episodes (evo_sim_evaluate_bd) */
+  int64_t bd_cap;
   evo_sim_stats stats;
   evo_sim_info info;
 };

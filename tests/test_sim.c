@@ -508,9 +508,8 @@ Test(sim, one_step_task_uses_shared_observations) {
   fix_fini(&f);
 }
 
-/* MAP-Elites through the sim: each member's descriptor is the task's after that member's episodes (here the first
-   two coordinates of the point the policy outputs), averaged over its repeats, across chunks with a padded last one;
-   the fitness is evo_sim_evaluate's. A task without descriptors is refused. */
+/* MAP-Elites through the sim: each member's descriptor is the task's after its episodes (the point's first two
+   coordinates), averaged over repeats, across chunks (last one padded); fitness as evo_sim_evaluate's. */
 Test(sim, evaluate_bd_gives_each_members_task_descriptor) {
   static const ref_norm no_norm;
   fix f;
@@ -526,20 +525,15 @@ Test(sim, evaluate_bd_gives_each_members_task_descriptor) {
     int64_t steps = 0;
     ref_episode(&f, pop + i * f.d, evo_key_fold_in(key, (uint32_t)(2 * i)), &no_norm, NULL, &bad, &steps);
     cr_assert_eq(evo_task_descriptor(f.ref, want), EVO_STATUS_OK);
-    cr_expect(bd[2 * i] == want[0] && bd[2 * i + 1] == want[1], "member %d: (%g, %g) vs (%g, %g)", i, bd[2 * i],
-              bd[2 * i + 1], want[0], want[1]);
-    cr_expect(want[0] != 0.0f, "member %d: a real point", i);
+    cr_expect(bd[2 * i] == want[0] && bd[2 * i + 1] == want[1] && want[0] != 0.0f, "member %d: (%g, %g) vs (%g, %g)",
+              i, bd[2 * i], bd[2 * i + 1], want[0], want[1]);
   }
-  evo_sim_free(s);
-  free(pop);
-  fix_fini(&f);
+  evo_sim_free(s), free(pop), fix_fini(&f);
   fix_init(&f, "cartpole_swingup", NULL, POL_MLP);
   pop = population(&f, 2, 0.1f, 14);
   s = new_sim(&f, 1, true, false, 0);
-  cr_expect_eq(evo_sim_evaluate_bd(s, pop, 2, 0, key, fit, bd), EVO_STATUS_UNSUPPORTED);
-  evo_sim_free(s);
-  free(pop);
-  fix_fini(&f);
+  cr_expect_eq(evo_sim_evaluate_bd(s, pop, 2, 0, key, fit, bd), EVO_STATUS_UNSUPPORTED); /* no descriptor */
+  evo_sim_free(s), free(pop), fix_fini(&f);
 }
 
 Test(sim, generations_allocate_nothing_once_planned) {
