@@ -306,7 +306,7 @@ static evo_status evaluate(evo_sim *s, const float *params, int n, int64_t first
   }
   /* Statistics of a failed evaluate are dropped, so a retry does not count its observations twice. */
   if (st == EVO_STATUS_OK && s->p.normalize_obs && s->device) st = evo_sim_device_norm_end(s);
-  if (st == EVO_STATUS_OK && s->p.normalize_obs) evo_sim_norm_merge_batch(s);
+  if (st == EVO_STATUS_OK && s->p.normalize_obs && !s->p.external_norm_merge) evo_sim_norm_merge_batch(s);
   return st;
 }
 
@@ -324,9 +324,15 @@ evo_status evo_sim_evaluate_bd(evo_sim *s, const float *params, int n, int64_t f
   return evaluate(s, params, n, first_member, key, fitness, bd);
 }
 
-evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key key, double *mean_return) {
-  if (!s || !params || !mean_return) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: NULL argument");
+/* Episodes first..first+n-1 of one parameter vector, episode e from fold_in(key, e): their sum, whether the
+   parameters or the policy's outputs were not finite, and (ret != NULL) each episode's return, NaN from the first
+   plan in which the policy misbehaved. Episodes are independent of the plan they share, so a range gives the same
+   returns as the same episodes inside a larger one. */
+static evo_status test_episodes(evo_sim *s, const float *params, int64_t first, int n_episodes, evo_key key,
+                                double *ret, double *sum_out, bool *bad_out) {
+  if (!s || !params) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: NULL argument");
   if (n_episodes < 1) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: n_episodes must be >= 1");
+  if (first < 0) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: first episode must be >= 0");
   /* Episodes per test plan: as many as a training chunk has when chunk_members is set, else the budget's. */
   int64_t requested = (int64_t)s->p.chunk_members * s->p.n_repeats;
   evo_status st = EVO_STATUS_OK;
@@ -345,18 +351,45 @@ evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key
   bool bad = r->bad[0];
   for (int off = 0; off < n_episodes && st == EVO_STATUS_OK; off += r->reps) {
     const int ne = n_episodes - off < r->reps ? n_episodes - off : r->reps;
-    for (int e = 0; e < r->reps; e++) r->keys[e] = evo_key_fold_in(key, (uint32_t)(off + (e < ne ? e : ne - 1)));
+    for (int e = 0; e < r->reps; e++)
+      r->keys[e] = evo_key_fold_in(key, (uint32_t)(first + off + (e < ne ? e : ne - 1)));
     if ((st = rollout(s, r, ne, false)) != EVO_STATUS_OK) break;
     for (int e = 0; e < ne; e++) sum += r->ret[e];
     bad = bad || r->bad[0];
+    for (int e = 0; ret && e < ne; e++) ret[off + e] = bad ? NAN : r->ret[e];
   }
+  *sum_out = sum, *bad_out = bad;
+  return st;
+}
+
+evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key key, double *mean_return) {
+  if (!mean_return) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: NULL argument");
+  double sum;
+  bool bad;
+  evo_status st = test_episodes(s, params, 0, n_episodes, key, NULL, &sum, &bad);
   if (st == EVO_STATUS_OK) *mean_return = bad ? NAN : sum / n_episodes;
   return st;
+}
+
+evo_status evo_sim_test_returns(evo_sim *s, const float *params, int64_t first_episode, int n_episodes, evo_key key,
+                                double *returns) {
+  if (!returns) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: NULL argument");
+  double sum;
+  bool bad;
+  return test_episodes(s, params, first_episode, n_episodes, key, returns, &sum, &bad);
 }
 
 void evo_sim_stats_get(const evo_sim *s, evo_sim_stats *out) { *out = s->stats; }
 void evo_sim_info_get(const evo_sim *s, evo_sim_info *out) { *out = s->info; }
 int64_t evo_sim_obs_size(const evo_sim *s) { return s->obs_numel; }
+void evo_sim_norm_batch(evo_sim *s, double **count, double **mean, double **m2) {
+  *count = &s->batch_count;
+  *mean = s->batch_mean;
+  *m2 = s->batch_m2;
+}
+void evo_sim_norm_merge(evo_sim *s, double count, const double *mean, const double *m2) {
+  evo_sim_norm_merge_stats(s, count, mean, m2);
+}
 void evo_sim_normalizer(evo_sim *s, double **count, double **mean, double **m2) {
   *count = &s->norm_count;
   *mean = s->norm_mean;

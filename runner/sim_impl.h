@@ -68,6 +68,7 @@ void evo_sim_norm_prepare(evo_sim *s);
 void evo_sim_normalize(const evo_sim *s, float *obs, int64_t rows);
 void evo_sim_norm_accumulate(evo_sim *s, const float *obs, const uint8_t *alive, int64_t rows, double weight);
 void evo_sim_norm_merge_batch(evo_sim *s);
+void evo_sim_norm_merge_stats(evo_sim *s, double count, const double *mean, const double *m2);
 void evo_sim_batch_clear(evo_sim *s);
 
 /* Runs the plan's episodes (keys already in r->keys); the first n_valid episodes count, the rest are padding of

@@ -57,16 +57,18 @@ void evo_sim_norm_accumulate(evo_sim *s, const float *obs, const uint8_t *alive,
   s->batch_count = n;
 }
 
-void evo_sim_norm_merge_batch(evo_sim *s) {
-  if (s->batch_count <= 0) return;
-  double n0 = s->norm_count, n1 = s->batch_count, n = n0 + n1;
+void evo_sim_norm_merge_stats(evo_sim *s, double count, const double *mean, const double *m2) {
+  if (count <= 0) return;
+  double n0 = s->norm_count, n1 = count, n = n0 + n1;
   for (int64_t j = 0; j < s->obs_numel; j++) {
-    double d = s->batch_mean[j] - s->norm_mean[j];
+    double d = mean[j] - s->norm_mean[j];
     s->norm_mean[j] += d * n1 / n;
-    s->norm_m2[j] += s->batch_m2[j] + d * d * n0 * n1 / n;
+    s->norm_m2[j] += m2[j] + d * d * n0 * n1 / n;
   }
   s->norm_count = n;
 }
+
+void evo_sim_norm_merge_batch(evo_sim *s) { evo_sim_norm_merge_stats(s, s->batch_count, s->batch_mean, s->batch_m2); }
 
 void evo_sim_batch_clear(evo_sim *s) {
   s->batch_count = 0;

@@ -31,7 +31,7 @@ double evo_trainer_now(void) {
 }
 
 static void note(const evo_trainer *t, const char *msg) {
-  if (t->p.note) t->p.note(msg, t->p.user);
+  if (t->p.note && t->rank == 0) t->p.note(msg, t->p.user); /* one copy of each note, from rank 0 */
 }
 
 void evo_trainer_free(evo_trainer *t) {
@@ -44,7 +44,9 @@ void evo_trainer_free(evo_trainer *t) {
   free(t->fitness);
   free(t->bd);
   free(t->best_params);
-  free(t->out_dir);
+  free(t->test_ret), free(t->norm_xchg);
+  free(t->out_dir), free(t->resume_dir);
+  evo_comm_free(t->own_comm);
   free(t);
 }
 
@@ -57,7 +59,12 @@ evo_status evo_trainer_new(evo_config *cfg, const evo_trainer_params *p, evo_tra
   t->p = p ? *p : evo_trainer_default_params();
   t->s = (evo_trainer_state){.best_train = NAN, .best_test = NAN, .last_test = NAN, .best_objective = INFINITY};
   evo_status st = EVO_STATUS_OK;
-  if (t->p.out_dir && !(t->out_dir = strdup(t->p.out_dir))) st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "out of memory");
+  if (!(t->comm = t->p.comm)) st = evo_comm_local_new(&t->own_comm), t->comm = t->own_comm;
+  if (!st) t->rank = evo_comm_rank(t->comm), t->ranks = evo_comm_size(t->comm);
+  /* rank 0 writes the run folder; the others only read a resumed run's checkpoint */
+  char **dir = t->rank == 0 ? &t->out_dir : t->p.resume ? &t->resume_dir : NULL;
+  if (!st && t->p.out_dir && dir && !(*dir = strdup(t->p.out_dir)))
+    st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "out of memory");
   if (!st) st = evo_trainer_setup(t);
   if (!st && !(t->best_params = malloc(sizeof(float) * (size_t)t->ev.D)))
     st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
@@ -78,8 +85,9 @@ static bool better(const evo_trainer *t, double a, double b) {
   return t->maximize ? a > b : a < b;
 }
 
-evo_status evo_trainer_open_dir(evo_trainer *t) {
-  if (!t->out_dir || t->dir_open) return EVO_STATUS_OK;
+/* Rank 0's side of evo_trainer_open_dir. */
+static evo_status open_dir_writer(evo_trainer *t) {
+  if (!t->out_dir) return EVO_STATUS_OK;
   evo_status st = evo_run_dir_prepare(t->out_dir);
   if (st) return st;
   char metrics[4200];
@@ -91,18 +99,35 @@ evo_status evo_trainer_open_dir(evo_trainer *t) {
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "%s already holds a run; continue it with --resume %s or choose "
                      "another output folder", t->out_dir, t->out_dir);
   }
-  if ((st = evo_run_write_config(t->out_dir, t->cfg))) return st;
-  t->dir_open = true;
-  return EVO_STATUS_OK;
+  return evo_run_write_config(t->out_dir, t->cfg);
 }
 
+/* The other ranks of a resumed run restore the same checkpoint (checkpoint.c reads t->out_dir). */
+static evo_status open_dir_reader(evo_trainer *t) {
+  if (!t->resume_dir) return EVO_STATUS_OK;
+  t->out_dir = t->resume_dir;
+  evo_status st = evo_checkpoint_load(t);
+  t->out_dir = NULL;
+  return st;
+}
+
+evo_status evo_trainer_open_dir(evo_trainer *t) {
+  if (t->dir_open) return EVO_STATUS_OK;
+  evo_status st = evo_comm_agree(t->comm, t->rank == 0 ? open_dir_writer(t) : open_dir_reader(t));
+  if (!st) t->dir_open = true;
+  return st;
+}
+
+/* Buffers for a population of pop: fitness (and descriptors) of every member, parameters of this rank's share. */
 static evo_status ensure_pop(evo_trainer *t, int pop) {
   if (t->pop && t->pop_cap == pop) return EVO_STATUS_OK;
+  int64_t b, e;
+  evo_comm_slice(pop, t->rank, t->ranks, &b, &e);
   evo_tensor_free(t->pop);
   free(t->fitness);
   free(t->bd);
   t->bd = t->ev.bd_dim > 0 ? malloc(sizeof(float) * (size_t)pop * (size_t)t->ev.bd_dim) : NULL;
-  int64_t shape[2] = {pop, t->ev.D};
+  int64_t shape[2] = {e - b > 0 ? e - b : 1, t->ev.D};
   t->pop = evo_tensor_new(t->host_be, EVO_F32, 2, shape); /* host memory; the sim uploads it once per chunk */
   t->fitness = malloc(sizeof(float) * (size_t)pop);
   t->pop_cap = pop;
@@ -113,10 +138,33 @@ static evo_status ensure_pop(evo_trainer *t, int pop) {
   return EVO_STATUS_OK;
 }
 
+/* Mean return of params over n test episodes, each rank running its share; the returns are gathered and summed in
+   episode order, so the score does not depend on the number of ranks. */
+static evo_status test_params(evo_trainer *t, const float *params, int n, double *score) {
+  if (n > t->test_cap) {
+    free(t->test_ret);
+    if (!(t->test_ret = malloc(sizeof(double) * (size_t)n))) {
+      t->test_cap = 0;
+      return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory for %d test returns", n);
+    }
+    t->test_cap = n;
+  }
+  int64_t b, e;
+  evo_comm_slice(n, t->rank, t->ranks, &b, &e);
+  evo_status st = e > b ? evo_evaluator_test_returns(&t->ev, params, b, (int)(e - b), t->test_key, t->test_ret + b)
+                        : EVO_STATUS_OK;
+  if ((st = evo_comm_agree(t->comm, st))) return st;
+  if ((st = evo_comm_allgather(t->comm, t->test_ret, n, sizeof(double)))) return st;
+  double sum = 0;
+  for (int j = 0; j < n; j++) sum += t->test_ret[j];
+  *score = sum / n;
+  return EVO_STATUS_OK;
+}
+
 /* Tests the algorithm's recommendation; keeps best.safetensors when the score improves. */
 static evo_status run_test(evo_trainer *t, double *score) {
   evo_status st = evo_algo_best(t->algo, t->best_params);
-  if (!st) st = evo_evaluator_test(&t->ev, t->best_params, (int)t->n_evaluations, t->test_key, score);
+  if (!st) st = test_params(t, t->best_params, (int)t->n_evaluations, score);
   if (st) return st;
   t->s.last_test = *score;
   t->s.last_test_iter = t->s.iteration;
@@ -224,18 +272,58 @@ static evo_trainer_stop check_budgets(const evo_trainer *t) {
   return EVO_TRAINER_RUNNING;
 }
 
+/* Rank 0 decides (its clock and its interrupt flag) and every rank follows. */
+static evo_status decide_stop(evo_trainer *t) {
+  int32_t stop = (int32_t)check_budgets(t);
+  evo_status st = evo_comm_broadcast(t->comm, &stop, sizeof stop, 0);
+  t->stop = (evo_trainer_stop)stop;
+  return st;
+}
+
+/* Distributed runs: every rank's observation statistics of this generation, merged in rank order. */
+static evo_status exchange_normalizer(evo_trainer *t) {
+  if (t->ranks == 1 || t->ev.direct || !t->ev.normalize_obs) return EVO_STATUS_OK;
+  const int64_t m = evo_sim_obs_size(t->ev.sim), w = 1 + 2 * m;
+  if (!t->norm_xchg && !(t->norm_xchg = malloc(sizeof(double) * (size_t)(w * t->ranks))))
+    return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  double *count, *mean, *m2, *mine = t->norm_xchg + t->rank * w;
+  evo_sim_norm_batch(t->ev.sim, &count, &mean, &m2);
+  mine[0] = *count;
+  memcpy(mine + 1, mean, sizeof(double) * (size_t)m);
+  memcpy(mine + 1 + m, m2, sizeof(double) * (size_t)m);
+  evo_status st = evo_comm_allgather(t->comm, t->norm_xchg, t->ranks, sizeof(double) * (size_t)w);
+  for (int r = 0; !st && r < t->ranks; r++) {
+    const double *b = t->norm_xchg + r * w;
+    evo_sim_norm_merge(t->ev.sim, b[0], b + 1, b + 1 + m);
+  }
+  return st;
+}
+
+/* One generation: this rank asks and evaluates its share, the ranks gather fitness (and descriptors), and every
+   rank tells the algorithm the whole population. */
+static evo_status evaluate_generation(evo_trainer *t, int pop) {
+  int64_t b, e;
+  evo_comm_slice(pop, t->rank, t->ranks, &b, &e);
+  const int k = t->ev.bd_dim;
+  evo_key key = evo_key_fold_in(t->train_key, (uint32_t)t->s.iteration);
+  evo_status st = ensure_pop(t, pop);
+  if (!st && e > b) st = evo_algo_ask(t->algo, (int)b, (int)e, t->pop);
+  if (!st && e > b)
+    st = evo_evaluator_population(&t->ev, evo_tensor_data(t->pop), (int)(e - b), b, key, t->fitness + b,
+                                  k > 0 ? t->bd + b * k : NULL);
+  if ((st = evo_comm_agree(t->comm, st))) return st;
+  if ((st = evo_comm_allgather(t->comm, t->fitness, pop, sizeof(float)))) return st;
+  if (k > 0 && (st = evo_comm_allgather(t->comm, t->bd, pop, sizeof(float) * (size_t)k))) return st;
+  if ((st = exchange_normalizer(t))) return st;
+  return k > 0 ? evo_algo_tell_bd(t->algo, t->fitness, t->bd, k) : evo_algo_tell(t->algo, t->fitness);
+}
+
 static evo_status iterate(evo_trainer *t, double wall0) {
   int pop = evo_algo_pop_size(t->algo);
-  evo_status st = ensure_pop(t, pop);
-  if (!st) st = evo_algo_ask(t->algo, 0, pop, t->pop);
-  evo_key key = evo_key_fold_in(t->train_key, (uint32_t)t->s.iteration);
-  int64_t episodes = 0;
-  if (!st) st = evo_evaluator_population(&t->ev, evo_tensor_data(t->pop), pop, key, t->fitness, t->bd, &episodes);
-  if (!st) st = t->ev.bd_dim > 0 ? evo_algo_tell_bd(t->algo, t->fitness, t->bd, t->ev.bd_dim)
-                                 : evo_algo_tell(t->algo, t->fitness);
+  evo_status st = evaluate_generation(t, pop);
   if (st) return st;
   t->s.iteration++;
-  t->s.evaluations += episodes;
+  t->s.evaluations += (int64_t)pop * t->ev.n_repeats;
   t->s.wall_s = wall0 + (evo_trainer_now() - t->t_start);
   evo_trainer_progress pr = {.iteration = t->s.iteration, .max_iter = t->max_iter, .evaluations = t->s.evaluations,
                              .wall_s = t->s.wall_s, .test = NAN};
@@ -248,14 +336,16 @@ static evo_status iterate(evo_trainer *t, double wall0) {
     note(t, msg);
     t->nan_noted = true;
   }
-  t->stop = check_budgets(t);
+  if ((st = decide_stop(t))) return st;
   bool last = t->stop != EVO_TRAINER_RUNNING && t->stop != EVO_TRAINER_INTERRUPTED;
   bool tested = t->s.iteration % t->test_interval == 0 || last;
   pr.tested = tested;
   if (tested) {
     if ((st = run_test(t, &pr.test))) return st;
-    if (t->stop == EVO_TRAINER_RUNNING && (t->stop = check_budgets(t)) != EVO_TRAINER_RUNNING)
-      last = t->stop != EVO_TRAINER_INTERRUPTED;
+    if (t->stop == EVO_TRAINER_RUNNING) {
+      if ((st = decide_stop(t))) return st;
+      last = t->stop != EVO_TRAINER_RUNNING && t->stop != EVO_TRAINER_INTERRUPTED;
+    }
   }
   pr.best_test = t->s.best_test;
   bool logged = t->s.iteration % t->log_interval == 0 || tested || last;
@@ -266,9 +356,9 @@ static evo_status iterate(evo_trainer *t, double wall0) {
   if (!st && t->out_dir && (t->s.iteration % t->ckpt_interval == 0 || t->stop != EVO_TRAINER_RUNNING))
     st = evo_checkpoint_save(t);
   if (!st && tested) plot(t);
-  if (!st && t->p.progress) t->p.progress(&pr, t->p.user);
+  if (!st && t->p.progress && t->rank == 0) t->p.progress(&pr, t->p.user);
   cJSON_free(line);
-  return st;
+  return evo_comm_agree(t->comm, st); /* rank 0's writes can fail: nobody goes on alone */
 }
 
 static evo_status write_summary(evo_trainer *t) {
@@ -281,6 +371,8 @@ static evo_status write_summary(evo_trainer *t) {
   cJSON_AddStringToObject(o, "algo", s.algo);
   cJSON_AddStringToObject(o, "device", s.device);
   cJSON_AddStringToObject(o, "device_note", s.device_note);
+  cJSON_AddStringToObject(o, "comm", s.comm);
+  add_num(o, "ranks", (double)s.ranks);
   add_num(o, "seed", (double)s.seed);
   add_num(o, "num_params", (double)t->ev.D);
   add_num(o, "iterations", (double)s.iterations);
@@ -310,23 +402,25 @@ evo_status evo_trainer_run(evo_trainer *t) {
   double wall0 = t->s.wall_s;
   t->stop = EVO_TRAINER_RUNNING;
   /* A resumed run may already be past a budget (or asked for fewer iterations): nothing to iterate then. */
-  if (t->s.iteration > 0) t->stop = check_budgets(t);
+  if (t->s.iteration > 0) st = decide_stop(t);
   while (!st && t->stop == EVO_TRAINER_RUNNING) st = iterate(t, wall0);
   if (st) return st;
   /* Resumed with nothing left to do: make sure the final recommendation has been tested. */
   if (t->stop != EVO_TRAINER_INTERRUPTED && t->s.last_test_iter != t->s.iteration) {
     double score;
     if ((st = run_test(t, &score))) return st;
-    if (t->out_dir && (st = evo_checkpoint_save(t))) return st;
+    if (t->out_dir) st = evo_checkpoint_save(t);
+    if ((st = evo_comm_agree(t->comm, st))) return st;
   }
   if (t->out_dir) st = write_summary(t);
   if (!st && t->out_dir) plot(t);
-  return st;
+  return evo_comm_agree(t->comm, st);
 }
 
 void evo_trainer_summary_get(const evo_trainer *t, evo_trainer_summary *out) {
   *out = (evo_trainer_summary){.task = t->task_name, .policy = t->policy_name, .algo = t->algo_name,
                                .device = t->device, .device_note = t->device_note,
+                               .comm = evo_comm_name(t->comm), .ranks = t->ranks,
                                .seed = t->seed, .iterations = t->s.iteration, .evaluations = t->s.evaluations,
                                .wall_s = t->s.wall_s, .best_train_fitness = t->s.best_train,
                                .test_score = t->s.last_test, .best_test_score = t->s.best_test,
@@ -338,6 +432,5 @@ void evo_trainer_summary_get(const evo_trainer *t, evo_trainer_summary *out) {
 evo_status evo_trainer_eval(evo_trainer *t, const char *params_path, int n_episodes, double *score) {
   evo_status st = evo_evaluator_load_params(&t->ev, t->best_params, params_path);
   if (st) return st;
-  return evo_evaluator_test(&t->ev, t->best_params, n_episodes > 0 ? n_episodes : (int)t->n_evaluations,
-                            t->test_key, score);
+  return test_params(t, t->best_params, n_episodes > 0 ? n_episodes : (int)t->n_evaluations, score);
 }

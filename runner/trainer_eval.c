@@ -83,20 +83,20 @@ static evo_status direct_episodes(evo_evaluator *e, evo_task *task, const float 
   return st;
 }
 
-evo_status evo_evaluator_population(evo_evaluator *e, const float *params, int n, evo_key key, float *fitness,
-                                    float *bd, int64_t *episodes) {
+evo_status evo_evaluator_population(evo_evaluator *e, const float *params, int n, int64_t first_member, evo_key key,
+                                    float *fitness, float *bd) {
   int reps = e->n_repeats;
-  *episodes = (int64_t)n * reps;
   if (!e->direct)
-    return e->bd_dim > 0 && bd ? evo_sim_evaluate_bd(e->sim, params, n, 0, key, fitness, bd)
-                               : evo_sim_evaluate(e->sim, params, n, 0, key, fitness);
+    return e->bd_dim > 0 && bd ? evo_sim_evaluate_bd(e->sim, params, n, first_member, key, fitness, bd)
+                               : evo_sim_evaluate(e->sim, params, n, first_member, key, fitness);
   int64_t E = (int64_t)n * reps;
   evo_status st = direct_reserve(e, e->task, E);
   if (st) return st;
   for (int i = 0; i < n; i++)
     for (int r = 0; r < reps; r++)
-      e->keys[(int64_t)i * reps + r] = e->crn ? evo_key_fold_in(key, (uint32_t)r)
-                                              : evo_key_fold_in(key, (uint32_t)((int64_t)i * reps + r));
+      e->keys[(int64_t)i * reps + r] =
+          e->crn ? evo_key_fold_in(key, (uint32_t)r)
+                 : evo_key_fold_in(key, (uint32_t)((first_member + i) * reps + r));
   if ((st = direct_episodes(e, e->task, params, n, reps, e->keys, e->ret))) return st;
   for (int i = 0; i < n; i++) {
     double sum = 0;
@@ -116,27 +116,24 @@ evo_status evo_evaluator_population(evo_evaluator *e, const float *params, int n
   return EVO_STATUS_OK;
 }
 
-evo_status evo_evaluator_test(evo_evaluator *e, const float *params, int n_episodes, evo_key key, double *score) {
+evo_status evo_evaluator_test_returns(evo_evaluator *e, const float *params, int64_t first, int n, evo_key key,
+                                      double *ret) {
   if (!e->direct) {
     if (e->normalize_obs) {
       double *c0, *m0, *v0, *c1, *m1, *v1;
       evo_sim_normalizer(e->sim, &c0, &m0, &v0);
       evo_sim_normalizer(e->test_sim, &c1, &m1, &v1);
-      int64_t n = evo_sim_obs_size(e->sim);
+      int64_t m = evo_sim_obs_size(e->sim);
       *c1 = *c0;
-      memcpy(m1, m0, sizeof(double) * (size_t)n);
-      memcpy(v1, v0, sizeof(double) * (size_t)n);
+      memcpy(m1, m0, sizeof(double) * (size_t)m);
+      memcpy(v1, v0, sizeof(double) * (size_t)m);
     }
-    return evo_sim_test(e->test_sim, params, n_episodes, key, score);
+    return evo_sim_test_returns(e->test_sim, params, first, n, key, ret);
   }
-  evo_status st = direct_reserve(e, e->test_task, n_episodes);
+  evo_status st = direct_reserve(e, e->test_task, n);
   if (st) return st;
-  for (int j = 0; j < n_episodes; j++) e->keys[j] = evo_key_fold_in(key, (uint32_t)j);
-  if ((st = direct_episodes(e, e->test_task, params, 1, n_episodes, e->keys, e->ret))) return st;
-  double sum = 0;
-  for (int j = 0; j < n_episodes; j++) sum += e->ret[j];
-  *score = sum / n_episodes;
-  return EVO_STATUS_OK;
+  for (int j = 0; j < n; j++) e->keys[j] = evo_key_fold_in(key, (uint32_t)(first + j));
+  return direct_episodes(e, e->test_task, params, 1, n, e->keys, ret);
 }
 
 evo_status evo_evaluator_save_params(evo_evaluator *e, const float *params, const char *path, int64_t iteration,
@@ -183,7 +180,7 @@ evo_status evo_evaluator_load_params(evo_evaluator *e, float *params, const char
   if (!st) st = evo_st_read(r, im, mean, sizeof(double) * (size_t)m);
   if (!st) st = evo_st_read(r, iv, m2, sizeof(double) * (size_t)m);
   evo_st_close(r);
-  if (!st) { /* evo_evaluator_test copies the training side over the test side: keep them equal */
+  if (!st) { /* evo_evaluator_test_returns copies the training side over the test side: keep them equal */
     double *c0, *m0, *v0;
     evo_sim_normalizer(e->sim, &c0, &m0, &v0);
     *c0 = *c;

@@ -29,11 +29,14 @@ typedef struct {
   double *ret;
 } evo_evaluator;
 
-/* fitness[n]; with bd_dim > 0 also bd[n, bd_dim] (each member's descriptors averaged over its repeats). */
-evo_status evo_evaluator_population(evo_evaluator *e, const float *params, int n, evo_key key, float *fitness,
-                                    float *bd, int64_t *episodes);
-/* Copies the training normaliser into the test simulation first. */
-evo_status evo_evaluator_test(evo_evaluator *e, const float *params, int n_episodes, evo_key key, double *score);
+/* fitness[n] of population rows first_member .. first_member + n - 1; with bd_dim > 0 also bd[n, bd_dim] (each
+   member's descriptors averaged over its repeats). */
+evo_status evo_evaluator_population(evo_evaluator *e, const float *params, int n, int64_t first_member, evo_key key,
+                                    float *fitness, float *bd);
+/* Returns of test episodes first .. first + n - 1 (episode j from fold_in(key, j)); copies the training normaliser
+   into the test simulation first. */
+evo_status evo_evaluator_test_returns(evo_evaluator *e, const float *params, int64_t first, int n, evo_key key,
+                                      double *ret);
 const evo_ptree *evo_evaluator_tree(const evo_evaluator *e);
 /* Saves params (+ normaliser statistics when normalize_obs) as safetensors that evo_ptree_load reads. */
 evo_status evo_evaluator_save_params(evo_evaluator *e, const float *params, const char *path, int64_t iteration,
@@ -54,7 +57,10 @@ typedef struct {
 struct evo_trainer {
   evo_config *cfg;
   evo_trainer_params p;
-  char *out_dir;
+  char *out_dir;        /* rank 0's run folder; NULL on other ranks and when nothing is written */
+  char *resume_dir;     /* other ranks of a resumed run: the folder whose checkpoint they read */
+  evo_comm *comm, *own_comm; /* p.comm, or a local one the trainer made */
+  int rank, ranks;
   evo_backend *be;      /* task, policy plans and rollouts: the config's device */
   evo_backend *host_be; /* the algorithm's population (ask writes host memory): be itself, or a CPU backend */
   char device[192], device_note[512]; /* "cpu" | "cuda:0 (name)", and how it was chosen */
@@ -76,6 +82,8 @@ struct evo_trainer {
   evo_tensor *pop;
   int pop_cap;
   float *fitness, *bd, *best_params;
+  double *test_ret, *norm_xchg; /* test returns [n_evaluations]; ranks' observation statistics [ranks, 1 + 2m] */
+  int64_t test_cap;
   bool plot_noted, nan_noted, dir_open;
 };
 

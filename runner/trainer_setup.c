@@ -10,7 +10,7 @@
 #include "trainer_impl.h"
 
 static void note(const evo_trainer *t, const char *msg) {
-  if (t->p.note) t->p.note(msg, t->p.user);
+  if (t->p.note && t->rank == 0) t->p.note(msg, t->p.user);
 }
 
 /* Library errors (policy shapes, algorithm arguments) get the location of the section that caused them; config
@@ -151,6 +151,7 @@ static evo_status build_sims(evo_trainer *t, int64_t n_repeats, bool normalize, 
   sp.normalize_obs = normalize;
   sp.common_random_numbers = crn;
   sp.task_threads = (int)task_threads;
+  sp.external_norm_merge = t->ranks > 1; /* the trainer merges every rank's statistics in rank order */
   evo_status st = evo_sim_new(e->task, e->pol, t->be, &sp, &e->sim);
   if (!st) st = evo_sim_new(e->test_task, e->test_pol, t->be, &sp, &e->test_sim);
   if (!st && normalize && evo_sim_obs_size(e->sim) != evo_sim_obs_size(e->test_sim))

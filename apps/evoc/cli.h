@@ -13,7 +13,7 @@ enum { EVO_CLI_OK = 0, EVO_CLI_FAILED = 1, EVO_CLI_USAGE = 2, EVO_CLI_INTERRUPTE
 
 /* Parsed arguments of run, train and check. */
 typedef struct {
-  const char *config, *out, *resume, *device;
+  const char *config, *out, *resume, *device, *comm;
   const char *sets[EVO_CLI_MAX_SETS];
   int n_sets;
   bool quiet, print;

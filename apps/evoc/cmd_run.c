@@ -11,8 +11,8 @@
 #include "evoc/trainer.h"
 
 static const char run_usage[] =
-    "usage: evoc run CONFIG [--set KEY=VALUE]... [--out DIR] [--device D] [--quiet]\n"
-    "       evoc run [CONFIG] --resume DIR [--set KEY=VALUE]... [--device D] [--quiet]\n"
+    "usage: evoc run CONFIG [--set KEY=VALUE]... [--out DIR] [--device D] [--comm C] [--quiet]\n"
+    "       evoc run [CONFIG] --resume DIR [--set KEY=VALUE]... [--device D] [--comm C] [--quiet]\n"
     "\n"
     "Trains with the evolution strategy of CONFIG (see configs/ and `evoc list`) and writes a run folder:\n"
     "config.yaml (resolved), metrics.jsonl, summary.json, best.safetensors, learning_curve.png, checkpoints/.\n"
@@ -24,6 +24,10 @@ static const char run_usage[] =
     "  --device D       auto | cpu | cuda | cuda:N (same as --set device=D); the algorithm runs on the host,\n"
     "                   so a run may resume on another device\n"
     "  --quiet          no progress line: JSON lines on stdout (metrics, then the summary)\n"
+    "  --comm C         auto | local | mpi: how processes share the population (default auto: mpi when started\n"
+    "                   by mpirun or srun, else local). `mpirun -np 4 evoc run CONFIG` splits every generation\n"
+    "                   and test over 4 processes; rank 0 writes the run folder and prints; without\n"
+    "                   normalize_obs the run equals a one-process run bit for bit\n"
     "\n"
     "Ctrl-C (SIGINT) or SIGTERM writes a checkpoint and exits with 130; resume with --resume DIR.\n"
     "Exit codes: 0 ok, 1 run failed, 2 bad usage or config, 130 interrupted.\n";
@@ -60,6 +64,9 @@ int evo_cli_parse(const char *cmd, const char *usage, int argc, char **argv, boo
     } else if (is_run && (r = evo_cli_opt(argc, argv, &i, "--device", &v))) {
       if (r < 0) return EVO_CLI_USAGE;
       a->device = v;
+    } else if (is_run && (r = evo_cli_opt(argc, argv, &i, "--comm", &v))) {
+      if (r < 0) return EVO_CLI_USAGE;
+      a->comm = v;
     } else if (is_run && !strcmp(argv[i], "--quiet")) {
       a->quiet = true;
     } else if (!is_run && !strcmp(argv[i], "--print")) {
@@ -170,54 +177,76 @@ static void print_summary(const evo_trainer *t, const char *dir, bool quiet) {
 /* JSON strings need escaping only for quotes and backslashes in a path; refuse such names in quiet output. */
 static const char *json_safe(const char *s) { return strpbrk(s, "\"\\") ? "(unprintable path)" : s; }
 
-int evo_cli_run(int argc, char **argv) {
-  evo_cli_args a;
-  int rc = evo_cli_parse("run", run_usage, argc, argv, true, &a);
-  if (rc) return rc < 0 ? EVO_CLI_OK : rc;
+/* The run itself, on every rank; rank 0 alone prints (the trainer reports progress and notes on rank 0 only, and
+   a failure on any rank reaches rank 0 through evo_comm_agree). */
+static int run_with(const evo_cli_args *a, evo_comm *comm) {
+  const bool lead = evo_comm_rank(comm) == 0;
   char out[4200];
   evo_config *cfg;
-  if ((rc = evo_cli_open_run("run", &a, &cfg, out, sizeof out))) return rc;
-  progress_state ps = {.quiet = a.quiet, .tty = isatty(STDERR_FILENO) != 0};
+  int rc = evo_cli_open_run("run", a, &cfg, out, sizeof out);
+  /* the default folder name has the time in it: every rank takes rank 0's */
+  if (evo_comm_agree(comm, rc ? EVO_STATUS_INVALID_ARGUMENT : EVO_STATUS_OK) ||
+      evo_comm_broadcast(comm, out, sizeof out, 0)) {
+    if (!rc) evo_config_free(cfg);
+    return rc ? rc : EVO_CLI_USAGE;
+  }
+  progress_state ps = {.quiet = a->quiet, .tty = isatty(STDERR_FILENO) != 0};
   evo_trainer_params tp = evo_trainer_default_params();
   tp.out_dir = out;
-  tp.resume = a.resume != NULL;
+  tp.resume = a->resume != NULL;
   tp.progress = on_progress;
   tp.note = evo_cli_note;
   tp.user = &ps;
+  tp.comm = comm;
   volatile sig_atomic_t *stop_signal = evo_cli_stop_flag();
   tp.interrupt = stop_signal;
-  evo_trainer *t;
-  if (evo_trainer_new(cfg, &tp, &t)) {
-    rc = evo_cli_fail("run", EVO_CLI_USAGE, "%s", evo_last_error());
-    evo_config_free(cfg);
-    return rc;
-  }
-  if (evo_trainer_open_dir(t)) {
-    rc = evo_cli_fail("run", EVO_CLI_USAGE, "%s", evo_last_error());
+  evo_trainer *t = NULL;
+  evo_status st = evo_comm_agree(comm, evo_trainer_new(cfg, &tp, &t));
+  if (!st) st = evo_trainer_open_dir(t);
+  if (st) {
+    rc = lead ? evo_cli_fail("run", EVO_CLI_USAGE, "%s", evo_last_error()) : EVO_CLI_USAGE;
     evo_trainer_free(t);
     evo_config_free(cfg);
     return rc;
   }
-  if (!a.quiet) fprintf(stderr, "%s %s (%lld parameters)\n", a.resume ? "resuming" : "run folder", out,
-                        (long long)evo_trainer_num_params(t));
+  if (!a->quiet && lead) {
+    char ranks[64] = "";
+    if (evo_comm_size(comm) > 1)
+      snprintf(ranks, sizeof ranks, ", %d ranks over %s", evo_comm_size(comm), evo_comm_name(comm));
+    fprintf(stderr, "%s %s (%lld parameters%s)\n", a->resume ? "resuming" : "run folder", out,
+            (long long)evo_trainer_num_params(t), ranks);
+  }
   evo_cli_catch_signals();
-  evo_status st = evo_trainer_run(t);
-  if (ps.tty && !a.quiet) fputs("\r\033[K", stderr);
+  st = evo_trainer_run(t);
+  if (ps.tty && !a->quiet && lead) fputs("\r\033[K", stderr);
   if (st) {
-    rc = evo_cli_fail("run", EVO_CLI_FAILED, "run failed: %s", evo_last_error());
+    rc = lead ? evo_cli_fail("run", EVO_CLI_FAILED, "run failed: %s", evo_last_error()) : EVO_CLI_FAILED;
   } else {
     evo_trainer_summary s;
     evo_trainer_summary_get(t, &s);
-    print_summary(t, a.quiet ? json_safe(out) : out, a.quiet);
+    if (lead) print_summary(t, a->quiet ? json_safe(out) : out, a->quiet);
     rc = EVO_CLI_OK;
     if (s.stopped_because == EVO_TRAINER_INTERRUPTED) {
-      fprintf(stderr, "interrupted: checkpoint written at iteration %lld; continue with: evoc run --resume %s\n",
-              (long long)s.iterations, out);
+      if (lead)
+        fprintf(stderr, "interrupted: checkpoint written at iteration %lld; continue with: evoc run --resume %s\n",
+                (long long)s.iterations, out);
       rc = *stop_signal == SIGTERM ? 128 + SIGTERM : EVO_CLI_INTERRUPTED;
     }
   }
   evo_trainer_free(t);
   evo_config_free(cfg);
+  return rc;
+}
+
+int evo_cli_run(int argc, char **argv) {
+  evo_cli_args a;
+  int rc = evo_cli_parse("run", run_usage, argc, argv, true, &a);
+  if (rc) return rc < 0 ? EVO_CLI_OK : rc;
+  evo_comm *comm;
+  if (evo_comm_open(a.comm ? a.comm : "auto", &comm))
+    return evo_cli_fail("run", EVO_CLI_USAGE, "--comm %s: %s", a.comm ? a.comm : "auto", evo_last_error());
+  rc = run_with(&a, comm);
+  evo_comm_free(comm);
   return rc;
 }
 

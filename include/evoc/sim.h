@@ -56,6 +56,9 @@ typedef struct {
                              of cores; results are the same for any value */
   bool graph_chunks;      /* device path, task with EVO_TASK_FLAG_GRAPH_SAFE: record check_interval steps as one
                              CUDA Graph per rollout and replay it (default true; results are the same either way) */
+  bool external_norm_merge; /* distributed runs: evaluate leaves its observation statistics in the batch
+                               (evo_sim_norm_batch) instead of merging them, so the caller merges every rank's
+                               batch in rank order with evo_sim_norm_merge (default false) */
 } evo_sim_params;
 
 evo_sim_params evo_sim_default_params(void);
@@ -81,6 +84,12 @@ evo_status evo_sim_evaluate_bd(evo_sim *s, const float *params, int n, int64_t f
    normaliser update; NaN if the parameters or the policy's outputs are not finite). */
 evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key key, double *mean_return);
 
+/* Returns of episodes first_episode .. first_episode + n_episodes - 1 of evo_sim_test's numbering (episode e from
+   fold_in(key, e)): a rank's share of a test; summed in episode order they give evo_sim_test's mean bit for bit.
+   Episodes from the first plan in which the parameters or the policy's outputs were not finite are NaN. */
+evo_status evo_sim_test_returns(evo_sim *s, const float *params, int64_t first_episode, int n_episodes, evo_key key,
+                                double *returns);
+
 typedef struct {
   int64_t env_steps;    /* episode steps actually simulated (alive episodes only) */
   int64_t nan_members;  /* members given NaN fitness: non-finite parameters, actions or rewards */
@@ -103,6 +112,10 @@ void evo_sim_info_get(const evo_sim *s, evo_sim_info *out);
 /* Normaliser state for checkpoints: count (1), mean (obs numel), m2 (obs numel), as doubles. */
 int64_t evo_sim_obs_size(const evo_sim *s);
 void evo_sim_normalizer(evo_sim *s, double **count, double **mean, double **m2);
+/* The statistics of the last evaluate's valid observations alone (count, mean, m2), the batch it merges (or, with
+   external_norm_merge, leaves to the caller); and a merge of such a batch into the normaliser (Chan et al.). */
+void evo_sim_norm_batch(evo_sim *s, double **count, double **mean, double **m2);
+void evo_sim_norm_merge(evo_sim *s, double count, const double *mean, const double *m2);
 
 #ifdef __cplusplus
 }

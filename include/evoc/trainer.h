@@ -40,6 +40,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "evoc/comm.h"
 #include "evoc/config.h"
 #include "evoc/status.h"
 #ifdef __cplusplus
@@ -85,6 +86,14 @@ typedef struct {
   /* Polled between iterations: nonzero stops the run, writes a checkpoint and the summary
      (stopped_because "interrupted"). Typically set by a SIGINT handler. */
   volatile sig_atomic_t *interrupt;
+  /* Distributed run (comm.h): this process's rank, borrowed; NULL: one rank. Every rank builds the same trainer
+     from the same config; rank r evaluates members [r*P/R, (r+1)*P/R) and its share of the test episodes, the
+     ranks exchange fitness (descriptors, test returns, observation statistics) and keep identical algorithm
+     state. Rank 0 alone writes the run folder, decides when to stop (budgets, the interrupt flag) and reports
+     progress and notes; on resume every rank reads the checkpoint, so the folder must be visible to all. Without
+     normalize_obs the run is bit-identical to a one-rank run; with it the ranks' observation statistics are
+     merged in rank order, so it matches one rank up to that merge's rounding. */
+  evo_comm *comm;
 } evo_trainer_params;
 
 evo_trainer_params evo_trainer_default_params(void);
@@ -110,6 +119,8 @@ typedef struct {
   const char *task, *policy, *algo;
   const char *device;        /* "cpu" or "cuda:N (GPU name)" */
   const char *device_note;   /* how it was chosen, e.g. "device auto: using cpu (cuda: no CUDA-capable device)" */
+  const char *comm;          /* "local" | "mpi" */
+  int ranks;                 /* processes sharing the population */
   int64_t seed, iterations, evaluations;
   double wall_s;
   double best_train_fitness; /* best member fitness seen in training */

@@ -1,0 +1,215 @@
+/* Distributed runs (comm.h, DESIGN.md §6): the share arithmetic and the local backend in-process; MPI's
+   collectives across real ranks (tests/mpi/comm_check.c under mpirun); and `mpirun -np R evoc run` against a
+   one-process run: same metrics and files bit for bit (uneven shares, independent noise, MAP-Elites descriptors,
+   a test with fewer episodes than ranks, resume on another rank count), the normaliser merge, and a failure on
+   one rank ending every rank. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include "cli_test_util.h"
+#include "evoc/comm.h"
+#include "safetensors.h"
+
+#define CFG EVOC_CONFIGS_DIR
+
+/* ---------------------------------------------------------------- in-process */
+
+Test(comm, slices_tile_the_population_in_rank_order) {
+  for (int size = 1; size <= 7; size++)
+    for (int64_t n = 0; n <= 40; n++) {
+      int64_t prev_end = 0, lo = INT64_MAX, hi = 0;
+      for (int r = 0; r < size; r++) {
+        int64_t b, e;
+        evo_comm_slice(n, r, size, &b, &e);
+        cr_assert_eq(b, prev_end, "n %lld, %d ranks: rank %d starts at %lld", (long long)n, size, r, (long long)b);
+        cr_assert_geq(e, b);
+        lo = e - b < lo ? e - b : lo, hi = e - b > hi ? e - b : hi;
+        prev_end = e;
+      }
+      cr_assert_eq(prev_end, n, "shares of %lld over %d ranks end at %lld", (long long)n, size, (long long)prev_end);
+      cr_assert_leq(hi - lo, 1, "shares of %lld over %d ranks differ by %lld", (long long)n, size, (long long)(hi - lo));
+    }
+}
+
+Test(comm, local_backend_is_one_rank) {
+  evo_comm *c;
+  cr_assert_eq(evo_comm_open("local", &c), EVO_STATUS_OK);
+  cr_assert_str_eq(evo_comm_name(c), "local");
+  cr_assert_eq(evo_comm_rank(c), 0);
+  cr_assert_eq(evo_comm_size(c), 1);
+  cr_assert_eq(evo_comm_local_size(c), 1);
+  float x[3] = {1, 2, 3};
+  cr_assert_eq(evo_comm_allgather(c, x, 3, sizeof(float)), EVO_STATUS_OK);
+  cr_assert(x[0] == 1 && x[1] == 2 && x[2] == 3);
+  cr_assert_eq(evo_comm_broadcast(c, x, sizeof x, 0), EVO_STATUS_OK);
+  cr_assert_eq(evo_comm_broadcast(c, x, sizeof x, 1), EVO_STATUS_INVALID_ARGUMENT);
+  cr_assert_eq(evo_comm_allgather(c, x, -1, 4), EVO_STATUS_INVALID_ARGUMENT);
+  cr_assert_eq(evo_comm_agree(c, EVO_STATUS_OK), EVO_STATUS_OK);
+  evo_error(EVO_STATUS_IO, "mine");
+  cr_assert_eq(evo_comm_agree(c, EVO_STATUS_IO), EVO_STATUS_IO);
+  cr_assert_str_eq(evo_last_error(), "mine");
+  cr_assert_eq(evo_comm_barrier(c), EVO_STATUS_OK);
+  evo_comm_free(c);
+  cr_assert_eq(evo_comm_open("carrier-pigeon", &c), EVO_STATUS_INVALID_ARGUMENT);
+  cr_assert_null(c);
+  cr_assert(strstr(evo_last_error(), "auto, local or mpi"), "%s", evo_last_error());
+}
+
+Test(comm, auto_is_local_outside_mpirun) {
+  unsetenv("OMPI_COMM_WORLD_SIZE"), unsetenv("PMI_SIZE"), unsetenv("PMIX_RANK"), unsetenv("MV2_COMM_WORLD_SIZE");
+  cr_assert_eq(evo_comm_launched_by_mpi(), 0);
+  evo_comm *c;
+  cr_assert_eq(evo_comm_open("auto", &c), EVO_STATUS_OK);
+  cr_assert_str_eq(evo_comm_name(c), "local");
+  evo_comm_free(c);
+#ifndef EVOC_HAVE_MPI
+  cr_assert_eq(evo_comm_open("mpi", &c), EVO_STATUS_UNSUPPORTED);
+  cr_assert(strstr(evo_last_error(), "-DEVOC_MPI=ON"), "%s", evo_last_error());
+#endif
+}
+
+/* ---------------------------------------------------------------- under mpirun */
+
+#ifdef EVOC_HAVE_MPI
+static void mpi_setup(void) {
+  setup();
+  /* containers run tests as root, and CI machines have fewer cores than the ranks asked for */
+  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+  /* sanitizer builds: Open MPI keeps its start-up allocations until exit, which is not ours to fix */
+  char supp[300];
+  snprintf(supp, sizeof supp, "%s/lsan.supp", tmp);
+  write_file("lsan.supp", "leak:libmpi\nleak:libopen-pal\nleak:libopen-rte\nleak:libpmix\nleak:libevent\n"
+                          "leak:libhwloc\nleak:mca_\nleak:libucs\nleak:libucp\nleak:libfabric\n");
+  char opt[400];
+  snprintf(opt, sizeof opt, "suppressions=%s:print_suppressions=0", supp);
+  setenv("LSAN_OPTIONS", opt, 1);
+}
+
+TestSuite(distributed, .init = mpi_setup, .fini = teardown, .timeout = 240);
+
+/* Runs `mpiexec -n RANKS ARGS` in the temp folder (stdout and stderr captured like evoc()). */
+static int mpi(int ranks, const char *exe, const char *fmt, ...) {
+  char args[4096], cmd[9000];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' -n %d '%s' %s > stdout.txt 2> stderr.txt", tmp, EVOC_MPIEXEC, ranks,
+           exe, args);
+  int rc = system(cmd);
+  char p[400];
+  snprintf(p, sizeof p, "%s/stdout.txt", tmp);
+  slurp(p, out_buf, sizeof out_buf);
+  snprintf(p, sizeof p, "%s/stderr.txt", tmp);
+  slurp(p, err_buf, sizeof err_buf);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+Test(distributed, mpi_collectives_across_three_ranks) {
+  int rc = mpi(3, EVOC_COMM_CHECK, "");
+  cr_assert_eq(rc, 0, "comm_check failed:\n%s\n%s", out_buf, err_buf);
+  for (int r = 0; r < 3; r++) {
+    char want[32];
+    snprintf(want, sizeof want, "rank %d ok", r);
+    cr_assert(strstr(out_buf, want), "no '%s' in:\n%s", want, out_buf);
+  }
+}
+
+/* R ranks against one: identical metrics (but wall time), best parameters and final algorithm state. */
+static void ranks_match(int ranks, const char *cfg, const char *sets, int iters) {
+  char rm[600];
+  snprintf(rm, sizeof rm, "rm -rf '%s/one' '%s/many'", tmp, tmp);
+  cr_assert_eq(system(rm), 0);
+  int rc = evoc("run %s --out one --quiet %s --set trainer.max_iter=%d", cfg, sets, iters);
+  cr_assert_eq(rc, 0, "%s: %s", cfg, err_buf);
+  rc = mpi(ranks, EVOC_CLI_PATH, "run %s --out many --quiet %s --set trainer.max_iter=%d", cfg, sets, iters);
+  cr_assert_eq(rc, 0, "%s on %d ranks: %s", cfg, ranks, err_buf);
+  char *a = metrics_without_wall("one"), *b = metrics_without_wall("many");
+  cr_assert_str_eq(a, b, "%s: metrics differ between 1 and %d ranks", cfg, ranks);
+  free(a), free(b);
+  same_file("one", "many", "best.safetensors");
+  char ck[128];
+  snprintf(ck, sizeof ck, "checkpoints/iter_%09d.algo.safetensors", iters);
+  same_file("one", "many", ck);
+  cJSON *s = read_json("many", "summary.json");
+  cr_assert_eq(jnum(s, "ranks"), ranks);
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "comm")->valuestring, "mpi");
+  cJSON_Delete(s);
+}
+
+Test(distributed, three_ranks_equal_one_with_uneven_shares_and_independent_noise) {
+  /* 14 members over 3 ranks (4, 5, 5), 2 episodes each with their own starts, 7 test episodes (2, 2, 3) */
+  ranks_match(3, CFG "/cartpole_swingup_hard_pgpe.yaml",
+              "--set algo.pop_size=14 --set trainer.n_repeats=2 --set trainer.common_random_numbers=false "
+              "--set trainer.n_evaluations=7 --set trainer.test_interval=3 --set trainer.log_interval=1",
+              6);
+}
+
+Test(distributed, map_elites_descriptors_and_a_one_episode_test) {
+  /* direct policy on the functions task; one test episode over 2 ranks leaves rank 0 without a share */
+  ranks_match(2, CFG "/quick_map_elites.yaml", "--set trainer.test_interval=5 --set trainer.log_interval=5", 20);
+  ranks_match(3, CFG "/quick_cmaes.yaml", "--set trainer.n_evaluations=1 --set trainer.target_objective=0", 25);
+}
+
+Test(distributed, resume_on_another_rank_count) {
+  const char *cfg = CFG "/cartpole_swingup_easy_pgpe.yaml";
+  const char *sets = "--set algo.pop_size=12 --set trainer.n_repeats=2 --set trainer.n_evaluations=4 "
+                     "--set trainer.test_interval=4 --set trainer.log_interval=2 --set trainer.checkpoint_interval=4";
+  int rc = evoc("run %s --out full --quiet %s --set trainer.max_iter=8", cfg, sets);
+  cr_assert_eq(rc, 0, "%s", err_buf);
+  rc = mpi(2, EVOC_CLI_PATH, "run %s --out half --quiet %s --set trainer.max_iter=4", cfg, sets);
+  cr_assert_eq(rc, 0, "%s", err_buf);
+  rc = mpi(3, EVOC_CLI_PATH, "run --resume half --quiet --set trainer.max_iter=8");
+  cr_assert_eq(rc, 0, "%s", err_buf);
+  char *a = metrics_without_wall("full"), *b = metrics_without_wall("half");
+  cr_assert_str_eq(a, b, "resumed on 3 ranks: metrics differ");
+  free(a), free(b);
+  same_file("full", "half", "best.safetensors");
+  same_file("full", "half", "checkpoints/iter_000000008.algo.safetensors");
+}
+
+static void read_norm(const char *dir, const char *file, double *count, double *mean, double *m2, int64_t m) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/%s/%s", tmp, dir, file);
+  evo_st_reader *r;
+  cr_assert_eq(evo_st_open(path, &r), EVO_STATUS_OK, "%s", evo_last_error());
+  int ic = evo_st_find(r, "obs_norm.count"), im = evo_st_find(r, "obs_norm.mean"), iv = evo_st_find(r, "obs_norm.m2");
+  cr_assert(ic >= 0 && im >= 0 && iv >= 0, "%s has no obs_norm.*", path);
+  cr_assert_eq(evo_st_read(r, ic, count, sizeof(double)), EVO_STATUS_OK);
+  cr_assert_eq(evo_st_read(r, im, mean, sizeof(double) * (size_t)m), EVO_STATUS_OK);
+  cr_assert_eq(evo_st_read(r, iv, m2, sizeof(double) * (size_t)m), EVO_STATUS_OK);
+  evo_st_close(r);
+}
+
+Test(distributed, normalizer_statistics_merge_over_ranks) {
+  /* One generation: the statistics of 2 ranks' observations, merged in rank order, against one rank's. */
+  const char *sets = "--set trainer.normalize_obs=true --set algo.pop_size=10 --set trainer.n_repeats=3 "
+                     "--set trainer.common_random_numbers=false --set trainer.n_evaluations=2 --set trainer.max_iter=1";
+  const char *cfg = CFG "/cartpole_swingup_hard_pgpe.yaml";
+  cr_assert_eq(evoc("run %s --out one --quiet %s", cfg, sets), 0, "%s", err_buf);
+  cr_assert_eq(mpi(2, EVOC_CLI_PATH, "run %s --out many --quiet %s", cfg, sets), 0, "%s", err_buf);
+  enum { M = 5 }; /* CartPole's observation */
+  double c1, mu1[M], v1[M], c2, mu2[M], v2[M];
+  read_norm("one", "best.safetensors", &c1, mu1, v1, M);
+  read_norm("many", "best.safetensors", &c2, mu2, v2, M);
+  cr_assert_eq(c1, c2, "observation counts %g vs %g", c1, c2);
+  cr_assert_gt(c1, 10 * 3 * 100, "too few observations counted: %g", c1);
+  for (int j = 0; j < M; j++) {
+    cr_assert_leq(fabs(mu1[j] - mu2[j]), 1e-12 * (1 + fabs(mu1[j])), "mean[%d] %.17g vs %.17g", j, mu1[j], mu2[j]);
+    cr_assert_leq(fabs(v1[j] - v2[j]), 1e-12 * (1 + fabs(v1[j])), "m2[%d] %.17g vs %.17g", j, v1[j], v2[j]);
+  }
+}
+
+Test(distributed, a_failure_on_one_rank_ends_every_rank) {
+  /* only rank 0 touches the run folder: when it cannot, the others must not wait for it */
+  write_file("blocker", "a file where the run folder should go\n");
+  int rc = mpi(3, EVOC_CLI_PATH, "run %s/quick_pgpe.yaml --out blocker/run --quiet", CFG);
+  cr_assert_eq(rc, 2, "exit %d: %s", rc, err_buf);
+  cr_assert(strstr(err_buf, "blocker"), "the error does not name the folder: %s", err_buf);
+  /* a config error stops every rank before anything runs */
+  rc = mpi(2, EVOC_CLI_PATH, "run %s/quick_pgpe.yaml --out x --set algo.pop_size=-3 --quiet", CFG);
+  cr_assert_eq(rc, 2, "exit %d: %s", rc, err_buf);
+  cr_assert(strstr(err_buf, "pop_size"), "%s", err_buf);
+}
+#endif
