@@ -71,7 +71,7 @@ evo_status evo_sim_new(evo_task *task, const evo_policy *pol, evo_backend *be, c
   s->task = task, s->pol = pol, s->be = be, s->p = *p;
   s->spec = *ts;
   s->device = evo_sim_device_path(ts, be);
-  s->task_threads = p->task_threads > 0 ? p->task_threads : omp_get_num_procs();
+  s->task_threads = p->task_threads > 0 ? p->task_threads : omp_get_max_threads(); /* OMP_NUM_THREADS or the cores */
   s->obs_numel = 1;
   for (int k = 0; k < s->spec.obs_ndim; k++) s->obs_numel *= s->spec.obs_shape[k];
   s->discrete = s->spec.action_kind == EVO_ACTION_DISCRETE;

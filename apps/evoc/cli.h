@@ -32,6 +32,7 @@ int evo_cli_train_check(const evo_cli_args *a, evo_config *cfg);
 int evo_cli_check(int argc, char **argv);
 int evo_cli_eval(int argc, char **argv);
 int evo_cli_list(int argc, char **argv);
+int evo_cli_sweep(int argc, char **argv);
 
 /* argv[*i] is "--name VALUE" or "--name=VALUE": stores VALUE, advances *i past it and returns 1; returns 0 when
    argv[*i] is another argument; -1 (after printing the error) when the value is missing. */

@@ -11,6 +11,8 @@ static const char usage[] =
     "  eval RUN_DIR    test saved parameters (RUN_DIR/best.safetensors or a .safetensors file)\n"
     "  list            built-in tasks, policies, algorithms (options, defaults) and optimizers\n"
     "  check CONFIG    validate a config without running it\n"
+    "  sweep SWEEP     many runs of one config over a grid of overrides, N at a time over devices (or one per\n"
+    "                  Slurm array task); gathers results.csv\n"
     "\n"
     "`evoc SUBCOMMAND --help` describes each one. Exit codes: 0 ok, 1 run failed, 2 bad usage or config,\n"
     "130 interrupted (after writing a checkpoint).\n";
@@ -34,6 +36,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "eval")) return evo_cli_eval(argc - 1, argv + 1);
   if (!strcmp(cmd, "list")) return evo_cli_list(argc - 1, argv + 1);
   if (!strcmp(cmd, "train")) return evo_cli_train(argc - 1, argv + 1);
+  if (!strcmp(cmd, "sweep")) return evo_cli_sweep(argc - 1, argv + 1);
   fprintf(stderr, "evoc: unknown subcommand '%s'\n\n%s", cmd, usage);
   return EVO_CLI_USAGE;
 }

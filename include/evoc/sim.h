@@ -52,8 +52,9 @@ typedef struct {
   int chunk_members;      /* members per population plan (evo_sim_test: chunk_members * n_repeats episodes per plan);
                              0 (default): as many as fit in max_plan_mb */
   int64_t max_plan_mb;    /* memory budget of one plan for chunk_members = 0 (default 1024); 0: no limit */
-  int task_threads;       /* threads stepping a host-memory task that allows sub-ranges; 0 (default): the number
-                             of cores; results are the same for any value */
+  int task_threads;       /* threads stepping a host-memory task that allows sub-ranges; 0 (default): OpenMP's
+                             thread count (OMP_NUM_THREADS, else the number of cores); results are the same for any
+                             value */
   bool graph_chunks;      /* device path, task with EVO_TASK_FLAG_GRAPH_SAFE: record check_interval steps as one
                              CUDA Graph per rollout and replay it (default true; results are the same either way) */
   bool external_norm_merge; /* distributed runs: evaluate leaves its observation statistics in the batch

@@ -16,7 +16,7 @@
  *            algorithm's own options (evo_algo_info) under their names
  *   trainer: max_iter 1000, log_interval 10, test_interval 100, n_evaluations 100 (test episodes),
  *            n_repeats 1 (episodes per member), normalize_obs false, common_random_numbers true,
- *            task_threads 0 (threads stepping a host task that allows it; 0: the number of cores),
+ *            task_threads 0 (threads stepping a host task that allows it; 0: OMP_NUM_THREADS, else the cores),
  *            checkpoint_interval 100, keep_checkpoints 2, plot true,
  *            target_score (optional: stop once a test scores at least this), max_evals 0 and max_seconds 0
  *            (budgets; 0 = none); for the functions task also target_objective 1e-8 (stop once f <= it).
