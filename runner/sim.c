@@ -36,7 +36,8 @@ void evo_sim_free(evo_sim *s) {
   plan_clear(s, &s->plans[1]);
   free(s->norm_mean), free(s->norm_m2), free(s->use_mean), free(s->use_sd);
   free(s->batch_mean), free(s->batch_m2), free(s->step_mean), free(s->step_m2), free(s->zero_row), free(s->bd_all);
-  evo_tensor_free(s->d_use), evo_tensor_free(s->d_batch);
+  free(s->macc);
+  evo_tensor_free(s->d_use);
   free(s->chunk_st), free(s->chunk_msg);
   free(s);
 }
@@ -104,8 +105,7 @@ evo_status evo_sim_new(evo_task *task, const evo_policy *pol, evo_backend *be, c
   }
   if (s->device) {
     s->d_use = evo_tensor_new(be, EVO_F32, 2, (int64_t[]){2, s->obs_numel});
-    s->d_batch = evo_tensor_new(be, EVO_F64, 2, (int64_t[]){3, s->obs_numel});
-    if (!s->d_use || !s->d_batch) {
+    if (!s->d_use) {
       evo_sim_free(s);
       return evo_sim_oom();
     }
@@ -281,12 +281,18 @@ static evo_status evaluate(evo_sim *s, const float *params, int n, int64_t first
   if (st == EVO_STATUS_OK) st = get_plan(s, 0, chunk_size(s, 0, n, s->p.chunk_members), R, shared, &r);
   if (st != EVO_STATUS_OK) return st;
   set_info(s, r);
+  const int64_t w = 1 + 2 * s->obs_numel;
   if (s->p.normalize_obs) {
-    evo_sim_norm_prepare(s), evo_sim_batch_clear(s);
-    if (s->device && (st = evo_sim_device_norm_begin(s, true)) != EVO_STATUS_OK) return st;
+    evo_sim_norm_prepare(s);
+    if ((st = evo_sim_norm_reserve(s, n)) != EVO_STATUS_OK) return st;
+    if (s->device && (st = evo_sim_device_norm_begin(s)) != EVO_STATUS_OK) return st;
   }
   for (int off = 0; off < n && st == EVO_STATUS_OK; off += r->n) {
     const int nv = n - off < r->n ? n - off : r->n;
+    if (s->p.normalize_obs) { /* the chunk's members' statistics start empty */
+      s->macc_chunk = s->macc + off * w;
+      memset(s->macc_chunk, 0, sizeof(double) * (size_t)(nv * w));
+    }
     if ((st = load_params(s, r, params + (int64_t)off * s->n_params, nv)) != EVO_STATUS_OK) break;
     for (int i = 0; i < r->n; i++) {
       int64_t member = first_member + off + (i < nv ? i : nv - 1);
@@ -305,8 +311,7 @@ static evo_status evaluate(evo_sim *s, const float *params, int n, int64_t first
     if (bd) st = chunk_descriptors(s, r, nv, bd + (int64_t)off * s->spec.bd_dim);
   }
   /* Statistics of a failed evaluate are dropped, so a retry does not count its observations twice. */
-  if (st == EVO_STATUS_OK && s->p.normalize_obs && s->device) st = evo_sim_device_norm_end(s);
-  if (st == EVO_STATUS_OK && s->p.normalize_obs && !s->p.external_norm_merge) evo_sim_norm_merge_batch(s);
+  if (st == EVO_STATUS_OK && s->p.normalize_obs && !s->p.external_norm_merge) evo_sim_norm_merge_members(s, n, s->macc);
   return st;
 }
 
@@ -344,7 +349,7 @@ static evo_status test_episodes(evo_sim *s, const float *params, int64_t first, 
   if (st != EVO_STATUS_OK) return st;
   if (s->p.normalize_obs) {
     evo_sim_norm_prepare(s);
-    if (s->device && (st = evo_sim_device_norm_begin(s, false)) != EVO_STATUS_OK) return st;
+    if (s->device && (st = evo_sim_device_norm_begin(s)) != EVO_STATUS_OK) return st;
   }
   if ((st = load_params(s, r, params, 1)) != EVO_STATUS_OK) return st;
   double sum = 0;
@@ -382,14 +387,6 @@ evo_status evo_sim_test_returns(evo_sim *s, const float *params, int64_t first_e
 void evo_sim_stats_get(const evo_sim *s, evo_sim_stats *out) { *out = s->stats; }
 void evo_sim_info_get(const evo_sim *s, evo_sim_info *out) { *out = s->info; }
 int64_t evo_sim_obs_size(const evo_sim *s) { return s->obs_numel; }
-void evo_sim_norm_batch(evo_sim *s, double **count, double **mean, double **m2) {
-  *count = &s->batch_count;
-  *mean = s->batch_mean;
-  *m2 = s->batch_m2;
-}
-void evo_sim_norm_merge(evo_sim *s, double count, const double *mean, const double *m2) {
-  evo_sim_norm_merge_stats(s, count, mean, m2);
-}
 void evo_sim_normalizer(evo_sim *s, double **count, double **mean, double **m2) {
   *count = &s->norm_count;
   *mean = s->norm_mean;

@@ -36,30 +36,33 @@ __global__ void evo_sim_begin_kernel(int64_t E, int64_t n_valid, uint8_t *alive,
   steps[e] = 0;
 }
 
-/* One block per observation component j. */
-__global__ void evo_sim_norm_kernel(const float *obs, const uint8_t *alive, int64_t rows, int64_t m, double weight,
-                                    double *batch) {
-  __shared__ double sh[EVO_SIM_BLOCK];
-  const int64_t j = blockIdx.x;
-  double k = 0.0, sum = 0.0;
-  for (int64_t e = threadIdx.x; e < rows; e += EVO_SIM_BLOCK)
-    if (alive[e]) k += 1.0, sum += obs[e * m + j];
-  k = evo_sim_block_sum(k, sh);
-  sum = evo_sim_block_sum(sum, sh);
+/* One block per member, its threads over the observation components; the same arithmetic as sim_norm.c. Every
+   thread reads the member's count before thread 0 updates it. */
+__global__ void evo_sim_norm_kernel(const float *obs, const uint8_t *alive, int reps, bool shared, int64_t m,
+                                    double *acc) {
+  const int64_t i = blockIdx.x, r0 = shared ? 0 : i * reps;
+  double *a = acc + i * (1 + 2 * m);
+  const double n0 = a[0];
+  double k = 0.0;
+  for (int64_t e = r0; e < r0 + reps; e++) k += alive[e] ? 1.0 : 0.0;
+  __syncthreads();
   if (k == 0.0) return;
-  const double mu = sum / k;
-  double m2 = 0.0;
-  for (int64_t e = threadIdx.x; e < rows; e += EVO_SIM_BLOCK)
-    if (alive[e]) {
-      double d = obs[e * m + j] - mu;
-      m2 += d * d;
-    }
-  m2 = evo_sim_block_sum(m2, sh);
-  if (threadIdx.x != 0) return;
-  double n0 = batch[j], n1 = k * weight, n = n0 + n1, d = mu - batch[m + j];
-  batch[m + j] += d * n1 / n;
-  batch[2 * m + j] += m2 * weight + d * d * n0 * n1 / n;
-  batch[j] = n;
+  const double n = n0 + k;
+  for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
+    double mu = 0.0, m2 = 0.0;
+    for (int64_t e = r0; e < r0 + reps; e++)
+      if (alive[e]) mu += obs[e * m + j];
+    mu /= k;
+    for (int64_t e = r0; e < r0 + reps; e++)
+      if (alive[e]) {
+        double d = obs[e * m + j] - mu;
+        m2 += d * d;
+      }
+    double d = mu - a[1 + j];
+    a[1 + j] += d * k / n;
+    a[1 + m + j] += m2 + d * d * n0 * k / n;
+  }
+  if (threadIdx.x == 0) a[0] = n;
 }
 
 __global__ void evo_sim_normalize_kernel(float *obs, int64_t total, int64_t m, const float *use) {
@@ -137,8 +140,10 @@ extern "C" evo_status evo_sim_cuda_begin(void *stream, int64_t E, int64_t n_vali
 }
 
 extern "C" evo_status evo_sim_cuda_norm_accumulate(void *stream, const float *obs, const uint8_t *alive,
-                                                   int64_t rows, int64_t m, double weight, double *batch) {
-  evo_sim_norm_kernel<<<(unsigned)m, EVO_SIM_BLOCK, 0, (cudaStream_t)stream>>>(obs, alive, rows, m, weight, batch);
+                                                   int64_t members, int reps, bool shared, int64_t m, double *acc) {
+  if (members < 1) return EVO_STATUS_OK;
+  const unsigned threads = m < 128 ? (unsigned)((m + 31) / 32 * 32) : 128u;
+  evo_sim_norm_kernel<<<(unsigned)members, threads, 0, (cudaStream_t)stream>>>(obs, alive, reps, shared, m, acc);
   return evo_sim_launched("normaliser statistics kernel");
 }
 

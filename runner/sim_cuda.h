@@ -2,6 +2,7 @@
    enqueues on `stream` (a cudaStream_t) and checks the launch; errors name the kernel. */
 #ifndef EVOC_SIM_CUDA_H
 #define EVOC_SIM_CUDA_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "evoc/status.h"
@@ -16,11 +17,11 @@ evo_status evo_sim_cuda_copy(void *stream, void *dst, const void *src, size_t nb
 /* alive[e] = e < n_valid, ret[e] = 0, steps[e] = 0 for e < E. */
 evo_status evo_sim_cuda_begin(void *stream, int64_t E, int64_t n_valid, uint8_t *alive, double *ret,
                               int32_t *steps);
-/* Adds the alive rows of obs [rows, m] to the batch statistics batch [3, m] (per-component count, mean, M2; each
-   row stands for `weight` episodes): per component a two-pass mean/M2 in a fixed-order block reduction (so
-   results are reproducible), merged with Chan et al.'s formula, as sim_norm.c does on the host. */
-evo_status evo_sim_cuda_norm_accumulate(void *stream, const float *obs, const uint8_t *alive, int64_t rows,
-                                        int64_t m, double weight, double *batch);
+/* Adds each member's alive rows of obs [., m] to its statistics acc [members, 1 + 2m] (count, mean, M2): member
+   i's rows are [i * reps, (i + 1) * reps), or [0, reps) for every member when shared; per component a two-pass
+   mean/M2 over those rows in row order, merged with Chan et al.'s formula, as sim_norm.c does on the host. */
+evo_status evo_sim_cuda_norm_accumulate(void *stream, const float *obs, const uint8_t *alive, int64_t members,
+                                        int reps, bool shared, int64_t m, double *acc);
 /* obs = clip((obs - use[0]) / use[1], -5, 5), use [2, m]. */
 evo_status evo_sim_cuda_normalize(void *stream, float *obs, int64_t rows, int64_t m, const float *use);
 /* Policy output act [E, k] -> task actions: a non-finite row is zeroed and, if its episode counts and is alive,

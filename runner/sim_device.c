@@ -29,8 +29,8 @@ bool evo_sim_device_path(const evo_task_spec *spec, const evo_backend *be) {
 void evo_sim_device_plan_free(evo_sim *s, rollout_plan *r) {
   if (r->chunk_exec) s->be->iface->graph_destroy(s->be->ctx, r->chunk_exec);
   r->chunk_exec = NULL;
-  evo_tensor *all[] = {r->d_keys, r->d_obs_all, r->d_reward, r->d_done, r->d_alive,
-                       r->d_dact, r->d_ret,     r->d_steps,  r->d_bad,  r->d_count};
+  evo_tensor *all[] = {r->d_keys, r->d_obs_all, r->d_reward, r->d_done,  r->d_alive, r->d_dact,
+                       r->d_ret,  r->d_steps,   r->d_bad,    r->d_count, r->d_macc};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) evo_tensor_free(all[i]);
 }
 
@@ -53,6 +53,7 @@ evo_status evo_sim_device_plan_alloc(evo_sim *s, rollout_plan *r) {
   r->d_steps = dev_new(s, EVO_I32, E, 0, &st);
   r->d_bad = dev_new(s, EVO_U8, r->n, 0, &st);
   r->d_count = dev_new(s, EVO_I32, 1, 0, &st);
+  if (s->p.normalize_obs) r->d_macc = dev_new(s, EVO_F64, r->n, 1 + 2 * s->obs_numel, &st);
   if (st == EVO_STATUS_OK && !(r->steps_h = malloc(sizeof(int32_t) * (size_t)E))) st = evo_sim_oom();
   return st;
 }
@@ -61,7 +62,7 @@ evo_status evo_sim_device_plan_alloc(evo_sim *s, rollout_plan *r) {
 
 static void *buf(const evo_tensor *t) { return t ? evo_tensor_buffer(t) : NULL; }
 
-evo_status evo_sim_device_norm_begin(evo_sim *s, bool update) {
+evo_status evo_sim_device_norm_begin(evo_sim *s) {
   const int64_t m = s->obs_numel;
   float *use = malloc(sizeof(float) * 2 * (size_t)m);
   if (!use) return evo_sim_oom();
@@ -69,22 +70,6 @@ evo_status evo_sim_device_norm_begin(evo_sim *s, bool update) {
   memcpy(use + m, s->use_sd, sizeof(float) * (size_t)m);
   evo_status st = evo_tensor_copy_from_host(s->d_use, use, sizeof(float) * 2 * (size_t)m);
   free(use);
-  if (st == EVO_STATUS_OK && update)
-    st = evo_sim_cuda_memset0(evo_backend_stream(s->be), buf(s->d_batch), evo_tensor_nbytes(s->d_batch));
-  return st;
-}
-
-evo_status evo_sim_device_norm_end(evo_sim *s) {
-  const int64_t m = s->obs_numel;
-  double *b = malloc(sizeof(double) * 3 * (size_t)m);
-  if (!b) return evo_sim_oom();
-  evo_status st = evo_tensor_copy_to_host(s->d_batch, b, evo_tensor_nbytes(s->d_batch));
-  if (st == EVO_STATUS_OK) {
-    s->batch_count = b[0]; /* every component counted the same rows */
-    memcpy(s->batch_mean, b + m, sizeof(double) * (size_t)m);
-    memcpy(s->batch_m2, b + 2 * m, sizeof(double) * (size_t)m);
-  }
-  free(b);
   return st;
 }
 
@@ -125,8 +110,8 @@ static evo_status enqueue_step(evo_sim *s, rollout_plan *r, const step_ctx *c) {
   evo_status st = EVO_STATUS_OK;
   if (r->shared) st = evo_sim_cuda_copy(c->stream, c->obs, c->task_obs, sizeof(float) * (size_t)(c->obs_rows * c->m));
   if (!st && c->update_norm)
-    st = evo_sim_cuda_norm_accumulate(c->stream, c->obs, c->alive, c->obs_rows, c->m,
-                                      r->shared ? (double)(c->n_valid / r->reps) : 1.0, buf(s->d_batch));
+    st = evo_sim_cuda_norm_accumulate(c->stream, c->obs, c->alive, c->n_valid / r->reps, r->reps, r->shared, c->m,
+                                      buf(r->d_macc));
   if (!st && s->p.normalize_obs) st = evo_sim_cuda_normalize(c->stream, c->obs, c->obs_rows, c->m, buf(s->d_use));
   /* The plan always reads state[0] and writes state[1], copied back after the run: ping-ponging the tensors
      would make the plan re-record its CUDA Graph every step. */
@@ -170,7 +155,9 @@ evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, 
                 .m = s->obs_numel, .n_valid = n_valid, .task_obs = r->shared ? buf(r->d_obs_all) : buf(r->obs),
                 .obs = buf(r->obs), .reward = buf(r->d_reward), .done = buf(r->d_done), .alive = buf(r->d_alive),
                 .bad = buf(r->d_bad), .update_norm = update_norm};
-  evo_status st = begin(s, r, c.stream, E, n_valid, c.task_obs);
+  evo_status st = update_norm ? evo_sim_cuda_memset0(c.stream, buf(r->d_macc), evo_tensor_nbytes(r->d_macc))
+                              : EVO_STATUS_OK;
+  if (!st) st = begin(s, r, c.stream, E, n_valid, c.task_obs);
   const bool graphs = chunk_graphs(s);
   bool recorded = false;
   int64_t n_alive = n_valid;
@@ -193,21 +180,22 @@ evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, 
       n_alive = count;
     }
   }
+  if (!st && update_norm) /* the members' observation statistics join the evaluate's on the host */
+    st = evo_tensor_copy_to_host(r->d_macc, s->macc_chunk,
+                                 sizeof(double) * (size_t)(n_valid / r->reps * (1 + 2 * s->obs_numel)));
   return st ? st : finish(s, r, E, n_valid);
 }
 
 #else /* without CUDA there is no device path (evo_sim_device_path is false) */
 
-evo_status evo_sim_device_norm_begin(evo_sim *s, bool update) {
-  (void)s, (void)update;
+evo_status evo_sim_device_norm_begin(evo_sim *s) {
+  (void)s;
   return evo_error(EVO_STATUS_UNSUPPORTED, "sim: device path without CUDA");
 }
 
-evo_status evo_sim_device_norm_end(evo_sim *s) { return evo_sim_device_norm_begin(s, false); }
-
 evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, bool update_norm) {
   (void)r, (void)n_valid, (void)update_norm;
-  return evo_sim_device_norm_begin(s, false);
+  return evo_sim_device_norm_begin(s);
 }
 
 #endif

@@ -110,7 +110,7 @@ evo_status evo_sim_rollout_host(evo_sim *s, rollout_plan *r, int64_t n_valid, bo
   int ping = 0;
   for (int64_t t = 0; t < s->max_steps && n_alive > 0; t++) {
     if (update_norm) /* shared rows stand for the episodes of every valid member (all alive in a one-step task) */
-      evo_sim_norm_accumulate(s, r->obs_h, r->alive, obs_rows, r->shared ? (double)(n_valid / r->reps) : 1.0);
+      evo_sim_norm_accumulate(s, s->macc_chunk, r->obs_h, r->alive, n_valid / r->reps, r->reps, r->shared);
     if (s->p.normalize_obs) evo_sim_normalize(s, r->obs_h, obs_rows);
     if (r->shared && obs_t) memcpy(obs_t, r->obs_h, sizeof(float) * (size_t)(obs_rows * m));
     else if (!obs_t && (st = evo_tensor_copy_from_host(r->obs, r->obs_h, evo_tensor_nbytes(r->obs))))

@@ -25,6 +25,7 @@ typedef struct {
   /* Device path: the same roles in the backend's memory (NULL on the host path). ret, bad and steps come back to
      ret, bad and steps_h at the end of a rollout. */
   evo_tensor *d_keys, *d_obs_all, *d_reward, *d_done, *d_alive, *d_dact, *d_ret, *d_steps, *d_bad, *d_count;
+  evo_tensor *d_macc; /* normalize_obs: per-member observation statistics [n, 1 + 2m] of the rollout */
   int32_t *steps_h;
   void *chunk_exec;        /* the recorded chunk of check_interval steps (a CUDA graph exec of the sim's backend),
                               kept across rollouts */
@@ -49,12 +50,16 @@ struct evo_sim {
   float *zero_row; /* state_size zeros (resetting a recurrent state row on a device) */
   rollout_plan plans[2]; /* [0] training shape, [1] test shape */
   size_t probe_bytes[2]; /* plan bytes of one member (train) / one episode (test), 0 until measured */
-  /* normaliser (doubles for exact merging), the statistics used while normalising, and one evaluate's batch */
+  /* normaliser (doubles for exact merging), the statistics used while normalising, one evaluate's batch, and its
+     per-member statistics: macc [macc_cap members, 1 + 2m] rows (count, mean, M2), macc_chunk the current
+     chunk's first row (sim_norm.c) */
   double norm_count, *norm_mean, *norm_m2;
   float *use_mean, *use_sd;
   double batch_count, *batch_mean, *batch_m2, *step_mean, *step_m2;
-  /* device copies: use_mean/use_sd f32 [2, m]; batch statistics f64 [3, m] (per-component count, mean, M2) */
-  evo_tensor *d_use, *d_batch;
+  double *macc, *macc_chunk;
+  int64_t macc_cap;
+  /* device copy of use_mean/use_sd, f32 [2, m] */
+  evo_tensor *d_use;
   float *bd_all; /* [bd_cap] the task's descriptors of one chunk's episodes (evo_sim_evaluate_bd) */
   int64_t bd_cap;
   evo_sim_stats stats;
@@ -66,21 +71,22 @@ evo_status evo_sim_oom(void);
 /* sim_norm.c */
 void evo_sim_norm_prepare(evo_sim *s);
 void evo_sim_normalize(const evo_sim *s, float *obs, int64_t rows);
-void evo_sim_norm_accumulate(evo_sim *s, const float *obs, const uint8_t *alive, int64_t rows, double weight);
-void evo_sim_norm_merge_batch(evo_sim *s);
-void evo_sim_norm_merge_stats(evo_sim *s, double count, const double *mean, const double *m2);
-void evo_sim_batch_clear(evo_sim *s);
+/* One step's valid observations into the per-member statistics acc (members rows of 1 + 2m): member i's rows are
+   [i * reps, (i + 1) * reps), or with shared observations rows [0, reps) for every member. */
+void evo_sim_norm_accumulate(evo_sim *s, double *acc, const float *obs, const uint8_t *alive, int64_t members,
+                             int reps, bool shared);
+/* Room for n members' statistics in s->macc. */
+evo_status evo_sim_norm_reserve(evo_sim *s, int64_t n);
 
 /* Runs the plan's episodes (keys already in r->keys); the first n_valid episodes count, the rest are padding of
    the last chunk. r->ret gets each episode's return, r->bad marks members with non-finite outputs or rewards. */
 evo_status evo_sim_rollout_host(evo_sim *s, rollout_plan *r, int64_t n_valid, bool update_norm);
 /* sim_device.c: the same on the device. Allocation of the device buffers (plan and sim level), the normaliser's
-   upload before an evaluate and download after it. */
+   upload before an evaluate; with update_norm a device rollout leaves its members' statistics in s->macc_chunk. */
 evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, bool update_norm);
 evo_status evo_sim_device_plan_alloc(evo_sim *s, rollout_plan *r);
 void evo_sim_device_plan_free(evo_sim *s, rollout_plan *r);
-evo_status evo_sim_device_norm_begin(evo_sim *s, bool update);
-evo_status evo_sim_device_norm_end(evo_sim *s);
+evo_status evo_sim_device_norm_begin(evo_sim *s);
 /* True when rollouts of this task on this backend stay on the device. */
 bool evo_sim_device_path(const evo_task_spec *spec, const evo_backend *be);
 

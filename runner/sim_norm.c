@@ -1,7 +1,8 @@
 /* The simulation's observation normaliser on the host: running mean/M2 in doubles, merged once per evaluate with
    Chan et al.'s formula, normalising with the statistics frozen at the start of the evaluate (include/evoc/sim.h).
-   The device path keeps the batch statistics on the device (sim_cuda.cu) and merges them here. */
+   The device path accumulates the same per-member statistics on the device (sim_cuda.cu) and merges them here. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "sim_impl.h"
 
@@ -28,50 +29,72 @@ void evo_sim_normalize(const evo_sim *s, float *obs, int64_t rows) {
   }
 }
 
-/* Adds this step's valid observations to the evaluate's batch: a two-pass mean/M2 over the alive rows (each row
-   standing for `weight` episodes), merged with Chan et al.'s formula. */
-void evo_sim_norm_accumulate(evo_sim *s, const float *obs, const uint8_t *alive, int64_t rows, double weight) {
-  const int64_t m = s->obs_numel;
-  double k = 0, *mu = s->step_mean, *m2 = s->step_m2;
+/* (count, mean, m2) += (n1, mu1, m21): Chan et al.'s parallel merge. */
+static void chan_merge(double *count, double *mean, double *m2, double n1, const double *mu1, const double *m21,
+                       int64_t m) {
+  if (n1 <= 0) return;
+  const double n0 = *count, n = n0 + n1;
+  for (int64_t j = 0; j < m; j++) {
+    double d = mu1[j] - mean[j];
+    mean[j] += d * n1 / n;
+    m2[j] += m21[j] + d * d * n0 * n1 / n;
+  }
+  *count = n;
+}
+
+/* Two-pass mean and M2 of the alive rows r0 .. r0 + reps - 1; returns how many there were. */
+static double rows_stats(const float *obs, const uint8_t *alive, int64_t r0, int reps, int64_t m, double *mu,
+                         double *m2) {
+  double k = 0;
   memset(mu, 0, sizeof(double) * (size_t)m);
   memset(m2, 0, sizeof(double) * (size_t)m);
-  for (int64_t e = 0; e < rows; e++)
+  for (int64_t e = r0; e < r0 + reps; e++)
     if (alive[e]) {
       k += 1;
       for (int64_t j = 0; j < m; j++) mu[j] += obs[e * m + j];
     }
-  if (k == 0) return;
+  if (k == 0) return 0;
   for (int64_t j = 0; j < m; j++) mu[j] /= k;
-  for (int64_t e = 0; e < rows; e++) /* row-major passes: an MNIST row is 3 MB */
+  for (int64_t e = r0; e < r0 + reps; e++)
     if (alive[e])
       for (int64_t j = 0; j < m; j++) {
         double d = obs[e * m + j] - mu[j];
         m2[j] += d * d;
       }
-  double n0 = s->batch_count, n1 = k * weight, n = n0 + n1;
-  for (int64_t j = 0; j < m; j++) {
-    double d = mu[j] - s->batch_mean[j];
-    s->batch_mean[j] += d * n1 / n;
-    s->batch_m2[j] += m2[j] * weight + d * d * n0 * n1 / n;
-  }
-  s->batch_count = n;
+  return k;
 }
 
-void evo_sim_norm_merge_stats(evo_sim *s, double count, const double *mean, const double *m2) {
-  if (count <= 0) return;
-  double n0 = s->norm_count, n1 = count, n = n0 + n1;
-  for (int64_t j = 0; j < s->obs_numel; j++) {
-    double d = mean[j] - s->norm_mean[j];
-    s->norm_mean[j] += d * n1 / n;
-    s->norm_m2[j] += m2[j] + d * d * n0 * n1 / n;
+/* Statistics are kept per member and merged in member order at the end of an evaluate, so they do not depend on
+   how the population was cut into chunks or ranks (sim_cuda.cu's kernel computes the same per member). */
+void evo_sim_norm_accumulate(evo_sim *s, double *acc, const float *obs, const uint8_t *alive, int64_t members,
+                             int reps, bool shared) {
+  const int64_t m = s->obs_numel, w = 1 + 2 * m;
+  double *mu = s->step_mean, *m2 = s->step_m2, k = 0;
+  for (int64_t i = 0; i < members; i++) {
+    if (!shared || i == 0) k = rows_stats(obs, alive, shared ? 0 : i * reps, reps, m, mu, m2);
+    double *a = acc + i * w;
+    chan_merge(a, a + 1, a + 1 + m, k, mu, m2, m);
   }
-  s->norm_count = n;
 }
 
-void evo_sim_norm_merge_batch(evo_sim *s) { evo_sim_norm_merge_stats(s, s->batch_count, s->batch_mean, s->batch_m2); }
+evo_status evo_sim_norm_reserve(evo_sim *s, int64_t n) {
+  if (n <= s->macc_cap) return EVO_STATUS_OK;
+  double *p = realloc(s->macc, sizeof(double) * (size_t)(n * (1 + 2 * s->obs_numel)));
+  if (!p) return evo_sim_oom();
+  s->macc = p, s->macc_cap = n;
+  return EVO_STATUS_OK;
+}
 
-void evo_sim_batch_clear(evo_sim *s) {
+const double *evo_sim_norm_members(const evo_sim *s) { return s->macc; }
+
+void evo_sim_norm_merge_members(evo_sim *s, int64_t n, const double *stats) {
+  const int64_t m = s->obs_numel, w = 1 + 2 * m;
   s->batch_count = 0;
-  memset(s->batch_mean, 0, sizeof(double) * (size_t)s->obs_numel);
-  memset(s->batch_m2, 0, sizeof(double) * (size_t)s->obs_numel);
+  memset(s->batch_mean, 0, sizeof(double) * (size_t)m);
+  memset(s->batch_m2, 0, sizeof(double) * (size_t)m);
+  for (int64_t i = 0; i < n; i++) {
+    const double *a = stats + i * w;
+    chan_merge(&s->batch_count, s->batch_mean, s->batch_m2, a[0], a + 1, a + 1 + m, m);
+  }
+  chan_merge(&s->norm_count, s->norm_mean, s->norm_m2, s->batch_count, s->batch_mean, s->batch_m2, m);
 }

@@ -280,22 +280,22 @@ static evo_status decide_stop(evo_trainer *t) {
   return st;
 }
 
-/* Distributed runs: every rank's observation statistics of this generation, merged in rank order. */
-static evo_status exchange_normalizer(evo_trainer *t) {
+/* Distributed runs: every member's observation statistics of this generation, gathered and merged in member
+   order, as one rank's evaluate merges them (so the normaliser does not depend on the number of ranks). */
+static evo_status exchange_normalizer(evo_trainer *t, int pop, int64_t b, int64_t e) {
   if (t->ranks == 1 || t->ev.direct || !t->ev.normalize_obs) return EVO_STATUS_OK;
-  const int64_t m = evo_sim_obs_size(t->ev.sim), w = 1 + 2 * m;
-  if (!t->norm_xchg && !(t->norm_xchg = malloc(sizeof(double) * (size_t)(w * t->ranks))))
-    return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
-  double *count, *mean, *m2, *mine = t->norm_xchg + t->rank * w;
-  evo_sim_norm_batch(t->ev.sim, &count, &mean, &m2);
-  mine[0] = *count;
-  memcpy(mine + 1, mean, sizeof(double) * (size_t)m);
-  memcpy(mine + 1 + m, m2, sizeof(double) * (size_t)m);
-  evo_status st = evo_comm_allgather(t->comm, t->norm_xchg, t->ranks, sizeof(double) * (size_t)w);
-  for (int r = 0; !st && r < t->ranks; r++) {
-    const double *b = t->norm_xchg + r * w;
-    evo_sim_norm_merge(t->ev.sim, b[0], b + 1, b + 1 + m);
+  const int64_t w = 1 + 2 * evo_sim_obs_size(t->ev.sim);
+  if (pop > t->norm_cap) {
+    free(t->norm_xchg);
+    if (!(t->norm_xchg = malloc(sizeof(double) * (size_t)(w * pop)))) {
+      t->norm_cap = 0;
+      return evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+    }
+    t->norm_cap = pop;
   }
+  if (e > b) memcpy(t->norm_xchg + b * w, evo_sim_norm_members(t->ev.sim), sizeof(double) * (size_t)((e - b) * w));
+  evo_status st = evo_comm_allgather(t->comm, t->norm_xchg, pop, sizeof(double) * (size_t)w);
+  if (!st) evo_sim_norm_merge_members(t->ev.sim, pop, t->norm_xchg);
   return st;
 }
 
@@ -314,7 +314,7 @@ static evo_status evaluate_generation(evo_trainer *t, int pop) {
   if ((st = evo_comm_agree(t->comm, st))) return st;
   if ((st = evo_comm_allgather(t->comm, t->fitness, pop, sizeof(float)))) return st;
   if (k > 0 && (st = evo_comm_allgather(t->comm, t->bd, pop, sizeof(float) * (size_t)k))) return st;
-  if ((st = exchange_normalizer(t))) return st;
+  if ((st = exchange_normalizer(t, pop, b, e))) return st;
   return k > 0 ? evo_algo_tell_bd(t->algo, t->fitness, t->bd, k) : evo_algo_tell(t->algo, t->fitness);
 }
 

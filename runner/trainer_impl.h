@@ -82,8 +82,8 @@ struct evo_trainer {
   evo_tensor *pop;
   int pop_cap;
   float *fitness, *bd, *best_params;
-  double *test_ret, *norm_xchg; /* test returns [n_evaluations]; ranks' observation statistics [ranks, 1 + 2m] */
-  int64_t test_cap;
+  double *test_ret, *norm_xchg; /* test returns; members' observation statistics [pop, 1 + 2m] */
+  int64_t test_cap, norm_cap;
   bool plot_noted, nan_noted, dir_open;
 };
 

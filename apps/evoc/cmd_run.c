@@ -26,8 +26,8 @@ static const char run_usage[] =
     "  --quiet          no progress line: JSON lines on stdout (metrics, then the summary)\n"
     "  --comm C         auto | local | mpi: how processes share the population (default auto: mpi when started\n"
     "                   by mpirun or srun, else local). `mpirun -np 4 evoc run CONFIG` splits every generation\n"
-    "                   and test over 4 processes; rank 0 writes the run folder and prints; without\n"
-    "                   normalize_obs the run equals a one-process run bit for bit\n"
+    "                   and test over 4 processes; rank 0 writes the run folder and prints; the run\n"
+    "                   equals a one-process run bit for bit\n"
     "\n"
     "Ctrl-C (SIGINT) or SIGTERM writes a checkpoint and exits with 130; resume with --resume DIR.\n"
     "Exit codes: 0 ok, 1 run failed, 2 bad usage or config, 130 interrupted.\n";

@@ -26,8 +26,9 @@
  * if the task sets EVO_TASK_FLAG_STEP_RANGE (task.h), its episodes step in task_threads fixed contiguous ranges at
  * once, so the results do not depend on the thread count. On the CPU backend every task's memory is host memory.
  *
- * Observation normalisation keeps running mean/variance over the valid (pre-done) observations, merged once per
- * evaluate (Chan et al.), and normalises as clip((obs - mean) / sd, -5, 5) in f32 with the statistics as they were
+ * Observation normalisation keeps running mean/variance over the valid (pre-done) observations: per member during
+ * an evaluate, merged in member order at its end (Chan et al.), so a population split into chunks or ranks gives
+ * the same bits, and normalises as clip((obs - mean) / sd, -5, 5) in f32 with the statistics as they were
  * when the evaluate began (mean 0, sd 1 before two observations; an sd below 1e-8 counts as 1). It is part of the
  * run's state (evo_sim_normalizer).
  */
@@ -57,9 +58,9 @@ typedef struct {
                              value */
   bool graph_chunks;      /* device path, task with EVO_TASK_FLAG_GRAPH_SAFE: record check_interval steps as one
                              CUDA Graph per rollout and replay it (default true; results are the same either way) */
-  bool external_norm_merge; /* distributed runs: evaluate leaves its observation statistics in the batch
-                               (evo_sim_norm_batch) instead of merging them, so the caller merges every rank's
-                               batch in rank order with evo_sim_norm_merge (default false) */
+  bool external_norm_merge; /* distributed runs: evaluate leaves its members' observation statistics
+                               (evo_sim_norm_members) unmerged, for the caller to gather every rank's members and
+                               merge them all with evo_sim_norm_merge_members (default false) */
 } evo_sim_params;
 
 evo_sim_params evo_sim_default_params(void);
@@ -113,10 +114,13 @@ void evo_sim_info_get(const evo_sim *s, evo_sim_info *out);
 /* Normaliser state for checkpoints: count (1), mean (obs numel), m2 (obs numel), as doubles. */
 int64_t evo_sim_obs_size(const evo_sim *s);
 void evo_sim_normalizer(evo_sim *s, double **count, double **mean, double **m2);
-/* The statistics of the last evaluate's valid observations alone (count, mean, m2), the batch it merges (or, with
-   external_norm_merge, leaves to the caller); and a merge of such a batch into the normaliser (Chan et al.). */
-void evo_sim_norm_batch(evo_sim *s, double **count, double **mean, double **m2);
-void evo_sim_norm_merge(evo_sim *s, double count, const double *mean, const double *m2);
+/* Per-member observation statistics of the last evaluate with normalize_obs: for each of its n members (params
+   rows) one row of 1 + 2 * obs_size doubles, (count, mean, M2) over that member's valid observations. evaluate
+   merges them itself, unless external_norm_merge; evo_sim_norm_merge_members merges n such rows, in member order,
+   into one batch and that batch into the normaliser (Chan et al.). The result depends only on the rows, not on
+   how the population was split into chunks or ranks. */
+const double *evo_sim_norm_members(const evo_sim *s);
+void evo_sim_norm_merge_members(evo_sim *s, int64_t n, const double *stats);
 
 #ifdef __cplusplus
 }

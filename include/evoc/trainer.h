@@ -90,9 +90,8 @@ typedef struct {
      from the same config; rank r evaluates members [r*P/R, (r+1)*P/R) and its share of the test episodes, the
      ranks exchange fitness (descriptors, test returns, observation statistics) and keep identical algorithm
      state. Rank 0 alone writes the run folder, decides when to stop (budgets, the interrupt flag) and reports
-     progress and notes; on resume every rank reads the checkpoint, so the folder must be visible to all. Without
-     normalize_obs the run is bit-identical to a one-rank run; with it the ranks' observation statistics are
-     merged in rank order, so it matches one rank up to that merge's rounding. */
+     progress and notes; on resume every rank reads the checkpoint, so the folder must be visible to all. The run
+     is bit-identical to a one-rank run (the normaliser too: its statistics are gathered per member). */
   evo_comm *comm;
 } evo_trainer_params;
 
