@@ -25,7 +25,7 @@ static evo_status located(evo_status st, evo_cfg *node) {
    gradients out), so CPU and GPU runs differ only by the plans' float rounding. */
 static evo_status read_device(evo_gradtrain *t, evo_cfg *root) {
   evo_run_device d;
-  evo_status st = evo_run_device_open(root, NULL, &d);
+  evo_status st = evo_run_device_open(root, NULL, -1, &d);
   if (st) return st;
   t->be = d.host;
   t->dev = d.be == d.host ? NULL : d.be;

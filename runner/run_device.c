@@ -4,7 +4,7 @@
 #include <string.h>
 #include "run_device.h"
 
-evo_status evo_run_device_open(evo_cfg *root, const char *auto_cpu_why, evo_run_device *out) {
+evo_status evo_run_device_open(evo_cfg *root, const char *auto_cpu_why, int local_rank, evo_run_device *out) {
   static const char *const devices[] = {"auto", "cpu", "cuda", "cuda:N", NULL};
   memset(out, 0, sizeof *out);
   const char *dev;
@@ -14,7 +14,12 @@ evo_status evo_run_device_open(evo_cfg *root, const char *auto_cpu_why, evo_run_
   char where[256], msg[512];
   evo_cfg_where(evo_cfg_get(root, "device"), where, sizeof where);
   const bool auto_cpu = auto_cpu_why && !strcmp(dev, "auto");
-  st = evo_device_open(auto_cpu ? "cpu" : dev, NULL, &out->be, out->note, sizeof out->note);
+  char spec[32];
+  snprintf(spec, sizeof spec, "%s", auto_cpu ? "cpu" : dev);
+  const int gpus = local_rank >= 0 && !auto_cpu && (!strcmp(dev, "auto") || !strcmp(dev, "cuda"))
+                       ? evo_cuda_device_count() : 0;
+  if (gpus > 0) snprintf(spec, sizeof spec, "cuda:%d", local_rank % gpus); /* this rank's GPU */
+  st = evo_device_open(spec, NULL, &out->be, out->note, sizeof out->note);
   if (st) {
     snprintf(msg, sizeof msg, "%s", evo_last_error()); /* evo_error writes into evo_last_error's buffer */
     if (st == EVO_STATUS_UNSUPPORTED)
@@ -27,6 +32,11 @@ evo_status evo_run_device_open(evo_cfg *root, const char *auto_cpu_why, evo_run_
     return evo_error(st, "%s: %s", where, msg);
   }
   if (auto_cpu) snprintf(out->note, sizeof out->note, "device auto: using cpu (%s)", auto_cpu_why);
+  if (gpus > 0) { /* "device cuda:1: using cuda:1 (NAME)" -> say why this GPU */
+    size_t k = strlen(out->note);
+    snprintf(out->note + k, sizeof out->note - k, " (device %s: local rank %d of the host's GPUs %d)", dev,
+             local_rank, gpus);
+  }
   out->cpu_asked = !strcmp(dev, "cpu");
   if (evo_backend_is_host(out->be)) {
     snprintf(out->label, sizeof out->label, "cpu");

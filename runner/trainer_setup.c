@@ -46,7 +46,10 @@ static bool expects_direct(evo_cfg *root) {
    host anyway; the choice and its reason go to the note callback and to summary.json. */
 static evo_status read_device(evo_trainer *t, evo_cfg *root) {
   evo_run_device d;
-  evo_status st = evo_run_device_open(root, expects_direct(root) ? "policy direct evaluates on the host" : NULL, &d);
+  /* several ranks: each takes a GPU of its host by its local rank */
+  int local = evo_comm_size(t->comm) > 1 ? evo_comm_local_rank(t->comm) : -1;
+  evo_status st = evo_run_device_open(root, expects_direct(root) ? "policy direct evaluates on the host" : NULL, local,
+                                      &d);
   if (st) return st;
   t->be = d.be, t->host_be = d.host;
   snprintf(t->device, sizeof t->device, "%s", d.label);
