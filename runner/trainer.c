@@ -111,9 +111,45 @@ static evo_status open_dir_reader(evo_trainer *t) {
   return st;
 }
 
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+/* Every rank must run the same config from the same state: a config file or checkpoint that differs between hosts
+   would let the ranks' algorithms drift apart silently. Compares the resolved config, the iteration and the
+   algorithm's recommendation of every rank with rank 0's. */
+static evo_status check_same_run(evo_trainer *t) {
+  if (t->ranks == 1) return EVO_STATUS_OK;
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  evo_status st = f ? evo_config_write(t->cfg, f) : evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  if (f) fclose(f);
+  if (!st) st = evo_algo_best(t->algo, t->best_params);
+  uint64_t mine[3] = {fnv1a(0xcbf29ce484222325ULL, text ? text : "", len), (uint64_t)t->s.iteration,
+                      fnv1a(0xcbf29ce484222325ULL, t->best_params, sizeof(float) * (size_t)t->ev.D)};
+  free(text);
+  uint64_t *all = calloc((size_t)t->ranks * 3, sizeof *all);
+  if (!st && !all) st = evo_error(EVO_STATUS_OUT_OF_MEMORY, "trainer: out of memory");
+  if (all) memcpy(all + 3 * t->rank, mine, sizeof mine);
+  if ((st = evo_comm_agree(t->comm, st)) == EVO_STATUS_OK) st = evo_comm_allgather(t->comm, all, t->ranks, sizeof mine);
+  static const char *const what[3] = {"resolved config", "iteration", "algorithm state"};
+  for (int r = 1; !st && r < t->ranks; r++)
+    for (int k = 0; k < 3 && !st; k++)
+      if (all[3 * r + k] != all[k])
+        st = evo_error(EVO_STATUS_INVALID_ARGUMENT, "rank %d's %s differs from rank 0's: every rank must read the "
+                       "same config (and, resuming, the same checkpoint); are the files different on different "
+                       "hosts?", r, what[k]);
+  free(all);
+  return st;
+}
+
 evo_status evo_trainer_open_dir(evo_trainer *t) {
   if (t->dir_open) return EVO_STATUS_OK;
   evo_status st = evo_comm_agree(t->comm, t->rank == 0 ? open_dir_writer(t) : open_dir_reader(t));
+  if (!st) st = check_same_run(t);
   if (!st) t->dir_open = true;
   return st;
 }

@@ -144,6 +144,9 @@ Test(distributed, map_elites_descriptors_and_a_one_episode_test) {
   /* direct policy on the functions task; one test episode over 2 ranks leaves rank 0 without a share */
   ranks_match(2, CFG "/quick_map_elites.yaml", "--set trainer.test_interval=5 --set trainer.log_interval=5", 20);
   ranks_match(3, CFG "/quick_cmaes.yaml", "--set trainer.n_evaluations=1 --set trainer.target_objective=0", 25);
+  /* BIPOP-CMA-ES on Rastrigin: restarts change the population size mid-run */
+  ranks_match(3, CFG "/quick_cmaes.yaml", "--set algo.restarts=2 --set task.function=rastrigin "
+              "--set trainer.target_objective=0 --set trainer.test_interval=100", 400);
 }
 
 Test(distributed, resume_on_another_rank_count) {
@@ -185,6 +188,11 @@ Test(distributed, a_failure_on_one_rank_ends_every_rank) {
   int rc = mpi(3, EVOC_CLI_PATH, "run %s/quick_pgpe.yaml --out blocker/run --quiet", CFG);
   cr_assert_eq(rc, 2, "exit %d: %s", rc, err_buf);
   cr_assert(strstr(err_buf, "blocker"), "the error does not name the folder: %s", err_buf);
+  /* ranks that read different configs (here: one seed each, through mpirun's MPMD form) are refused */
+  rc = mpi(1, EVOC_CLI_PATH, "run %s/quick_pgpe.yaml --out mixed --set seed=1 : -n 1 '%s' run %s/quick_pgpe.yaml "
+           "--out mixed --set seed=2", CFG, EVOC_CLI_PATH, CFG);
+  cr_assert_eq(rc, 2, "exit %d: %s", rc, err_buf);
+  cr_assert(strstr(err_buf, "rank 1's resolved config differs from rank 0's"), "%s", err_buf);
   /* a config error stops every rank before anything runs */
   rc = mpi(2, EVOC_CLI_PATH, "run %s/quick_pgpe.yaml --out x --set algo.pop_size=-3 --quiet", CFG);
   cr_assert_eq(rc, 2, "exit %d: %s", rc, err_buf);
