@@ -77,9 +77,20 @@ static void csv_number(FILE *f, const cJSON *sum, const char *key) {
   csv_field(f, buf, 0);
 }
 
-static const char *const number_cols[] = {"test_score", "best_test_score", "best_train_fitness", "iterations",
-                                          "evaluations", "wall_s"};
-enum { N_NUMBER_COLS = sizeof number_cols / sizeof number_cols[0] };
+enum { MAX_COLS = 32 };
+
+/* The numeric fields of the first finished run's summary, in its order: an evolution run's (test_score,
+   iterations, ...) or a gradient run's (test_acc, epochs, ...). */
+static int number_columns(const evo_sweep *s, const char *dir, char cols[MAX_COLS][48]) {
+  int n = 0;
+  for (int i = 0; i < evo_sweep_count(s) && n == 0; i++) {
+    cJSON *sum = read_summary(s, i, dir);
+    for (const cJSON *v = sum ? sum->child : NULL; v && n < MAX_COLS; v = v->next)
+      if ((cJSON_IsNumber(v) || cJSON_IsNull(v)) && strlen(v->string) < 48) snprintf(cols[n++], 48, "%s", v->string);
+    cJSON_Delete(sum);
+  }
+  return n;
+}
 
 evo_status evo_sweep_write_results(const evo_sweep *s, const char *dir, int maximize, int *done, int *best) {
   static const char *const state_names[] = {"new", "resumable", "done"};
@@ -87,9 +98,14 @@ evo_status evo_sweep_write_results(const evo_sweep *s, const char *dir, int maxi
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
   if (!f) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "sweep: out of memory");
+  char cols[MAX_COLS][48];
+  const int n_cols = number_columns(s, dir, cols);
+  const char *rank_key = NULL; /* what "best" means: the best test score (evolution) or accuracy (gradient) */
+  for (int c = 0; c < n_cols && !rank_key; c++)
+    if (!strcmp(cols[c], "best_test_score") || !strcmp(cols[c], "best_test_acc")) rank_key = cols[c];
   csv_field(f, "index", 1), csv_field(f, "name", 0), csv_field(f, "state", 0);
   for (int k = 0; k < evo_sweep_grid_keys(s); k++) csv_field(f, evo_sweep_grid_key(s, k), 0);
-  for (int c = 0; c < N_NUMBER_COLS; c++) csv_field(f, number_cols[c], 0);
+  for (int c = 0; c < n_cols; c++) csv_field(f, cols[c], 0);
   csv_field(f, "stopped_because", 0);
   fputc('\n', f);
   *done = 0, *best = -1;
@@ -101,12 +117,12 @@ evo_status evo_sweep_write_results(const evo_sweep *s, const char *dir, int maxi
     snprintf(idx, sizeof idx, "%d", i);
     csv_field(f, idx, 1), csv_field(f, evo_sweep_run_name(s, i), 0), csv_field(f, state_names[st], 0);
     for (int k = 0; k < evo_sweep_grid_keys(s); k++) csv_field(f, evo_sweep_run_value(s, i, k), 0);
-    for (int c = 0; c < N_NUMBER_COLS; c++) csv_number(f, sum, number_cols[c]);
+    for (int c = 0; c < n_cols; c++) csv_number(f, sum, cols[c]);
     csv_field(f, sum ? stop_reason(sum) : "", 0);
     fputc('\n', f);
     if (st == EVO_SWEEP_RUN_DONE) {
       (*done)++;
-      const cJSON *v = cJSON_GetObjectItemCaseSensitive(sum, "best_test_score");
+      const cJSON *v = rank_key ? cJSON_GetObjectItemCaseSensitive(sum, rank_key) : NULL;
       double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
       if (isfinite(x) && (isnan(best_score) || (maximize ? x > best_score : x < best_score))) best_score = x, *best = i;
     }

@@ -1,8 +1,10 @@
 /* Sweeps: the file's grid expanded into runs (order, names, overrides, each run's config), its errors with
    file:line:col, and `evoc sweep` end to end: parallel jobs, results.csv, skipping finished runs, resuming an
-   interrupted one bit-identically, one run per --index (Slurm arrays), and a bad run refused before any starts. */
+   interrupted one bit-identically, one run per --index (Slurm arrays), a sweep of gradient training, and a bad
+   run refused before any starts. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli_test_util.h"
+#include "gradtrain_test_util.h"
 #include "evoc/sweep.h"
 
 #define CFG EVOC_CONFIGS_DIR
@@ -170,4 +172,28 @@ Test(sweep, a_bad_run_is_refused_before_any_starts) {
   cr_assert(strstr(err_buf, "nothere.yaml"), "%s", err_buf);
   cr_assert_eq(evoc("sweep bad.yaml --jobs 0"), 2);
   cr_assert(strstr(err_buf, "--jobs needs a whole number >= 1"), "%s", err_buf);
+}
+
+Test(sweep, gradient_training_runs_through_evoc_train) {
+  char data[300], text[1024];
+  snprintf(data, sizeof data, "%s/data", tmp);
+  mkdir(data, 0700);
+  cr_assert_eq(gt_write_dataset(data, 200, 50), 0);
+  snprintf(text, sizeof text,
+           "task: {name: mnist, data_dir: %s}\npolicy: {name: mlp, hidden: [16], activation: relu}\n"
+           "optim: {name: adam, lr: 0.01}\ndata: {batch_size: 20}\ntrainer: {epochs: 2}\n", data);
+  write_file("mnist.yaml", text);
+  write_file("g.yaml", "base: mnist.yaml\ngrid:\n  optim.lr: [0.003, 0.03]\n");
+  int rc = evoc("sweep g.yaml --out gs --jobs 2");
+  cr_assert_eq(rc, 0, "%s", err_buf);
+  cr_assert_eq(csv_rows("gs", ",done,"), 2, "results.csv lacks 2 finished runs");
+  char path[600], buf[4096];
+  snprintf(path, sizeof path, "%s/gs/results.csv", tmp);
+  slurp(path, buf, sizeof buf);
+  cr_assert(strstr(buf, "test_acc") && strstr(buf, "best_test_acc") && strstr(buf, "epochs"), "%s", buf);
+  cr_assert(strstr(err_buf, "best test accuracy: 00"), "%s", err_buf);
+  cJSON *sum = read_json("gs/001-lr=0.03", "summary.json");
+  cr_assert_eq(jnum(sum, "epochs"), 2);
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(sum, "optim")->valuestring, "adam");
+  cJSON_Delete(sum);
 }

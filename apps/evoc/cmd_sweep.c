@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "cli.h"
+#include "evoc/gradtrain.h"
 #include "evoc/sweep.h"
 #include "evoc/trainer.h"
 
@@ -19,7 +20,8 @@ static const char sweep_usage[] =
     "       evoc sweep SWEEP --index I [--out DIR] [--device D] [--quiet]\n"
     "       evoc sweep SWEEP --list\n"
     "\n"
-    "Runs every combination of a sweep file's grid (see include/evoc/sweep.h) as `evoc run` processes, each in\n"
+    "Runs every combination of a sweep file's grid (see include/evoc/sweep.h) as `evoc run` processes (`evoc\n"
+    "train` for a gradient-training base config), each in\n"
     "DIR/<run name> with its log in DIR/logs/<run name>.log, and gathers their summaries in DIR/results.csv.\n"
     "Every run's config is checked before any starts. Running the sweep again skips finished runs and resumes\n"
     "interrupted ones from their checkpoints.\n"
@@ -42,6 +44,8 @@ typedef struct {
   const char *file, *out, *devices, *device;
   int jobs, index;
   bool list, quiet;
+  /* from the base config: gradient training (`evoc train`) rather than evolution, and the direction of "best" */
+  bool train, maximize;
 } sweep_args;
 
 static int count_arg(const char *opt, const char *v, int lo, int *out) {
@@ -109,18 +113,35 @@ static int mkdir_p(const char *path) {
   return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
 }
 
+/* What the base config is: gradient training (an optim section and no algo) or evolution, and whether its fitness
+   is maximised (algo.maximize, default true), which decides the best run. */
+static int read_kind(const evo_sweep *s, sweep_args *a) {
+  evo_config *cfg;
+  if (evo_config_load(evo_sweep_base(s), &cfg)) return evo_cli_fail("sweep", EVO_CLI_USAGE, "%s", evo_last_error());
+  a->train = evo_cli_is_train_config(cfg);
+  evo_cfg *algo = evo_cfg_get(evo_config_root(cfg), "algo");
+  const char *mx = algo ? evo_cfg_scalar(evo_cfg_get(algo, "maximize")) : NULL;
+  a->maximize = !(mx && (!strcmp(mx, "false") || !strcmp(mx, "False") || !strcmp(mx, "no") || !strcmp(mx, "0")));
+  evo_config_free(cfg);
+  return EVO_CLI_OK;
+}
+
 /* Every run that will start fresh must build: the same checks as `evoc check`, before anything runs. */
-static int check_runs(const evo_sweep *s, const char *dir, int only) {
+static int check_runs(const evo_sweep *s, const char *dir, int only, bool train) {
   for (int i = only < 0 ? 0 : only; i < (only < 0 ? evo_sweep_count(s) : only + 1); i++) {
     if (evo_sweep_run_state_in(s, i, dir) != EVO_SWEEP_RUN_NEW) continue;
-    evo_config *cfg;
-    evo_trainer *t = NULL;
+    evo_config *cfg = NULL;
     evo_status st = evo_sweep_config(s, i, &cfg);
-    if (!st) {
+    if (!st && train) {
+      evo_gradtrain *g = NULL;
+      st = evo_gradtrain_new(cfg, NULL, &g);
+      evo_gradtrain_free(g);
+    } else if (!st) {
+      evo_trainer *t = NULL;
       st = evo_trainer_new(cfg, NULL, &t);
       evo_trainer_free(t);
-      evo_config_free(cfg);
     }
+    if (cfg) evo_config_free(cfg);
     if (st) return evo_cli_fail("sweep", EVO_CLI_USAGE, "run %s: %s", evo_sweep_run_name(s, i), evo_last_error());
   }
   return EVO_CLI_OK;
@@ -133,10 +154,11 @@ typedef struct {
   char dir[4200];
 } run_argv;
 
-static int build_argv(const evo_sweep *s, int i, const char *out, const char *device, bool quiet, run_argv *r) {
+static int build_argv(const evo_sweep *s, int i, const sweep_args *a, const char *out, const char *device, bool quiet,
+                      run_argv *r) {
   snprintf(r->dir, sizeof r->dir, "%s/%s", out, evo_sweep_run_name(s, i));
   r->argc = 0;
-  r->argv[r->argc++] = "run";
+  r->argv[r->argc++] = a->train ? "train" : "run";
   if (evo_sweep_run_state_in(s, i, out) == EVO_SWEEP_RUN_RESUMABLE) {
     r->argv[r->argc++] = "--resume";
   } else {
@@ -155,15 +177,16 @@ static int build_argv(const evo_sweep *s, int i, const char *out, const char *de
 }
 
 /* results.csv, and the best run on stderr (or nothing when quiet). */
-static void report(const evo_sweep *s, const char *out, bool quiet) {
+static void report(const evo_sweep *s, const sweep_args *a, const char *out) {
+  const bool quiet = a->quiet;
   int done, best;
-  if (evo_sweep_write_results(s, out, 1, &done, &best)) {
+  if (evo_sweep_write_results(s, out, a->maximize, &done, &best)) {
     fprintf(stderr, "evoc sweep: %s\n", evo_last_error());
     return;
   }
   if (quiet) return;
   fprintf(stderr, "%s/results.csv: %d of %d runs finished", out, done, evo_sweep_count(s));
-  if (best >= 0) fprintf(stderr, "; best test score: %s", evo_sweep_run_name(s, best));
+  if (best >= 0) fprintf(stderr, "; best test %s: %s", a->train ? "accuracy" : "score", evo_sweep_run_name(s, best));
   fputc('\n', stderr);
 }
 
@@ -175,11 +198,11 @@ static int run_one(const evo_sweep *s, const sweep_args *a, const char *out) {
     if (!a->quiet) fprintf(stderr, "%s/%s already finished\n", out, evo_sweep_run_name(s, a->index));
     return EVO_CLI_OK;
   }
-  int rc = check_runs(s, out, a->index);
+  int rc = check_runs(s, out, a->index, a->train);
   run_argv r;
-  if (!rc) rc = build_argv(s, a->index, out, a->device, a->quiet, &r);
-  if (!rc) rc = evo_cli_run(r.argc, r.argv);
-  report(s, out, a->quiet);
+  if (!rc) rc = build_argv(s, a->index, a, out, a->device, a->quiet, &r);
+  if (!rc) rc = a->train ? evo_cli_train(r.argc, r.argv) : evo_cli_run(r.argc, r.argv);
+  report(s, a, out);
   return rc;
 }
 
@@ -191,9 +214,10 @@ typedef struct {
   const char *device;
 } job;
 
-static pid_t launch(const char *self, const evo_sweep *s, int i, const char *out, const char *device, int threads) {
+static pid_t launch(const char *self, const evo_sweep *s, const sweep_args *a, int i, const char *out,
+                    const char *device, int threads) {
   run_argv r;
-  if (build_argv(s, i, out, device, true, &r)) return -1;
+  if (build_argv(s, i, a, out, device, true, &r)) return -1;
   char log[4400];
   snprintf(log, sizeof log, "%s/logs/%s.log", out, evo_sweep_run_name(s, i));
   fflush(stdout), fflush(stderr);
@@ -245,7 +269,7 @@ static int run_all(const evo_sweep *s, const sweep_args *a, const char *out) {
       int slot = 0;
       while (running[slot].pid) slot++;
       const char *dev = n_dev ? devs[started % n_dev] : NULL;
-      pid_t pid = launch(self, s, i, out, dev, threads);
+      pid_t pid = launch(self, s, a, i, out, dev, threads);
       if (pid < 0) {
         failed++;
         continue;
@@ -282,7 +306,7 @@ static int run_all(const evo_sweep *s, const sweep_args *a, const char *out) {
     }
   }
   free(running);
-  report(s, out, a->quiet);
+  report(s, a, out);
   if (*stop) return EVO_CLI_INTERRUPTED;
   return failed ? EVO_CLI_FAILED : EVO_CLI_OK;
 }
@@ -293,6 +317,10 @@ int evo_cli_sweep(int argc, char **argv) {
   if (rc) return rc < 0 ? EVO_CLI_OK : rc;
   evo_sweep *s;
   if (evo_sweep_load(a.file, &s)) return evo_cli_fail("sweep", EVO_CLI_USAGE, "%s", evo_last_error());
+  if ((rc = read_kind(s, &a))) {
+    evo_sweep_free(s);
+    return rc;
+  }
   char out[4200];
   snprintf(out, sizeof out, "%s", a.out ? a.out : "");
   if (!a.out) snprintf(out, sizeof out, "runs/%s", evo_sweep_name(s));
@@ -308,7 +336,7 @@ int evo_cli_sweep(int argc, char **argv) {
     rc = evo_cli_fail("sweep", EVO_CLI_FAILED, "cannot create %s: %s", out, strerror(errno));
   } else if (a.index >= 0) {
     rc = run_one(s, &a, out);
-  } else if (!(rc = check_runs(s, out, -1))) {
+  } else if (!(rc = check_runs(s, out, -1, a.train))) {
     if (!a.quiet) fprintf(stderr, "sweep %s: %d runs in %s\n", evo_sweep_name(s), evo_sweep_count(s), out);
     rc = run_all(s, &a, out);
   }

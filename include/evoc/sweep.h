@@ -1,5 +1,6 @@
-/* Sweeps (DESIGN.md §6): many runs of one base config, each with its own overrides, scheduled by `evoc sweep`
- * over devices and processes, or one per Slurm array task (`evoc sweep FILE --index $SLURM_ARRAY_TASK_ID`).
+/* Sweeps (DESIGN.md §6): many runs of one base config (an `evoc run` or an `evoc train` one), each with its own
+ * overrides, scheduled by `evoc sweep` over devices and processes, or one per Slurm array task (`evoc sweep FILE
+ * --index $SLURM_ARRAY_TASK_ID`).
  *
  * A sweep file (YAML, validated like a config: errors carry file:line:col):
  *
@@ -57,10 +58,11 @@ typedef enum {
 } evo_sweep_run_state;
 evo_sweep_run_state evo_sweep_run_state_in(const evo_sweep *s, int i, const char *dir);
 
-/* Writes dir/results.csv atomically: one row per run (index, name, state, the grid values, and from summary.json
-   test_score, best_test_score, best_train_fitness, iterations, evaluations, wall_s, stopped_because; empty
-   fields for runs without a summary). *done gets the number of finished runs, *best the index of the best
-   best_test_score in the direction of maximize (-1 if none). */
+/* Writes dir/results.csv atomically: one row per run (index, name, state, the grid values, then the numeric
+   fields of summary.json as the first finished run has them, e.g. test_score, best_test_score, iterations for
+   `evoc run`, test_acc, best_test_acc, epochs for `evoc train`, and stopped_because; empty fields for runs without
+   a summary). *done gets the number of finished runs, *best the index of the best best_test_score (or
+   best_test_acc), the highest when maximize, else the lowest (-1 if none). */
 evo_status evo_sweep_write_results(const evo_sweep *s, const char *dir, int maximize, int *done, int *best);
 
 #ifdef __cplusplus
