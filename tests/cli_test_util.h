@@ -1,4 +1,4 @@
-/* Shared by the CLI test suites (test_cli.c, test_distributed.c): a temp folder per test, running the evoc
+/* Shared by the CLI test suites (test_cli.c, test_sweep.c, test_distributed.c): a temp folder per test, running the evoc
    executable with its output captured, and comparisons of run folders (metrics without wall time, files byte for
    byte). */
 #ifndef EVOC_CLI_TEST_UTIL_H
@@ -135,5 +135,23 @@ static inline void same_file(const char *a, const char *b, const char *name) {
   cr_assert(na == nb && memcmp(x, y, (size_t)na) == 0, "%s differs between %s and %s", name, a, b);
   free(x), free(y);
 }
+
+#ifdef EVOC_GRADTRAIN_TEST_UTIL_H
+/* A gradient-training config on a tiny synthetic IDX dataset (tmp/data), plus extra YAML. */
+static inline void write_train_config(const char *name, const char *extra) {
+  char data[300], text[2048];
+  snprintf(data, sizeof data, "%s/data", tmp);
+  mkdir(data, 0700);
+  cr_assert_eq(gt_write_dataset(data, 200, 50), 0);
+  snprintf(text, sizeof text,
+           "task: {name: mnist, data_dir: %s}\n"
+           "policy: {name: mlp, hidden: [16], activation: relu}\n"
+           "optim: {name: adam, lr: 0.01}\n"
+           "data: {batch_size: 20}\n"
+           "%s",
+           data, extra);
+  write_file(name, text);
+}
+#endif
 
 #endif

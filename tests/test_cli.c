@@ -19,8 +19,8 @@
 #include "evoc/backend.h"
 #include "evoc/config.h"
 #include "evoc/policy.h"
-#include "cli_test_util.h"
 #include "gradtrain_test_util.h"
+#include "cli_test_util.h"
 #include "safetensors.h"
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
@@ -425,21 +425,6 @@ Test(cli, sigint_writes_a_checkpoint_and_exits_130) {
 /* ---------------------------------------------------------------- evoc train */
 
 /* A gradient-training config on the synthetic dataset in tmp/data (extra: more top-level YAML). */
-static void write_train_config(const char *name, const char *extra) {
-  char data[300], text[2048];
-  snprintf(data, sizeof data, "%s/data", tmp);
-  mkdir(data, 0700);
-  cr_assert_eq(gt_write_dataset(data, 200, 50), 0);
-  snprintf(text, sizeof text,
-           "task: {name: mnist, data_dir: %s}\n"
-           "policy: {name: mlp, hidden: [16], activation: relu}\n"
-           "optim: {name: adam, lr: 0.01}\n"
-           "data: {batch_size: 20}\n"
-           "%s",
-           data, extra);
-  write_file(name, text);
-}
-
 Test(cli, train_writes_the_run_folder_and_resumes) {
   write_train_config("t.yaml", "trainer: {epochs: 2, log_interval: 4}\n");
   cr_assert_eq(evoc("check t.yaml"), 0, "%s", err_buf);

@@ -3,8 +3,8 @@
    interrupted one bit-identically, one run per --index (Slurm arrays), a sweep of gradient training, and a bad
    run refused before any starts. */
 #define _POSIX_C_SOURCE 200809L
-#include "cli_test_util.h"
 #include "gradtrain_test_util.h"
+#include "cli_test_util.h"
 #include "evoc/sweep.h"
 
 #define CFG EVOC_CONFIGS_DIR
@@ -175,14 +175,7 @@ Test(sweep, a_bad_run_is_refused_before_any_starts) {
 }
 
 Test(sweep, gradient_training_runs_through_evoc_train) {
-  char data[300], text[1024];
-  snprintf(data, sizeof data, "%s/data", tmp);
-  mkdir(data, 0700);
-  cr_assert_eq(gt_write_dataset(data, 200, 50), 0);
-  snprintf(text, sizeof text,
-           "task: {name: mnist, data_dir: %s}\npolicy: {name: mlp, hidden: [16], activation: relu}\n"
-           "optim: {name: adam, lr: 0.01}\ndata: {batch_size: 20}\ntrainer: {epochs: 2}\n", data);
-  write_file("mnist.yaml", text);
+  write_train_config("mnist.yaml", "trainer: {epochs: 2}\n");
   write_file("g.yaml", "base: mnist.yaml\ngrid:\n  optim.lr: [0.003, 0.03]\n");
   int rc = evoc("sweep g.yaml --out gs --jobs 2");
   cr_assert_eq(rc, 0, "%s", err_buf);
