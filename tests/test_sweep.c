@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "gradtrain_test_util.h"
 #include "cli_test_util.h"
+#include "evoc/backend.h"
 #include "evoc/sweep.h"
 
 #define CFG EVOC_CONFIGS_DIR
@@ -170,6 +171,11 @@ Test(sweep, a_bad_run_is_refused_before_any_starts) {
   cr_assert(!exists("sw", "000-pop_size=8/config.yaml"), "a run started before the check");
   cr_assert_eq(evoc("sweep nothere.yaml"), 2);
   cr_assert(strstr(err_buf, "nothere.yaml"), "%s", err_buf);
+  if (evo_cuda_device_count() == 0) { /* --devices gpus with none here: refused, with the way out */
+    write_file("q.yaml", quick);
+    cr_assert_eq(evoc("sweep q.yaml --out sw2 --devices gpus"), 2, "%s", err_buf);
+    cr_assert(strstr(err_buf, "no usable GPU here"), "%s", err_buf);
+  }
   cr_assert_eq(evoc("sweep bad.yaml --jobs 0"), 2);
   cr_assert(strstr(err_buf, "--jobs needs a whole number >= 1"), "%s", err_buf);
 }

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "cli.h"
+#include "evoc/backend.h"
 #include "evoc/gradtrain.h"
 #include "evoc/sweep.h"
 #include "evoc/trainer.h"
@@ -29,8 +30,8 @@ static const char sweep_usage[] =
     "  --out DIR        sweep folder (default runs/<sweep name>)\n"
     "  --jobs N         runs at a time (default: the number of --devices, else 1); on the CPU each run gets\n"
     "                   OMP_NUM_THREADS = cores / N unless OMP_NUM_THREADS is set\n"
-    "  --devices LIST   devices handed to the running jobs in turn, e.g. cuda:0,cuda:1 (default: each run's\n"
-    "                   config decides)\n"
+    "  --devices LIST   devices handed to the running jobs in turn, e.g. cuda:0,cuda:1, or gpus for every GPU\n"
+    "                   of this machine (default: each run's config decides)\n"
     "  --index I        only run I (0-based), in this process: one Slurm array task per run, e.g.\n"
     "                   sbatch --array=0-$(($(evoc sweep s.yaml --list | wc -l) - 1)) scripts/slurm_sweep.sh s.yaml\n"
     "  --device D       with --index: the run's device\n"
@@ -251,8 +252,20 @@ static int run_all(const evo_sweep *s, const sweep_args *a, const char *out) {
   char devbuf[1024];
   const char *devs[64];
   int n_dev = 0;
-  snprintf(devbuf, sizeof devbuf, "%s", a->devices ? a->devices : "");
-  for (char *tok = strtok(devbuf, ","); tok && n_dev < 64; tok = strtok(NULL, ",")) devs[n_dev++] = tok;
+  char gpu_names[64][16];
+  if (a->devices && !strcmp(a->devices, "gpus")) { /* every usable GPU here */
+    int count = evo_cuda_device_count();
+    if (count < 1)
+      return evo_cli_fail("sweep", EVO_CLI_USAGE, "--devices gpus: no usable GPU here; drop --devices (and use "
+                          "--jobs N) to run on the CPU");
+    for (; n_dev < count && n_dev < 64; n_dev++) {
+      snprintf(gpu_names[n_dev], sizeof gpu_names[n_dev], "cuda:%d", n_dev);
+      devs[n_dev] = gpu_names[n_dev];
+    }
+  } else {
+    snprintf(devbuf, sizeof devbuf, "%s", a->devices ? a->devices : "");
+    for (char *tok = strtok(devbuf, ","); tok && n_dev < 64; tok = strtok(NULL, ",")) devs[n_dev++] = tok;
+  }
   const int jobs = a->jobs > 0 ? a->jobs : n_dev > 0 ? n_dev : 1;
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   const int threads = cores > jobs ? (int)(cores / jobs) : 1;
