@@ -66,6 +66,18 @@ Test(comm, auto_is_local_outside_mpirun) {
 #endif
 }
 
+TestSuite(comm_cli, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(comm_cli, run_refuses_an_unknown_comm_and_runs_alone_by_default) {
+  cr_assert_eq(evoc("run %s/quick_pgpe.yaml --out x --comm pigeon", CFG), 2);
+  cr_assert(strstr(err_buf, "--comm pigeon") && strstr(err_buf, "auto, local or mpi"), "%s", err_buf);
+  cr_assert_eq(evoc("run %s/quick_pgpe.yaml --out alone --quiet --set trainer.max_iter=5", CFG), 0, "%s", err_buf);
+  cJSON *s = read_json("alone", "summary.json");
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "comm")->valuestring, "local");
+  cr_assert_eq(jnum(s, "ranks"), 1);
+  cJSON_Delete(s);
+}
+
 /* ---------------------------------------------------------------- under mpirun */
 
 #ifdef EVOC_HAVE_MPI
