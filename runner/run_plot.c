@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "evoc/run.h"
+#include "run_plot.h"
 
 extern char **environ;
 
@@ -121,6 +122,33 @@ static int write_script_grad(FILE *in, FILE *f, const char *png, const char *tit
   return rows;
 }
 
+/* Runs gnuplot on script (then removes it) and, when it drew tmp_png, renames that to png. */
+evo_status evo_run_gnuplot(const char *script, const char *tmp_png, const char *png) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  char *argv[] = {"gnuplot", (char *)script, NULL};
+  pid_t pid;
+  int rc = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  int status = 0;
+  if (rc == 0)
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  unlink(script);
+  if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || evo_run_file_size(tmp_png) <= 0) {
+    unlink(tmp_png);
+    return evo_error(EVO_STATUS_IO, "gnuplot failed to draw %s", png);
+  }
+  if (rename(tmp_png, png) != 0) {
+    unlink(tmp_png);
+    return evo_error(EVO_STATUS_IO, "cannot rename %s to %s: %s", tmp_png, png, strerror(errno));
+  }
+  return EVO_STATUS_OK;
+}
+
 static evo_status plot(const char *dir, const char *title, bool objective, bool grad) {
   if (!evo_run_have_gnuplot()) return evo_error(EVO_STATUS_UNSUPPORTED, "gnuplot not found in PATH");
   char metrics[4200], png[4200], tmp_png[4300], script[4300];
@@ -148,29 +176,7 @@ static evo_status plot(const char *dir, const char *title, bool objective, bool 
     unlink(script);
     return EVO_STATUS_OK; /* nothing to draw yet */
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  char *argv[] = {"gnuplot", script, NULL};
-  pid_t pid;
-  int rc = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  int status = 0;
-  if (rc == 0)
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  unlink(script);
-  if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || evo_run_file_size(tmp_png) <= 0) {
-    unlink(tmp_png);
-    return evo_error(EVO_STATUS_IO, "gnuplot failed to draw %s", png);
-  }
-  if (rename(tmp_png, png) != 0) {
-    unlink(tmp_png);
-    return evo_error(EVO_STATUS_IO, "cannot rename %s to %s: %s", tmp_png, png, strerror(errno));
-  }
-  return EVO_STATUS_OK;
+  return evo_run_gnuplot(script, tmp_png, png);
 }
 
 evo_status evo_run_plot(const char *dir, const char *title, bool objective) { return plot(dir, title, objective, false); }

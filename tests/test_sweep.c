@@ -1,11 +1,12 @@
 /* Sweeps: the file's grid expanded into runs (order, names, overrides, each run's config), its errors with
-   file:line:col, and `evoc sweep` end to end: parallel jobs, results.csv, skipping finished runs, resuming an
+   file:line:col, and `evoc sweep` end to end: parallel jobs, results.csv and sweep.png, skipping finished runs, resuming an
    interrupted one bit-identically, one run per --index (Slurm arrays), a sweep of gradient training, and a bad
    run refused before any starts. */
 #define _POSIX_C_SOURCE 200809L
 #include "gradtrain_test_util.h"
 #include "cli_test_util.h"
 #include "evoc/backend.h"
+#include "evoc/run.h"
 #include "evoc/sweep.h"
 
 #define CFG EVOC_CONFIGS_DIR
@@ -112,6 +113,10 @@ Test(sweep, runs_in_parallel_then_skips_what_is_finished) {
   cr_assert(exists("sw", "003-seed=1,center_lr=0.2/summary.json"));
   cr_assert(exists("sw", "logs/003-seed=1,center_lr=0.2.log"));
   cr_assert(strstr(err_buf, "4 of 4 runs finished"), "%s", err_buf);
+  if (evo_run_have_gnuplot()) { /* every run's test curve in one image */
+    cr_assert(exists("sw", "sweep.png"));
+    cr_assert(strstr(err_buf, "results.csv and sweep.png"), "%s", err_buf);
+  }
   /* each run equals the same `evoc run` by hand */
   rc = evoc("run %s/quick_pgpe.yaml --out byhand --quiet --set trainer.max_iter=20 --set trainer.test_interval=10 "
             "--set trainer.checkpoint_interval=10 --set trainer.target_objective=0 --set seed=1 "

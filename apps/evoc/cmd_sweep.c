@@ -45,8 +45,9 @@ typedef struct {
   const char *file, *out, *devices, *device;
   int jobs, index;
   bool list, quiet;
-  /* from the base config: gradient training (`evoc train`) rather than evolution, and the direction of "best" */
-  bool train, maximize;
+  /* from the base config: gradient training (`evoc train`) rather than evolution, the direction of "best", and
+     a function to minimise (the functions task: plotted as f on a log scale) */
+  bool train, maximize, objective;
 } sweep_args;
 
 static int count_arg(const char *opt, const char *v, int lo, int *out) {
@@ -123,6 +124,9 @@ static int read_kind(const evo_sweep *s, sweep_args *a) {
   evo_cfg *algo = evo_cfg_get(evo_config_root(cfg), "algo");
   const char *mx = algo ? evo_cfg_scalar(evo_cfg_get(algo, "maximize")) : NULL;
   a->maximize = !(mx && (!strcmp(mx, "false") || !strcmp(mx, "False") || !strcmp(mx, "no") || !strcmp(mx, "0")));
+  evo_cfg *task = evo_cfg_get(evo_config_root(cfg), "task");
+  const char *tn = task ? evo_cfg_scalar(evo_cfg_get(task, "name")) : NULL;
+  a->objective = !a->train && tn && !strcmp(tn, "functions");
   evo_config_free(cfg);
   return EVO_CLI_OK;
 }
@@ -185,8 +189,11 @@ static void report(const evo_sweep *s, const sweep_args *a, const char *out) {
     fprintf(stderr, "evoc sweep: %s\n", evo_last_error());
     return;
   }
+  evo_status plotted = evo_sweep_plot(s, out, a->train, a->objective);
   if (quiet) return;
-  fprintf(stderr, "%s/results.csv: %d of %d runs finished", out, done, evo_sweep_count(s));
+  if (plotted && plotted != EVO_STATUS_UNSUPPORTED) fprintf(stderr, "evoc sweep: no sweep.png: %s\n", evo_last_error());
+  fprintf(stderr, "%s/results.csv%s: %d of %d runs finished", out, plotted ? "" : " and sweep.png", done,
+          evo_sweep_count(s));
   if (best >= 0) fprintf(stderr, "; best test %s: %s", a->train ? "accuracy" : "score", evo_sweep_run_name(s, best));
   fputc('\n', stderr);
 }

@@ -15,7 +15,8 @@
  *
  * Keys are the dotted paths of `evoc run --set`. Run i applies `set`, then its grid values, and lives in
  * SWEEP_DIR/<name of run i>, e.g. "004-seed=1,center_lr=0.02" (the index keeps names unique and sorted). After
- * runs finish, SWEEP_DIR/results.csv gathers every run's summary.json with its grid values.
+ * runs finish, SWEEP_DIR/results.csv gathers every run's summary.json with its grid values and SWEEP_DIR/sweep.png
+ * draws their test curves together.
  */
 #ifndef EVOC_SWEEP_H
 #define EVOC_SWEEP_H
@@ -64,6 +65,10 @@ evo_sweep_run_state evo_sweep_run_state_in(const evo_sweep *s, int i, const char
    a summary). *done gets the number of finished runs, *best the index of the best best_test_score (or
    best_test_acc), the highest when maximize, else the lowest (-1 if none). */
 evo_status evo_sweep_write_results(const evo_sweep *s, const char *dir, int maximize, int *done, int *best);
+
+/* dir/sweep.png: every run's test curve in one image (test score by iteration, or with grad test accuracy by
+   step; objective: the fitness is -f of a function, drawn as f on a log scale). UNSUPPORTED without gnuplot. */
+evo_status evo_sweep_plot(const evo_sweep *s, const char *dir, int grad, int objective);
 
 #ifdef __cplusplus
 }
