@@ -16,6 +16,7 @@ typedef struct {
   const char *config, *out, *resume, *device, *comm;
   const char *sets[EVO_CLI_MAX_SETS];
   int n_sets;
+  int ranks; /* run --ranks N: in-process ranks (0: not given) */
   bool quiet, print;
 } evo_cli_args;
 

@@ -1,6 +1,8 @@
 /* evoc run and evoc check. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +13,8 @@
 #include "evoc/trainer.h"
 
 static const char run_usage[] =
-    "usage: evoc run CONFIG [--set KEY=VALUE]... [--out DIR] [--device D] [--comm C] [--quiet]\n"
-    "       evoc run [CONFIG] --resume DIR [--set KEY=VALUE]... [--device D] [--comm C] [--quiet]\n"
+    "usage: evoc run CONFIG [--set KEY=VALUE]... [--out DIR] [--device D] [--comm C | --ranks N] [--quiet]\n"
+    "       evoc run [CONFIG] --resume DIR [--set KEY=VALUE]... [--device D] [--comm C | --ranks N] [--quiet]\n"
     "\n"
     "Trains with the evolution strategy of CONFIG (see configs/ and `evoc list`) and writes a run folder:\n"
     "config.yaml (resolved), metrics.jsonl, summary.json, best.safetensors, learning_curve.png, checkpoints/.\n"
@@ -28,6 +30,9 @@ static const char run_usage[] =
     "                   by mpirun or srun, else local). `mpirun -np 4 evoc run CONFIG` splits every generation\n"
     "                   and test over 4 processes; rank 0 writes the run folder and prints; the run\n"
     "                   equals a one-process run bit for bit\n"
+    "  --ranks N        N ranks inside this process, one thread each, sharing the population as MPI ranks do\n"
+    "                   (with GPUs, device auto gives rank r GPU r: one process drives them all); the CPU cores\n"
+    "                   are split between the ranks\n"
     "\n"
     "Ctrl-C (SIGINT) or SIGTERM writes a checkpoint and exits with 130; resume with --resume DIR.\n"
     "Exit codes: 0 ok, 1 run failed, 2 bad usage or config, 130 interrupted.\n";
@@ -67,6 +72,13 @@ int evo_cli_parse(const char *cmd, const char *usage, int argc, char **argv, boo
     } else if (is_run && (r = evo_cli_opt(argc, argv, &i, "--comm", &v))) {
       if (r < 0) return EVO_CLI_USAGE;
       a->comm = v;
+    } else if (is_run && (r = evo_cli_opt(argc, argv, &i, "--ranks", &v))) {
+      if (r < 0) return EVO_CLI_USAGE;
+      char *end;
+      long n = strtol(v, &end, 10);
+      if (!*v || *end || n < 1 || n > 1024)
+        return evo_cli_fail(cmd, EVO_CLI_USAGE, "--ranks needs a whole number in [1, 1024], got '%s'", v);
+      a->ranks = (int)n;
     } else if (is_run && !strcmp(argv[i], "--quiet")) {
       a->quiet = true;
     } else if (!is_run && !strcmp(argv[i], "--print")) {
@@ -85,6 +97,8 @@ int evo_cli_parse(const char *cmd, const char *usage, int argc, char **argv, boo
     fprintf(stderr, "evoc %s: missing CONFIG\n\n%s", cmd, usage);
     return EVO_CLI_USAGE;
   }
+  if (strcmp(cmd, "run") && (a->comm || a->ranks))
+    return evo_cli_fail(cmd, EVO_CLI_USAGE, "--comm and --ranks are options of evoc run");
   if (a->resume && a->out && strcmp(a->resume, a->out))
     return evo_cli_fail(cmd, EVO_CLI_USAGE, "--resume continues in its own folder; drop --out");
   return 0;
@@ -238,10 +252,57 @@ static int run_with(const evo_cli_args *a, evo_comm *comm) {
   return rc;
 }
 
+/* --ranks N: rank r > 0 on a thread of its own, rank 0 on the calling thread; each with its share of the cores. */
+typedef struct {
+  const evo_cli_args *a;
+  evo_comm *comm;
+  int threads, rc;
+} rank_job;
+
+static void *rank_main(void *p) {
+  rank_job *j = p;
+  omp_set_num_threads(j->threads); /* per thread: this rank's plans and task threads */
+  j->rc = run_with(j->a, j->comm);
+  return NULL;
+}
+
+static int run_threads(const evo_cli_args *a) {
+  const int n = a->ranks;
+  evo_comm **comms = calloc((size_t)n, sizeof *comms);
+  rank_job *jobs = calloc((size_t)n, sizeof *jobs);
+  pthread_t *tids = calloc((size_t)n, sizeof *tids);
+  if (!comms || !jobs || !tids || evo_comm_threads_new(n, comms)) {
+    free(comms), free(jobs), free(tids);
+    return evo_cli_fail("run", EVO_CLI_FAILED, "--ranks %d: %s", n, evo_last_error());
+  }
+  const int cores = omp_get_max_threads(), threads = cores > n ? cores / n : 1;
+  int started = 1;
+  for (int r = 0; r < n; r++) jobs[r] = (rank_job){a, comms[r], threads, EVO_CLI_FAILED};
+  for (int r = 1; r < n; r++) {
+    if (pthread_create(&tids[r], NULL, rank_main, &jobs[r])) {
+      /* the ranks started so far wait for the others forever: nothing to do but say so and stop */
+      fprintf(stderr, "evoc run: --ranks %d: cannot start the thread of rank %d\n", n, r);
+      exit(EVO_CLI_FAILED);
+    }
+    started++;
+  }
+  rank_main(&jobs[0]);
+  for (int r = 1; r < started; r++) pthread_join(tids[r], NULL);
+  int rc = jobs[0].rc;
+  for (int r = 0; r < n; r++) evo_comm_free(comms[r]);
+  free(comms), free(jobs), free(tids);
+  return rc;
+}
+
 int evo_cli_run(int argc, char **argv) {
   evo_cli_args a;
   int rc = evo_cli_parse("run", run_usage, argc, argv, true, &a);
   if (rc) return rc < 0 ? EVO_CLI_OK : rc;
+  if (a.ranks > 0) {
+    if (a.comm || evo_comm_launched_by_mpi())
+      return evo_cli_fail("run", EVO_CLI_USAGE, "--ranks runs ranks in this process: not with --comm or mpirun");
+    return run_threads(&a);
+  }
   evo_comm *comm;
   if (evo_comm_open(a.comm ? a.comm : "auto", &comm))
     return evo_cli_fail("run", EVO_CLI_USAGE, "--comm %s: %s", a.comm ? a.comm : "auto", evo_last_error());

@@ -9,6 +9,8 @@
  *   local  one rank, no communication (what a plain `evoc run` uses)
  *   mpi    MPI_COMM_WORLD: CPU processes on one host or many (`mpirun -np 4 evoc run cfg.yaml`); built when CMake
  *          finds MPI (EVOC_MPI=AUTO|ON|OFF). The comm initialises MPI if nobody has, and finalises it when freed.
+ *   threads  n ranks inside one process, one thread each (`evoc run cfg.yaml --ranks 4`): one process driving
+ *          every GPU of a machine, one per rank, without MPI.
  *
  * Collectives are blocking and must be called by every rank in the same order with the same sizes, as in MPI. A
  * failed MPI call becomes EVO_STATUS_BACKEND naming the call. A rank that fails between collectives must still
@@ -29,13 +31,17 @@ typedef struct evo_comm evo_comm;
 evo_status evo_comm_local_new(evo_comm **out);
 /* MPI_COMM_WORLD; UNSUPPORTED (with the CMake flag to build it) when evoc was built without MPI. */
 evo_status evo_comm_mpi_new(evo_comm **out);
+/* n in-process ranks: comms[r] is rank r of n, for the one thread that runs rank r (collectives block until
+   every rank's thread has called them). Free every comm when the threads are done (the last frees what they
+   share). */
+evo_status evo_comm_threads_new(int n, evo_comm **comms);
 /* Is this process one of several started by mpirun/srun (the launcher's environment says so)? */
 int evo_comm_launched_by_mpi(void);
 /* "local" or "mpi": evo_comm_local_new or evo_comm_mpi_new; "auto": mpi when launched by mpirun/srun, else local. */
 evo_status evo_comm_open(const char *name, evo_comm **out);
 void evo_comm_free(evo_comm *c);
 
-const char *evo_comm_name(const evo_comm *c); /* "local" | "mpi" */
+const char *evo_comm_name(const evo_comm *c); /* "local" | "mpi" | "threads" */
 int evo_comm_rank(const evo_comm *c);
 int evo_comm_size(const evo_comm *c);
 /* Rank among the ranks on this host (to choose a GPU), and how many share the host. */
