@@ -39,20 +39,21 @@ static evo_status threads_allgatherv(evo_comm *c, void *buf, const int64_t *coun
     if ((size_t)(displs[r] + counts[r]) > total) total = (size_t)(displs[r] + counts[r]);
   evo_status st = stage_for(c, total);
   if (st) return st;
-  unsigned char *stage = rv(c)->stage;
-  memcpy(stage + displs[c->rank], (unsigned char *)buf + displs[c->rank], (size_t)counts[c->rank]);
+  unsigned char *stage = rv(c)->stage; /* NULL while nothing was ever gathered: then every count is 0 */
+  if (counts[c->rank] > 0)
+    memcpy(stage + displs[c->rank], (unsigned char *)buf + displs[c->rank], (size_t)counts[c->rank]);
   meet(c);
   for (int r = 0; r < c->size; r++)
-    if (r != c->rank) memcpy((unsigned char *)buf + displs[r], stage + displs[r], (size_t)counts[r]);
+    if (r != c->rank && counts[r] > 0) memcpy((unsigned char *)buf + displs[r], stage + displs[r], (size_t)counts[r]);
   return EVO_STATUS_OK;
 }
 
 static evo_status threads_broadcast(evo_comm *c, void *buf, size_t bytes, int root) {
   evo_status st = stage_for(c, bytes);
   if (st) return st;
-  if (c->rank == root) memcpy(rv(c)->stage, buf, bytes);
+  if (c->rank == root && bytes) memcpy(rv(c)->stage, buf, bytes);
   meet(c);
-  if (c->rank != root) memcpy(buf, rv(c)->stage, bytes);
+  if (c->rank != root && bytes) memcpy(buf, rv(c)->stage, bytes);
   return EVO_STATUS_OK;
 }
 
