@@ -1,5 +1,6 @@
 /* Loading the embedded MJCF models through a MuJoCo virtual file system, so that no data path is needed at run
    time. MuJoCo 2.2.2's mj_loadXML takes a global lock; callers load once per task and share the const model. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,9 +31,15 @@ static void evo_mj_fatal(const char *msg) {
 void evo_mj_guard(jmp_buf *target) { evo_mj_jump = target; }
 const char *evo_mj_guard_message(void) { return evo_mj_msg; }
 
-void evo_mj_install_handlers(void) {
+static void install_once(void) {
   mju_user_warning = evo_mj_quiet_warning;
   mju_user_error = evo_mj_fatal;
+}
+
+/* Once per process: tasks created on several threads at once (in-process ranks) must not race on the hooks. */
+void evo_mj_install_handlers(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, install_once);
 }
 
 evo_status evo_mj_model_load(const char *file, mjModel **out) {
