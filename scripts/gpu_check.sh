@@ -74,6 +74,18 @@ for d in cuda cpu; do
   status "run cartpole $d" "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") $(sed -n \
     's/.*"wall_s":\([0-9.]*\),.*"test_score":\([^,]*\),.*/\1 s, test \2/p' "$logs/run_$d.log" | tail -1)"
 done
+# The same GPU run as two in-process ranks sharing the GPU (evoc run --ranks 2): on the CPU it is bit-identical to
+# one rank; on the GPU cuBLAS may pick another kernel for the other batch size, so this records which it is.
+if [ "$(left)" -lt 90 ] || [ ! -f "$bdir/run_cuda/best.safetensors" ]; then status "run cartpole cuda --ranks 2" "skipped"
+else
+  rm -rf "${bdir:?}/run_cuda2"
+  timeout 60 "$bdir/apps/evoc/evoc" run configs/cartpole_swingup_easy_pgpe.yaml --device cuda --ranks 2 \
+    --set trainer.max_iter=$run_iters --quiet --out "$bdir/run_cuda2" > "$logs/run_cuda2.log" 2>&1
+  rc=$?
+  same=$(cmp -s "$bdir/run_cuda/best.safetensors" "$bdir/run_cuda2/best.safetensors" && echo "same bits as 1 rank" \
+         || echo "differs from 1 rank")
+  status "run cartpole cuda --ranks 2" "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc"), $same"
+fi
 # Everything above means little if the GPU was not used (an old driver makes the GPU tests skip and stay green).
 status "device used" "$(grep -ho 'using cuda[^)]*)' "$logs/run_cuda.log" 2>/dev/null | head -1 || true)"
 

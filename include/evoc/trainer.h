@@ -90,8 +90,10 @@ typedef struct {
      from the same config; rank r evaluates members [r*P/R, (r+1)*P/R) and its share of the test episodes, the
      ranks exchange fitness (descriptors, test returns, observation statistics) and keep identical algorithm
      state. Rank 0 alone writes the run folder, decides when to stop (budgets, the interrupt flag) and reports
-     progress and notes; on resume every rank reads the checkpoint, so the folder must be visible to all. The run
-     is bit-identical to a one-rank run (the normaliser too: its statistics are gathered per member). */
+     progress and notes; on resume every rank reads the checkpoint, so the folder must be visible to all. On the
+     CPU the run is bit-identical to a one-rank run (the normaliser too: its statistics are gathered per member);
+     on a GPU, where cuBLAS may choose another kernel for another batch size, it may differ in the last bits
+     (scripts/gpu_check.sh records which). */
   evo_comm *comm;
 } evo_trainer_params;
 
