@@ -3,6 +3,8 @@
    interrupted one bit-identically, one run per --index (Slurm arrays), a sweep of gradient training, and a bad
    run refused before any starts. */
 #define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <time.h>
 #include "gradtrain_test_util.h"
 #include "cli_test_util.h"
 #include "evoc/backend.h"
@@ -200,4 +202,52 @@ Test(sweep, gradient_training_runs_through_evoc_train) {
   cr_assert_eq(jnum(sum, "epochs"), 2);
   cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(sum, "optim")->valuestring, "adam");
   cJSON_Delete(sum);
+}
+
+Test(sweep, ctrl_c_interrupts_every_run_and_the_next_sweep_resumes_them) {
+  /* two long runs at once (each metrics line is fsync'd: some ms per iteration) */
+  write_file("long.yaml", "base: " CFG "/quick_pgpe.yaml\nset: {trainer.max_iter: 4000, "
+                          "trainer.target_objective: 0, trainer.log_interval: 1}\ngrid:\n  seed: [0, 1]\n");
+  char dir[300], cfg[300];
+  snprintf(dir, sizeof dir, "%s/sw", tmp);
+  snprintf(cfg, sizeof cfg, "%s/long.yaml", tmp);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    FILE *f = freopen("/dev/null", "w", stdout);
+    FILE *g = freopen("/dev/null", "w", stderr);
+    (void)f, (void)g;
+    execl(EVOC_CLI_PATH, "evoc", "sweep", cfg, "--out", dir, "--jobs", "2", (char *)NULL);
+    _exit(127);
+  }
+  char m0[400], m1[400];
+  snprintf(m0, sizeof m0, "%s/000-seed=0/metrics.jsonl", dir);
+  snprintf(m1, sizeof m1, "%s/001-seed=1/metrics.jsonl", dir);
+  struct timespec ts = {0, 20 * 1000 * 1000};
+  for (int i = 0; i < 1500 && (access(m0, R_OK) || access(m1, R_OK)); i++) nanosleep(&ts, NULL);
+  cr_assert(!access(m0, R_OK) && !access(m1, R_OK), "the runs did not start");
+  nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL);
+  cr_assert_eq(kill(pid, SIGINT), 0);
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 130, "the sweep did not exit 130");
+  double stopped_at[2];
+  for (int i = 0; i < 2; i++) { /* each run wrote its checkpoint and an "interrupted" summary */
+    cJSON *s = read_json(i ? "sw/001-seed=1" : "sw/000-seed=0", "summary.json");
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "stopped_because")->valuestring, "interrupted");
+    stopped_at[i] = jnum(s, "iterations");
+    cJSON_Delete(s);
+  }
+  cr_assert_eq(csv_rows("sw", ",resumable,"), 2, "results.csv does not list both runs as resumable");
+  /* The next sweep resumes them from their folders (a fresh run there would be refused: the folder holds one), with
+     their own saved config, to its max_iter (or to f = 0, the target, should f underflow first). */
+  cr_assert_eq(evoc("sweep long.yaml --out sw --jobs 2"), 0, "%s", err_buf);
+  cr_assert(strstr(err_buf, "000-seed=0 started") && strstr(err_buf, "2 of 2 runs finished"), "%s", err_buf);
+  for (int i = 0; i < 2; i++) {
+    cJSON *s = read_json(i ? "sw/001-seed=1" : "sw/000-seed=0", "summary.json");
+    const char *why = cJSON_GetObjectItemCaseSensitive(s, "stopped_because")->valuestring;
+    cr_assert(!strcmp(why, "max_iter") || !strcmp(why, "target"), "stopped because %s", why);
+    cr_assert_gt(jnum(s, "iterations"), stopped_at[i]);
+    cJSON_Delete(s);
+  }
 }

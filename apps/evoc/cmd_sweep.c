@@ -319,10 +319,12 @@ static int run_all(const evo_sweep *s, const sweep_args *a, const char *out) {
       if (code != EVO_CLI_OK && code != EVO_CLI_INTERRUPTED) failed++;
       if (a->quiet)
         printf("{\"index\":%d,\"name\":\"%s\",\"exit\":%d}\n", i, evo_sweep_run_name(s, i), code), fflush(stdout);
+      else if (code == EVO_CLI_OK || code == EVO_CLI_INTERRUPTED)
+        fprintf(stderr, "[%d/%d] %s %s: %s/logs/%s.log\n", i + 1, total, evo_sweep_run_name(s, i),
+                code == EVO_CLI_OK ? "finished" : "interrupted", out, evo_sweep_run_name(s, i));
       else
-        fprintf(stderr, "[%d/%d] %s %s%s%s/logs/%s.log\n", i + 1, total, evo_sweep_run_name(s, i),
-                code == EVO_CLI_OK ? "finished" : code == EVO_CLI_INTERRUPTED ? "interrupted" : "FAILED",
-                code == EVO_CLI_OK || code == EVO_CLI_INTERRUPTED ? ": " : " (see ", out, evo_sweep_run_name(s, i));
+        fprintf(stderr, "[%d/%d] %s FAILED (exit %d): see %s/logs/%s.log\n", i + 1, total, evo_sweep_run_name(s, i),
+                code, out, evo_sweep_run_name(s, i));
     }
   }
   free(running);
