@@ -136,6 +136,20 @@ static inline void same_file(const char *a, const char *b, const char *name) {
   free(x), free(y);
 }
 
+/* Starts `evoc argv[1..]` in the background with its output dropped (for tests that signal it); returns its pid. */
+static inline pid_t spawn_evoc(const char *const *argv) {
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    FILE *f = freopen("/dev/null", "w", stdout);
+    FILE *g = freopen("/dev/null", "w", stderr);
+    (void)f, (void)g;
+    execv(EVOC_CLI_PATH, (char *const *)argv);
+    _exit(127);
+  }
+  return pid;
+}
+
 #ifdef EVOC_GRADTRAIN_TEST_UTIL_H
 /* A gradient-training config on a tiny synthetic IDX dataset (tmp/data), plus extra YAML. */
 static inline void write_train_config(const char *name, const char *extra) {

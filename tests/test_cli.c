@@ -382,15 +382,7 @@ static void interrupt_run(const char *cmd, const char *cfg, const char *const *a
   int n = 6;
   while (*args && n < 31) argv[n++] = *args++;
   argv[n] = NULL;
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    FILE *f = freopen("/dev/null", "w", stdout);
-    FILE *g = freopen("/dev/null", "w", stderr);
-    (void)f, (void)g;
-    execv(EVOC_CLI_PATH, (char *const *)argv);
-    _exit(127);
-  }
+  pid_t pid = spawn_evoc(argv);
   char metrics[400];
   snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
   struct timespec ts = {0, 20 * 1000 * 1000};

@@ -211,15 +211,7 @@ Test(sweep, ctrl_c_interrupts_every_run_and_the_next_sweep_resumes_them) {
   char dir[300], cfg[300];
   snprintf(dir, sizeof dir, "%s/sw", tmp);
   snprintf(cfg, sizeof cfg, "%s/long.yaml", tmp);
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    FILE *f = freopen("/dev/null", "w", stdout);
-    FILE *g = freopen("/dev/null", "w", stderr);
-    (void)f, (void)g;
-    execl(EVOC_CLI_PATH, "evoc", "sweep", cfg, "--out", dir, "--jobs", "2", (char *)NULL);
-    _exit(127);
-  }
+  pid_t pid = spawn_evoc((const char *[]){"evoc", "sweep", cfg, "--out", dir, "--jobs", "2", NULL});
   char m0[400], m1[400];
   snprintf(m0, sizeof m0, "%s/000-seed=0/metrics.jsonl", dir);
   snprintf(m1, sizeof m1, "%s/001-seed=1/metrics.jsonl", dir);
