@@ -6,8 +6,9 @@
 - gymnasium: Hopper-v5's env.step loop, same actions, termination off: physics steps/s.
 - evotorch: one generation of EvoTorch's GymNE on Hopper-v5: 64 solutions x 1 episode x 1000 steps, termination off,
   no observation normalisation, a linear policy and a 64-64 tanh MLP, evaluated in-process (num_actors=0, one
-  thread: Ray is not installed). Env steps/s = interactions / seconds (median of --runs).
-Run in a throwaway venv: python -m venv /tmp/venv-evotorch; pip install evotorch gymnasium mujoco.
+  thread), and with --actors N also on N Ray actors (num_actors=N, one thread each; needs `pip install ray`).
+  Env steps/s = interactions / seconds (median of --runs).
+Run in a throwaway venv: python -m venv /tmp/venv-evotorch; pip install evotorch gymnasium mujoco [ray].
 Prints rows `peer,workload,config,steps,median_ms,min_ms,rate`.
 """
 import argparse
@@ -47,11 +48,11 @@ def bare_and_gym(T):
     print(f"gymnasium-{gym.__version__},mujoco_loop_hopper,{T} steps one thread,{T * 4},,,{gym_rate:.6g}")
 
 
-def evotorch_generation(network, label, runs):
+def evotorch_generation(network, label, runs, actors=0):
     from evotorch.neuroevolution import GymNE
 
     problem = GymNE(env="Hopper-v5", network=network, env_config={"terminate_when_unhealthy": False},
-                    episode_length=1000, num_episodes=1, observation_normalization=False, num_actors=0)
+                    episode_length=1000, num_episodes=1, observation_normalization=False, num_actors=actors)
     times = []
     for r in range(runs + 1):
         batch = problem.generate_batch(64)
@@ -64,7 +65,8 @@ def evotorch_generation(network, label, runs):
             times.append(dt)
     med = statistics.median(times)
     import evotorch
-    print(f"evotorch-{evotorch.__version__},mujoco_pop_hopper_{label}_t1,P=64x1000 steps,{steps},{1e3 * med:.4f},"
+    print(f"evotorch-{evotorch.__version__},mujoco_pop_hopper_{label}_t{max(actors, 1)},P=64x1000 steps,{steps},"
+          f"{1e3 * med:.4f},"
           f"{1e3 * min(times):.4f},{steps / med:.6g}")
 
 
@@ -72,13 +74,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--actors", type=int, default=0, help="also time GymNE on this many Ray actors")
+    ap.add_argument("--only-actors", action="store_true", help="skip the one-thread rows")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    bare_and_gym(300 if a.quick else 3000)
     runs = 1 if a.quick else a.runs
-    evotorch_generation("Linear(obs_length, act_length)", "linear", runs)
-    evotorch_generation("Linear(obs_length, 64) >> Tanh() >> Linear(64, 64) >> Tanh() >> Linear(64, act_length) >> Tanh()",
-                        "mlp64x64", runs)
+    nets = [("Linear(obs_length, act_length)", "linear"),
+            ("Linear(obs_length, 64) >> Tanh() >> Linear(64, 64) >> Tanh() >> Linear(64, act_length) >> Tanh()",
+             "mlp64x64")]
+    if not a.only_actors:
+        bare_and_gym(300 if a.quick else 3000)
+        for net, label in nets:
+            evotorch_generation(net, label, runs)
+    if a.actors > 0:
+        for net, label in nets:
+            evotorch_generation(net, label, runs, a.actors)
 
 
 if __name__ == "__main__":
