@@ -229,10 +229,13 @@ Test(threads, three_ranks_equal_one_with_uneven_shares_noise_and_normalizer) {
 #endif
 }
 
-Test(threads, map_elites_restarts_and_a_one_episode_test) {
+Test(threads, map_elites_restarts_empty_shares_and_a_one_episode_test) {
   /* direct policy on the functions task; one test episode over 2 ranks leaves rank 0 without a share */
   ranks_match(2, false, CFG "/quick_map_elites.yaml", "--set trainer.test_interval=5 --set trainer.log_interval=5", 20);
   ranks_match(3, false, CFG "/quick_cmaes.yaml", "--set trainer.n_evaluations=1 --set trainer.target_objective=0", 25);
+  /* fewer members than ranks: ranks with no member still take part in every exchange */
+  ranks_match(4, false, CFG "/cartpole_swingup_easy_pgpe.yaml", "--set algo.pop_size=2 --set trainer.n_repeats=1 "
+              "--set trainer.normalize_obs=true --set trainer.n_evaluations=3 --set device=cpu", 3);
   /* BIPOP-CMA-ES on Rastrigin: restarts change the population size mid-run */
   ranks_match(3, false, CFG "/quick_cmaes.yaml", "--set algo.restarts=2 --set task.function=rastrigin "
               "--set trainer.target_objective=0 --set trainer.test_interval=100", 400);
