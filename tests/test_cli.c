@@ -62,7 +62,7 @@ Test(cli, help_and_usage_exit_codes) {
 Test(cli, list_shows_tasks_policies_algorithms_optimizers) {
   cr_assert_eq(evoc("list"), 0);
   const char *want[] = {"cartpole_swingup", "functions", "mnist", "mlp", "direct", "pgpe", "center_lr",
-                        "EvoJAX", "openes", "adam", "clipup"};
+                        "EvoJAX", "openes", "adam", "clipup", "RANKS", "--ranks N"};
   for (size_t i = 0; i < sizeof want / sizeof *want; i++) cr_assert(strstr(out_buf, want[i]), "no '%s'", want[i]);
   cr_assert_eq(evoc("list algos"), 0);
   cr_assert(strstr(out_buf, "pgpe") && !strstr(out_buf, "cartpole_swingup"));

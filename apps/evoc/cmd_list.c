@@ -73,6 +73,17 @@ static void list_optimizers(void) {
          "  clip_norm (global-norm clipping)\n");
 }
 
+static void list_comm(void) {
+  printf("\nRANKS (how processes or threads share a population; evoc run --help)\n"
+         "  local     one process, the default\n"
+         "  threads   evoc run CONFIG --ranks N: N ranks inside this process (a GPU each when there are GPUs)\n"
+#ifdef EVOC_HAVE_MPI
+         "  mpi       mpirun -np N evoc run CONFIG: N processes, on one host or many (built)\n");
+#else
+         "  mpi       not built: install libopenmpi-dev and reconfigure with -DEVOC_MPI=ON\n");
+#endif
+}
+
 int evo_cli_list(int argc, char **argv) {
   const char *what = NULL;
   for (int i = 1; i < argc; i++) {
@@ -98,5 +109,6 @@ int evo_cli_list(int argc, char **argv) {
   if (pick < 0 || pick == 1) list_policies();
   if (pick < 0 || pick == 2) list_algos();
   if (pick < 0 || pick == 3) list_optimizers();
+  if (pick < 0) list_comm();
   return EVO_CLI_OK;
 }
