@@ -5,17 +5,23 @@
 #include <string.h>
 #include "comm_impl.h"
 
+typedef struct {
+  int32_t status;
+  char msg[204];
+} agree_item;
+
 evo_comm *evo_comm_alloc(const evo_comm_iface *iface, const char *name, int rank, int size) {
   evo_comm *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->counts = calloc((size_t)size, sizeof(int64_t));
   c->displs = calloc((size_t)size, sizeof(int64_t));
-  if (!c->counts || !c->displs) {
-    free(c->counts), free(c->displs), free(c);
+  c->agree_buf = calloc((size_t)size, sizeof(agree_item));
+  if (!c->counts || !c->displs || !c->agree_buf) {
+    free(c->counts), free(c->displs), free(c->agree_buf), free(c);
     return NULL;
   }
   *c = (evo_comm){.iface = iface, .name = name, .rank = rank, .size = size, .local_rank = rank, .local_size = size,
-                  .counts = c->counts, .displs = c->displs};
+                  .counts = c->counts, .displs = c->displs, .agree_buf = c->agree_buf};
   return c;
 }
 
@@ -53,7 +59,7 @@ evo_status evo_comm_open(const char *name, evo_comm **out) {
 void evo_comm_free(evo_comm *c) {
   if (!c) return;
   c->iface->destroy(c);
-  free(c->counts), free(c->displs), free(c);
+  free(c->counts), free(c->displs), free(c->agree_buf), free(c);
 }
 
 const char *evo_comm_name(const evo_comm *c) { return c->name; }
@@ -90,29 +96,19 @@ evo_status evo_comm_barrier(evo_comm *c) {
   return c->size == 1 ? EVO_STATUS_OK : c->iface->barrier(c);
 }
 
-typedef struct {
-  int32_t status;
-  char msg[204];
-} agree_item;
-
 evo_status evo_comm_agree(evo_comm *c, evo_status mine) {
   if (!c) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "comm agree: NULL comm");
   if (c->size == 1) return mine;
-  agree_item *all = calloc((size_t)c->size, sizeof *all);
-  if (!all) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "comm agree: out of memory");
-  all[c->rank].status = (int32_t)mine;
+  agree_item *all = c->agree_buf;
+  all[c->rank] = (agree_item){.status = (int32_t)mine};
   if (mine) snprintf(all[c->rank].msg, sizeof all[c->rank].msg, "%.200s", evo_last_error());
   evo_status st = evo_comm_allgather(c, all, c->size, sizeof *all);
-  if (st) {
-    free(all);
-    return st;
-  }
+  if (st) return st;
   evo_status out = EVO_STATUS_OK;
   for (int r = 0; r < c->size && !out; r++)
     if (all[r].status) {
       out = (evo_status)all[r].status;
       if (!mine) evo_error(out, "rank %d of %d failed: %s", r, c->size, all[r].msg);
     }
-  free(all);
   return out;
 }

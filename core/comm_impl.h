@@ -20,6 +20,7 @@ struct evo_comm {
   bool owns_mpi; /* this comm initialised MPI, so it finalises it */
   void *ctx;     /* the backend's own state (MPI: a duplicate of MPI_COMM_WORLD) */
   int64_t *counts, *displs; /* size entries each, for allgatherv */
+  void *agree_buf;          /* size entries for evo_comm_agree: made once, so agreeing never allocates */
 };
 
 /* comm.c: a comm with its rank arrays, or NULL when out of memory. */

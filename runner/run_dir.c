@@ -16,11 +16,10 @@ evo_status evo_run_path(char *buf, size_t cap, const char *a, const char *b) {
   return EVO_STATUS_OK;
 }
 
-/* mkdir -p */
-static evo_status mkdirs(const char *dir) {
+evo_status evo_run_mkdirs(const char *dir) {
   char p[4096];
   size_t n = strlen(dir);
-  if (n == 0 || n >= sizeof p) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "bad run folder name '%s'", dir);
+  if (n == 0 || n >= sizeof p) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "bad folder name '%s'", dir);
   memcpy(p, dir, n + 1);
   for (size_t i = 1; i <= n; i++) {
     if (p[i] != '/' && p[i] != '\0') continue;
@@ -51,9 +50,9 @@ evo_status evo_run_dir_prepare(const char *dir) {
   if (!dir || !*dir) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "empty run folder name");
   char ck[4200];
   evo_status st = evo_run_path(ck, sizeof ck, dir, "checkpoints");
-  if (!st) st = mkdirs(dir);
+  if (!st) st = evo_run_mkdirs(dir);
   if (!st) st = probe(dir);
-  if (!st) st = mkdirs(ck);
+  if (!st) st = evo_run_mkdirs(ck);
   if (!st) st = probe(ck);
   return st;
 }

@@ -132,6 +132,11 @@ static int choice(const evo_sweep *s, int i, int k) {
   return i / stride % s->axes[k].n;
 }
 
+/* Override k of run i: the fixed ones (set) first, then one value per grid axis. */
+static const assignment *override_of(const evo_sweep *s, int i, int k) {
+  return k < s->n_fixed ? &s->fixed[k] : &s->axes[k - s->n_fixed].values[choice(s, i, k - s->n_fixed)];
+}
+
 /* "004-seed=1,center_lr=0.02": the last part of each key, characters outside [A-Za-z0-9._=+-] as '_'. */
 static char *run_name(const evo_sweep *s, int i) {
   char buf[160];
@@ -157,7 +162,7 @@ static evo_status expand(evo_sweep *s) {
   for (int i = 0; i < s->count; i++) {
     if (!(s->run_names[i] = run_name(s, i))) return oom();
     for (int k = 0; k < per; k++) {
-      const assignment *a = k < s->n_fixed ? &s->fixed[k] : &s->axes[k - s->n_fixed].values[choice(s, i, k - s->n_fixed)];
+      const assignment *a = override_of(s, i, k);
       size_t n = strlen(a->key) + strlen(a->value) + 2;
       char *t = malloc(n);
       if (!t) return oom();
@@ -267,7 +272,7 @@ evo_status evo_sweep_config(const evo_sweep *s, int i, evo_config **out) {
   if (st) return st;
   const int per = s->n_fixed + s->n_axes;
   for (int k = 0; k < per && !st; k++) {
-    const assignment *a = k < s->n_fixed ? &s->fixed[k] : &s->axes[k - s->n_fixed].values[choice(s, i, k - s->n_fixed)];
+    const assignment *a = override_of(s, i, k);
     if ((st = evo_config_set(cfg, s->scratch[(size_t)i * (size_t)per + (size_t)k])))
       st = evo_error(st, "%s: %s", a->where, evo_last_error());
   }

@@ -246,7 +246,7 @@ Test(threads, a_failure_on_one_rank_ends_every_rank) { failure_on_one_rank_ends_
 
 Test(threads, ranks_is_an_option_of_run_alone) {
   cr_assert_eq(evoc("run %s/quick_pgpe.yaml --ranks 0", CFG), 2);
-  cr_assert(strstr(err_buf, "--ranks needs a whole number in [1, 1024]"), "%s", err_buf);
+  cr_assert(strstr(err_buf, "--ranks must be an integer in [1, 1024]"), "%s", err_buf);
   cr_assert_eq(evoc("run %s/quick_pgpe.yaml --ranks 2 --comm local", CFG), 2);
   cr_assert(strstr(err_buf, "not with --comm or mpirun"), "%s", err_buf);
   cr_assert_eq(evoc("train %s/quick_pgpe.yaml --ranks 2", CFG), 2);

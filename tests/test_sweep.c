@@ -184,7 +184,7 @@ Test(sweep, a_bad_run_is_refused_before_any_starts) {
     cr_assert(strstr(err_buf, "no usable GPU here"), "%s", err_buf);
   }
   cr_assert_eq(evoc("sweep bad.yaml --jobs 0"), 2);
-  cr_assert(strstr(err_buf, "--jobs needs a whole number >= 1"), "%s", err_buf);
+  cr_assert(strstr(err_buf, "--jobs must be an integer in [1, 100000]"), "%s", err_buf);
 }
 
 Test(sweep, gradient_training_runs_through_evoc_train) {

@@ -38,6 +38,9 @@ int evo_cli_sweep(int argc, char **argv);
 /* argv[*i] is "--name VALUE" or "--name=VALUE": stores VALUE, advances *i past it and returns 1; returns 0 when
    argv[*i] is another argument; -1 (after printing the error) when the value is missing. */
 int evo_cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
+/* An option's whole-number value in [lo, hi] into *out: 0, or the usage exit code after "evoc CMD: OPT must be an
+   integer in [lo, hi], got 'v'". */
+int evo_cli_int(const char *cmd, const char *opt, const char *v, long lo, long hi, int *out);
 bool evo_cli_is_help(const char *arg);
 /* Prints "evoc CMD: message" to stderr and returns code. */
 int evo_cli_fail(const char *cmd, int code, const char *fmt, ...)

@@ -4,9 +4,19 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 #include "evoc/run.h"
+
+int evo_cli_int(const char *cmd, const char *opt, const char *v, long lo, long hi, int *out) {
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (!*v || *end || n < lo || n > hi)
+    return evo_cli_fail(cmd, EVO_CLI_USAGE, "%s must be an integer in [%ld, %ld], got '%s'", opt, lo, hi, v);
+  *out = (int)n;
+  return 0;
+}
 
 int evo_cli_opt(int argc, char **argv, int *i, const char *name, const char **value) {
   const char *a = argv[*i];

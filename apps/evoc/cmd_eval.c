@@ -71,14 +71,7 @@ int evo_cli_eval(int argc, char **argv) {
     return EVO_CLI_USAGE;
   }
   int episodes = 0;
-  if (episodes_s) {
-    char *end;
-    long v = strtol(episodes_s, &end, 10);
-    if (*end || v < 1 || v > (1 << 24))
-      return evo_cli_fail("eval", EVO_CLI_USAGE, "--episodes must be an integer in [1, 16777216], got '%s'",
-                          episodes_s);
-    episodes = (int)v;
-  }
+  if (episodes_s && evo_cli_int("eval", "--episodes", episodes_s, 1, 1 << 24, &episodes)) return EVO_CLI_USAGE;
   char params[4200], cfg_path[4200];
   if (is_dir(target)) {
     if (evo_run_path(params, sizeof params, target, "best.safetensors") ||

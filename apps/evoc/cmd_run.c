@@ -73,12 +73,7 @@ int evo_cli_parse(const char *cmd, const char *usage, int argc, char **argv, boo
       if (r < 0) return EVO_CLI_USAGE;
       a->comm = v;
     } else if (is_run && (r = evo_cli_opt(argc, argv, &i, "--ranks", &v))) {
-      if (r < 0) return EVO_CLI_USAGE;
-      char *end;
-      long n = strtol(v, &end, 10);
-      if (!*v || *end || n < 1 || n > 1024)
-        return evo_cli_fail(cmd, EVO_CLI_USAGE, "--ranks needs a whole number in [1, 1024], got '%s'", v);
-      a->ranks = (int)n;
+      if (r < 0 || evo_cli_int(cmd, "--ranks", v, 1, 1024, &a->ranks)) return EVO_CLI_USAGE;
     } else if (is_run && !strcmp(argv[i], "--quiet")) {
       a->quiet = true;
     } else if (!is_run && !strcmp(argv[i], "--print")) {

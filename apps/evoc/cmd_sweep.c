@@ -7,12 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "cli.h"
 #include "evoc/backend.h"
 #include "evoc/gradtrain.h"
+#include "evoc/run.h"
 #include "evoc/sweep.h"
 #include "evoc/trainer.h"
 
@@ -51,15 +51,6 @@ typedef struct {
   bool train, maximize, objective;
 } sweep_args;
 
-static int count_arg(const char *opt, const char *v, int lo, int *out) {
-  char *end;
-  long n = strtol(v, &end, 10);
-  if (!*v || *end || n < lo || n > 100000)
-    return evo_cli_fail("sweep", EVO_CLI_USAGE, "%s needs a whole number >= %d, got '%s'", opt, lo, v);
-  *out = (int)n;
-  return 0;
-}
-
 static int parse(int argc, char **argv, sweep_args *a) {
   *a = (sweep_args){.index = -1};
   for (int i = 1; i < argc; i++) {
@@ -79,9 +70,9 @@ static int parse(int argc, char **argv, sweep_args *a) {
       if (r < 0) return EVO_CLI_USAGE;
       a->device = v;
     } else if ((r = evo_cli_opt(argc, argv, &i, "--jobs", &v))) {
-      if (r < 0 || (r = count_arg("--jobs", v, 1, &a->jobs))) return EVO_CLI_USAGE;
+      if (r < 0 || evo_cli_int("sweep", "--jobs", v, 1, 100000, &a->jobs)) return EVO_CLI_USAGE;
     } else if ((r = evo_cli_opt(argc, argv, &i, "--index", &v))) {
-      if (r < 0 || (r = count_arg("--index", v, 0, &a->index))) return EVO_CLI_USAGE;
+      if (r < 0 || evo_cli_int("sweep", "--index", v, 0, 100000, &a->index)) return EVO_CLI_USAGE;
     } else if (!strcmp(argv[i], "--list")) {
       a->list = true;
     } else if (!strcmp(argv[i], "--quiet")) {
@@ -102,18 +93,6 @@ static int parse(int argc, char **argv, sweep_args *a) {
   }
   if (a->device && a->index < 0) return evo_cli_fail("sweep", EVO_CLI_USAGE, "--device goes with --index; use --devices");
   return 0;
-}
-
-static int mkdir_p(const char *path) {
-  char buf[4200];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0777) && errno != EEXIST) return -1;
-      *p = '/';
-    }
-  return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
 }
 
 /* What the base config is: gradient training (an optim section and no algo) or evolution, and whether its fitness
@@ -255,7 +234,7 @@ static int run_all(const evo_sweep *s, const sweep_args *a, const char *out) {
   self[n] = 0;
   char logs[4300];
   snprintf(logs, sizeof logs, "%s/logs", out);
-  if (mkdir_p(logs)) return evo_cli_fail("sweep", EVO_CLI_FAILED, "cannot create %s: %s", logs, strerror(errno));
+  if (evo_run_mkdirs(logs)) return evo_cli_fail("sweep", EVO_CLI_FAILED, "%s", evo_last_error());
   /* devices, handed out in turn; jobs default to one per device */
   char devbuf[1024];
   const char *devs[64];
@@ -355,8 +334,8 @@ int evo_cli_sweep(int argc, char **argv) {
       for (int k = 0; k < n && k < EVO_CLI_MAX_SETS; k++) printf(" %s", sets[k]);
       printf("\n");
     }
-  } else if (mkdir_p(out)) {
-    rc = evo_cli_fail("sweep", EVO_CLI_FAILED, "cannot create %s: %s", out, strerror(errno));
+  } else if (evo_run_mkdirs(out)) {
+    rc = evo_cli_fail("sweep", EVO_CLI_FAILED, "%s", evo_last_error());
   } else if (a.index >= 0) {
     rc = run_one(s, &a, out);
   } else if (!(rc = check_runs(s, out, -1, a.train))) {

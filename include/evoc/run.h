@@ -24,6 +24,8 @@ extern "C" {
 /* Creates dir and dir/checkpoints (parents included) and proves both writable by creating and removing a probe
    file, so an unusable folder fails before a run starts. IO naming the path and the reason otherwise. */
 evo_status evo_run_dir_prepare(const char *dir);
+/* mkdir -p: dir and its parents; IO naming the folder that cannot be made or is a file. */
+evo_status evo_run_mkdirs(const char *dir);
 /* "runs/<config file stem>-<YYYYmmdd-HHMMSS>" (a "-2", "-3", ... suffix when that exists already). */
 evo_status evo_run_default_dir(const char *config_path, char *buf, size_t cap);
 /* "<a>/<b>" into buf; INVALID_ARGUMENT when it does not fit. */
