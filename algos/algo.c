@@ -49,6 +49,7 @@ void evo_algo_free(evo_algo *a) {
   if (a->vt->destroy) a->vt->destroy(a);
   free(a->init_mean);
   free(a->fit_buf);
+  free(a->stage);
   free(a);
 }
 
@@ -109,9 +110,19 @@ evo_status evo_algo_ask(evo_algo *a, int begin, int end, evo_tensor *pop) {
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "algo ask: pop must be f32 [%d, %lld]", end - begin,
                      (long long)a->n);
   float *dst = evo_tensor_data(pop);
-  if (!dst) return evo_error(EVO_STATUS_UNSUPPORTED, "algo ask: device tensors are not supported yet");
-  return a->vt->ask(a, begin, end, dst);
+  if (dst) return a->vt->ask(a, begin, end, dst);
+  if (a->vt->ask_device) return a->vt->ask_device(a, begin, end, pop);
+  const int64_t need = evo_tensor_numel(pop); /* sampled on the host, then one copy */
+  if (need > a->stage_cap) {
+    float *p = realloc(a->stage, sizeof(float) * (size_t)need);
+    if (!p) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "algo ask: out of memory for %lld values", (long long)need);
+    a->stage = p, a->stage_cap = need;
+  }
+  evo_status st = a->vt->ask(a, begin, end, a->stage);
+  return st ? st : evo_tensor_copy_from_host(pop, a->stage, sizeof(float) * (size_t)need);
 }
+
+bool evo_algo_samples_on_device(const evo_algo *a) { return a->vt->ask_device != NULL; }
 
 /* bd: descriptors for a strategy with tell_bd, else NULL. */
 static evo_status tell_common(evo_algo *a, const float *fitness, const float *bd) {

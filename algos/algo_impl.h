@@ -31,6 +31,8 @@ typedef struct evo_algo_vtable {
   evo_status (*init)(evo_algo *a); /* allocate a->state from a->n, a->pop, a->opt, a->init_mean */
   /* Rows [begin, end) of generation a->gen into pop (row-major, a->n columns). */
   evo_status (*ask)(evo_algo *a, int begin, int end, float *pop);
+  /* Optional: the same rows into a tensor on a device backend, sampled there. NULL: ask on the host and copy. */
+  evo_status (*ask_device)(evo_algo *a, int begin, int end, evo_tensor *pop);
   /* fitness: a->pop values, larger is better, finite or -INFINITY (NaN became -INFINITY). */
   evo_status (*tell)(evo_algo *a, const float *fitness);
   evo_status (*best)(const evo_algo *a, float *params);
@@ -64,6 +66,8 @@ struct evo_algo {
   bool stop;
   float *fit_buf;      /* pop-sized scratch for tell (grown on restart) */
   int fit_cap;
+  float *stage;        /* host rows for a device ask of a strategy without ask_device */
+  int64_t stage_cap;
   void *state;         /* the strategy's own */
 };
 

@@ -7,6 +7,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend_impl.h"
 #include "sim_impl.h"
 
 evo_sim_params evo_sim_default_params(void) {
@@ -215,9 +216,20 @@ static evo_status get_plan(evo_sim *s, int slot, int n, int reps, bool shared, r
   return st;
 }
 
+/* Where evaluate reads the parameter rows: host memory, or a tensor on the sim's device. */
+typedef struct {
+  const float *host;
+  const evo_tensor *dev;
+} param_src;
+
 /* Copies n_valid parameter rows into the plan (padding repeats the last row) and flags non-finite ones: such a
    member's fitness is NaN whatever its outputs (an argmax head would hide the NaN). */
-static evo_status load_params(evo_sim *s, rollout_plan *r, const float *params, int n_valid) {
+static evo_status load_params(evo_sim *s, rollout_plan *r, param_src src, int64_t off, int n_valid) {
+  if (src.dev) {
+    s->stats.device_param_rows += n_valid;
+    return evo_sim_device_load_params(s, r, src.dev, off, n_valid);
+  }
+  const float *params = src.host + off * s->n_params;
   const size_t row = sizeof(float) * (size_t)s->n_params;
   float *dst = evo_tensor_data(r->params), *stage = NULL;
   if (!dst && !(dst = stage = malloc(row * (size_t)r->n))) return evo_sim_oom();
@@ -268,9 +280,9 @@ static evo_status chunk_descriptors(evo_sim *s, const rollout_plan *r, int nv, f
   return st;
 }
 
-static evo_status evaluate(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key, float *fitness,
+static evo_status evaluate(evo_sim *s, param_src params, int n, int64_t first_member, evo_key key, float *fitness,
                            float *bd) {
-  if (!s || !params || !fitness) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: NULL argument");
+  if (!s || (!params.host && !params.dev) || !fitness) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: NULL argument");
   if (n < 1) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: n must be >= 1");
   if (first_member < 0) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: first_member must be >= 0");
   const bool shared = use_shared_obs(s);
@@ -293,7 +305,7 @@ static evo_status evaluate(evo_sim *s, const float *params, int n, int64_t first
       s->macc_chunk = s->macc + off * w;
       memset(s->macc_chunk, 0, sizeof(double) * (size_t)(nv * w));
     }
-    if ((st = load_params(s, r, params + (int64_t)off * s->n_params, nv)) != EVO_STATUS_OK) break;
+    if ((st = load_params(s, r, params, off, nv)) != EVO_STATUS_OK) break;
     for (int i = 0; i < r->n; i++) {
       int64_t member = first_member + off + (i < nv ? i : nv - 1);
       for (int rep = 0; rep < R; rep++) /* CRN: repeat rep of every member starts from the same key */
@@ -317,16 +329,45 @@ static evo_status evaluate(evo_sim *s, const float *params, int n, int64_t first
 
 evo_status evo_sim_evaluate(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
                             float *fitness) {
-  return evaluate(s, params, n, first_member, key, fitness, NULL);
+  return evaluate(s, (param_src){.host = params}, n, first_member, key, fitness, NULL);
 }
 
-evo_status evo_sim_evaluate_bd(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
-                               float *fitness, float *bd) {
+static evo_status check_bd(const evo_sim *s, const float *bd) {
   if (!s || !bd) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate_bd: NULL argument");
   if (s->spec.bd_dim < 1 || s->device || s->spec.place != EVO_TASK_HOST)
     return evo_error(EVO_STATUS_UNSUPPORTED, "sim evaluate_bd: behaviour descriptors need a host task that has one "
                      "(this task: bd_dim %d, %s)", s->spec.bd_dim, s->spec.place == EVO_TASK_HOST ? "host" : "device");
-  return evaluate(s, params, n, first_member, key, fitness, bd);
+  return EVO_STATUS_OK;
+}
+
+evo_status evo_sim_evaluate_bd(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
+                               float *fitness, float *bd) {
+  evo_status st = check_bd(s, bd);
+  return st ? st : evaluate(s, (param_src){.host = params}, n, first_member, key, fitness, bd);
+}
+
+evo_backend *evo_sim_device_backend(const evo_sim *s) { return s && s->device ? s->be : NULL; }
+
+evo_status evo_sim_evaluate_tensor(evo_sim *s, const evo_tensor *params, int n, int64_t first_member, evo_key key,
+                                   float *fitness, float *bd) {
+  if (!s || !params) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: NULL argument");
+  evo_status st = bd ? check_bd(s, bd) : EVO_STATUS_OK;
+  if (st) return st;
+  if (evo_tensor_dtype(params) != EVO_F32 || n < 1 || evo_tensor_numel(params) < (int64_t)n * s->n_params)
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: params must be f32 with at least %d x %lld values",
+                     n, (long long)s->n_params);
+  const float *host = evo_tensor_data_const(params);
+  if (host) return evaluate(s, (param_src){.host = host}, n, first_member, key, fitness, bd);
+  if (s->device && evo_tensor_backend(params) == s->be)
+    return evaluate(s, (param_src){.dev = params}, n, first_member, key, fitness, bd);
+  const size_t bytes = sizeof(float) * (size_t)n * (size_t)s->n_params; /* another device: read it back */
+  float *stage = malloc(bytes);
+  if (!stage) return evo_sim_oom();
+  evo_backend *pb = evo_tensor_backend(params); /* the first n rows of a possibly longer tensor */
+  st = pb->iface->to_host(pb->ctx, stage, evo_tensor_buffer(params), bytes);
+  if (!st) st = evaluate(s, (param_src){.host = stage}, n, first_member, key, fitness, bd);
+  free(stage);
+  return st;
 }
 
 /* Episodes first..first+n-1 of one parameter vector, episode e from fold_in(key, e): their sum, whether the
@@ -351,7 +392,7 @@ static evo_status test_episodes(evo_sim *s, const float *params, int64_t first, 
     evo_sim_norm_prepare(s);
     if (s->device && (st = evo_sim_device_norm_begin(s)) != EVO_STATUS_OK) return st;
   }
-  if ((st = load_params(s, r, params, 1)) != EVO_STATUS_OK) return st;
+  if ((st = load_params(s, r, (param_src){.host = params}, 0, 1)) != EVO_STATUS_OK) return st;
   double sum = 0;
   bool bad = r->bad[0];
   for (int off = 0; off < n_episodes && st == EVO_STATUS_OK; off += r->reps) {

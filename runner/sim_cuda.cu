@@ -172,3 +172,20 @@ extern "C" evo_status evo_sim_cuda_count_alive(void *stream, const uint8_t *aliv
   evo_sim_count_kernel<<<1, EVO_SIM_BLOCK, 0, (cudaStream_t)stream>>>(alive, n, out);
   return evo_sim_launched("alive count kernel");
 }
+
+/* One block per row; any non-finite value flags it. */
+__global__ void evo_sim_nonfinite_kernel(const float *p, int64_t cols, uint8_t *bad) {
+  __shared__ int sh[EVO_SIM_BLOCK];
+  const float *row = p + (int64_t)blockIdx.x * cols;
+  int any = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) any |= !isfinite(row[j]);
+  any = evo_sim_block_sum(any, sh);
+  if (threadIdx.x == 0) bad[blockIdx.x] = any != 0;
+}
+
+extern "C" evo_status evo_sim_cuda_rows_nonfinite(void *stream, const float *p, int64_t rows, int64_t cols,
+                                                  uint8_t *bad) {
+  if (rows < 1) return EVO_STATUS_OK;
+  evo_sim_nonfinite_kernel<<<(unsigned)rows, EVO_SIM_BLOCK, 0, (cudaStream_t)stream>>>(p, cols, bad);
+  return evo_sim_launched("evo_sim_nonfinite_kernel");
+}

@@ -34,6 +34,8 @@ evo_status evo_sim_cuda_actions(void *stream, float *act, int64_t E, int64_t k, 
 evo_status evo_sim_cuda_mask(void *stream, const float *reward, const uint8_t *done, uint8_t *alive, double *ret,
                              int32_t *steps, uint8_t *bad, int64_t n_valid, int reps, float *state0, float *state1,
                              int64_t state_size);
+/* bad[i] = 1 if row i of p [rows, cols] has a NaN or an infinity, else 0. */
+evo_status evo_sim_cuda_rows_nonfinite(void *stream, const float *p, int64_t rows, int64_t cols, uint8_t *bad);
 /* out[0] = number of alive episodes among n. */
 evo_status evo_sim_cuda_count_alive(void *stream, const uint8_t *alive, int64_t n, int32_t *out);
 

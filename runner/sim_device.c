@@ -180,13 +180,34 @@ evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, 
       n_alive = count;
     }
   }
-  if (!st && update_norm) /* the members' observation statistics join the evaluate's on the host */
-    st = evo_tensor_copy_to_host(r->d_macc, s->macc_chunk,
-                                 sizeof(double) * (size_t)(n_valid / r->reps * (1 + 2 * s->obs_numel)));
+  /* The valid members' observation statistics join the evaluate's on the host: the first rows of d_macc only,
+     as a padded last chunk has fewer valid members than rows. */
+  if (!st && update_norm)
+    st = s->be->iface->to_host(s->be->ctx, s->macc_chunk, buf(r->d_macc),
+                               sizeof(double) * (size_t)(n_valid / r->reps * (1 + 2 * s->obs_numel)));
   return st ? st : finish(s, r, E, n_valid);
 }
 
+evo_status evo_sim_device_load_params(evo_sim *s, rollout_plan *r, const evo_tensor *params, int64_t off, int nv) {
+  void *stream = evo_backend_stream(s->be);
+  const size_t row = sizeof(float) * (size_t)s->n_params;
+  const char *src = (const char *)evo_tensor_buffer(params) + row * (size_t)off;
+  char *dst = buf(r->params);
+  evo_status st = evo_sim_cuda_use_stream(stream);
+  if (!st) st = evo_sim_cuda_copy(stream, dst, src, row * (size_t)nv);
+  for (int i = nv; !st && i < r->n; i++) /* padding repeats the last row */
+    st = evo_sim_cuda_copy(stream, dst + row * (size_t)i, src + row * (size_t)(nv - 1), row);
+  if (!st) st = evo_sim_cuda_rows_nonfinite(stream, (const float *)dst, r->n, s->n_params, buf(r->d_bad));
+  /* the flags go to the host as with host rows (begin uploads them again; results read them) */
+  return st ? st : evo_tensor_copy_to_host(r->d_bad, r->bad, (size_t)r->n);
+}
+
 #else /* without CUDA there is no device path (evo_sim_device_path is false) */
+
+evo_status evo_sim_device_load_params(evo_sim *s, rollout_plan *r, const evo_tensor *params, int64_t off, int nv) {
+  (void)r, (void)params, (void)off, (void)nv;
+  return evo_sim_device_norm_begin(s);
+}
 
 evo_status evo_sim_device_norm_begin(evo_sim *s) {
   (void)s;

@@ -87,6 +87,9 @@ evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, 
 evo_status evo_sim_device_plan_alloc(evo_sim *s, rollout_plan *r);
 void evo_sim_device_plan_free(evo_sim *s, rollout_plan *r);
 evo_status evo_sim_device_norm_begin(evo_sim *s);
+/* Rows [off, off + nv) of params (a tensor on the sim's device) into r->params, the last one repeated as padding,
+   and r->bad[i] = whether row i has a non-finite value, computed on the device. */
+evo_status evo_sim_device_load_params(evo_sim *s, rollout_plan *r, const evo_tensor *params, int64_t off, int nv);
 /* True when rollouts of this task on this backend stay on the device. */
 bool evo_sim_device_path(const evo_task_spec *spec, const evo_backend *be);
 

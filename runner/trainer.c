@@ -164,7 +164,10 @@ static evo_status ensure_pop(evo_trainer *t, int pop) {
   free(t->bd);
   t->bd = t->ev.bd_dim > 0 ? malloc(sizeof(float) * (size_t)pop * (size_t)t->ev.bd_dim) : NULL;
   int64_t shape[2] = {e - b > 0 ? e - b : 1, t->ev.D};
-  t->pop = evo_tensor_new(t->host_be, EVO_F32, 2, shape); /* host memory; the sim uploads it once per chunk */
+  /* On the device when the strategy samples there and the rollouts read it there: the population never crosses
+     the bus. Otherwise host memory, which the sim uploads once per chunk. */
+  evo_backend *dev = t->ev.direct ? NULL : evo_sim_device_backend(t->ev.sim);
+  t->pop = evo_tensor_new(dev && evo_algo_samples_on_device(t->algo) ? dev : t->host_be, EVO_F32, 2, shape);
   t->fitness = malloc(sizeof(float) * (size_t)pop);
   t->pop_cap = pop;
   if (!t->pop || !t->fitness || (t->ev.bd_dim > 0 && !t->bd)) {
@@ -345,7 +348,7 @@ static evo_status evaluate_generation(evo_trainer *t, int pop) {
   evo_status st = ensure_pop(t, pop);
   if (!st && e > b) st = evo_algo_ask(t->algo, (int)b, (int)e, t->pop);
   if (!st && e > b)
-    st = evo_evaluator_population(&t->ev, evo_tensor_data(t->pop), (int)(e - b), b, key, t->fitness + b,
+    st = evo_evaluator_population(&t->ev, t->pop, (int)(e - b), b, key, t->fitness + b,
                                   k > 0 ? t->bd + b * k : NULL);
   if ((st = evo_comm_agree(t->comm, st))) return st;
   if ((st = evo_comm_allgather(t->comm, t->fitness, pop, sizeof(float)))) return st;
@@ -409,6 +412,7 @@ static evo_status write_summary(evo_trainer *t) {
   cJSON_AddStringToObject(o, "device_note", s.device_note);
   cJSON_AddStringToObject(o, "comm", s.comm);
   add_num(o, "ranks", (double)s.ranks);
+  cJSON_AddBoolToObject(o, "population_on_device", s.population_on_device);
   add_num(o, "seed", (double)s.seed);
   add_num(o, "num_params", (double)t->ev.D);
   add_num(o, "iterations", (double)s.iterations);
@@ -457,6 +461,7 @@ void evo_trainer_summary_get(const evo_trainer *t, evo_trainer_summary *out) {
   *out = (evo_trainer_summary){.task = t->task_name, .policy = t->policy_name, .algo = t->algo_name,
                                .device = t->device, .device_note = t->device_note,
                                .comm = evo_comm_name(t->comm), .ranks = t->ranks,
+                               .population_on_device = t->pop && !evo_backend_is_host(evo_tensor_backend(t->pop)),
                                .seed = t->seed, .iterations = t->s.iteration, .evaluations = t->s.evaluations,
                                .wall_s = t->s.wall_s, .best_train_fitness = t->s.best_train,
                                .test_score = t->s.last_test, .best_test_score = t->s.best_test,

@@ -83,12 +83,13 @@ static evo_status direct_episodes(evo_evaluator *e, evo_task *task, const float 
   return st;
 }
 
-evo_status evo_evaluator_population(evo_evaluator *e, const float *params, int n, int64_t first_member, evo_key key,
-                                    float *fitness, float *bd) {
+evo_status evo_evaluator_population(evo_evaluator *e, const evo_tensor *pop, int n, int64_t first_member,
+                                    evo_key key, float *fitness, float *bd) {
   int reps = e->n_repeats;
   if (!e->direct)
-    return e->bd_dim > 0 && bd ? evo_sim_evaluate_bd(e->sim, params, n, first_member, key, fitness, bd)
-                               : evo_sim_evaluate(e->sim, params, n, first_member, key, fitness);
+    return evo_sim_evaluate_tensor(e->sim, pop, n, first_member, key, fitness, e->bd_dim > 0 ? bd : NULL);
+  const float *params = evo_tensor_data_const(pop);
+  if (!params) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "trainer: the functions task reads host rows");
   int64_t E = (int64_t)n * reps;
   evo_status st = direct_reserve(e, e->task, E);
   if (st) return st;

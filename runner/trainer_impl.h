@@ -29,10 +29,11 @@ typedef struct {
   double *ret;
 } evo_evaluator;
 
-/* fitness[n] of population rows first_member .. first_member + n - 1; with bd_dim > 0 also bd[n, bd_dim] (each
-   member's descriptors averaged over its repeats). */
-evo_status evo_evaluator_population(evo_evaluator *e, const float *params, int n, int64_t first_member, evo_key key,
-                                    float *fitness, float *bd);
+/* fitness[n] of population rows first_member .. first_member + n - 1, the first n rows of pop (host memory, or
+   the sim's device: evo_sim_evaluate_tensor); with bd_dim > 0 also bd[n, bd_dim] (each member's descriptors
+   averaged over its repeats). */
+evo_status evo_evaluator_population(evo_evaluator *e, const evo_tensor *pop, int n, int64_t first_member,
+                                    evo_key key, float *fitness, float *bd);
 /* Returns of test episodes first .. first + n - 1 (episode j from fold_in(key, j)); copies the training normaliser
    into the test simulation first. */
 evo_status evo_evaluator_test_returns(evo_evaluator *e, const float *params, int64_t first, int n, evo_key key,

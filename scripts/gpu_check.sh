@@ -116,7 +116,7 @@ gpu_row() { # log workload jax? -> "median_ms gflops" (counted from the end: the
 }
 gpu_benchmarks() {
   local name w f e j ceil
-  for name in bench_sgemm_ceiling bench_mlp_pop bench_cnn_pop bench_train_step; do
+  for name in bench_sgemm_ceiling bench_mlp_pop bench_cnn_pop bench_train_step bench_es_device; do
     if [ ! -x "$bdir/bench/$name" ]; then status "gpu $name" "not built"; continue; fi
     if [ "$(left)" -lt 30 ]; then status "gpu $name" "skipped (time budget)"; continue; fi
     timeout "$(limit 20 150)" "$bdir/bench/$name" --device cuda $bench_args > "$logs/gpu_$name.txt" 2>&1 &&
@@ -127,6 +127,13 @@ gpu_benchmarks() {
   else
     timeout "$(limit 20 240)" env PYTHONUNBUFFERED=1 python3 bench/jax_gpu_peers.py > "$logs/gpu_jax_peers.txt" 2>&1 &&
       status "gpu jax_gpu_peers" ok || { status "gpu jax_gpu_peers" FAILED; tail -5 "$logs/gpu_jax_peers.txt" >&2; }
+  fi
+  if ! python3 -c 'import jax' > /dev/null 2>&1; then status "gpu es_peers" "skipped (no jax)"
+  elif [ "$(left)" -lt 40 ]; then status "gpu es_peers" "skipped (time budget)"
+  else
+    timeout "$(limit 20 120)" env PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false python3 bench/es_peers.py \
+      > "$logs/gpu_es_peers.txt" 2>&1 && status "gpu es_peers" ok ||
+      { status "gpu es_peers" FAILED; tail -5 "$logs/gpu_es_peers.txt" >&2; }
   fi
   ceil=$(awk '$1 == "sgemm_ceiling_gflops" { print $2 }' "$logs/gpu_bench_sgemm_ceiling.txt" 2>/dev/null)
   echo "---- GPU benchmarks: SGEMM ceiling ${ceil:-?} GFLOP/s (cuBLAS fp32, no TF32); JAX matmul precision highest"
@@ -142,6 +149,16 @@ gpu_benchmarks() {
       sp = (ne == 2 && nj == 2 && a[1] > 0) ? sprintf("%.2fx", b[1] / a[1]) : "-";
       printf "%-14s %9s %10s %6s %9s %10s %6s %8s\n", w, ne == 2 ? a[1] : "-", ne == 2 ? a[2] : "-", pe,
              nj == 2 ? b[1] : "-", nj == 2 ? b[2] : "-", pj, sp }'
+  done
+  # PGPE ask + tell per generation: sampled on the host, on the device, and EvoJAX's PGPE in JAX on the GPU.
+  echo "---- PGPE ask + tell per generation (ms): host sampling, device sampling, EvoJAX PGPE on the GPU"
+  printf '%-16s %9s %9s %9s %12s\n' shape host device jax jax/device
+  for w in P64_n4609 P1024_n4609 P4096_n4609 P256_n11274; do
+    awk -v w="$w" '$1 == "es_pgpe_host_" w { h = $2 } $1 == "es_pgpe_device_" w { d = $2 } END {
+      printf "%s %s\n", h == "" ? "-" : h, d == "" ? "-" : d }' "$logs/gpu_bench_es_device.txt" 2>/dev/null |
+      { read -r h d; j=$(awk -v w="es_pgpe_jax_$w" '$1 == w { print $2 }' "$logs/gpu_es_peers.txt" 2>/dev/null)
+        awk -v w="$w" -v h="${h:--}" -v d="${d:--}" -v j="${j:--}" 'BEGIN {
+          printf "%-16s %9s %9s %9s %12s\n", w, h, d, j, (d + 0 > 0 && j + 0 > 0) ? sprintf("%.2fx", j / d) : "-" }'; }
   done
 }
 gpu_benchmarks > "$logs/gpu_table.txt"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../tasks/cartpole_physics.h"
+#include "cuda_test_util.h"
 #include "backend_impl.h"
 #include "evoc/backend.h"
 #include "evoc/config.h"
@@ -77,16 +78,6 @@ Test(cartpole_cuda, initial_states_from_the_rng_stream) {
 }
 
 /* ---------------- GPU ---------------- */
-
-static evo_backend *cuda_or_skip(void) {
-  evo_backend *be = NULL;
-  if (evo_cuda_device_count() == 0) {
-    evo_backend_cuda_new(0, &be);
-    cr_skip_test("no usable CUDA device: %s", evo_last_error());
-  }
-  cr_assert_eq(evo_backend_cuda_new(0, &be), EVO_STATUS_OK, "%s", evo_last_error());
-  return be;
-}
 
 static evo_task *task_on(evo_backend *be, const char *name, const char *yaml) {
   evo_config *doc = NULL;

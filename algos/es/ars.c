@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "antithetic.h"
+#include "antithetic_dev.h"
 
 typedef struct {
   float *theta; /* n */
@@ -24,6 +25,7 @@ typedef struct {
   double *w;     /* N scratch: r+ - r- of the kept directions */
   evo_key *keys; /* N + 2 scratch */
   int b;         /* resolved number of directions kept */
+  evo_anti_dev *dev; /* set once asked on a device: tell's sum runs there too */
 } ars_state;
 
 static const evo_option_spec ars_options[] = {
@@ -39,6 +41,7 @@ static const evo_option_spec ars_options[] = {
 static void ars_destroy(evo_algo *a) {
   ars_state *s = a->state;
   if (!s) return;
+  evo_anti_dev_free(s->dev);
   free(s->theta);
   free(s->keys);
   free(s->w);
@@ -84,6 +87,11 @@ static evo_status ars_ask(evo_algo *a, int begin, int end, float *pop) {
   return EVO_STATUS_OK;
 }
 
+static evo_status ars_ask_device(evo_algo *a, int begin, int end, evo_tensor *pop) {
+  ars_state *s = a->state;
+  return evo_anti_dev_ask(&s->dev, a, s->theta, NULL, a->init_stdev, begin, end, pop);
+}
+
 static evo_status ars_tell(evo_algo *a, const float *fitness) {
   ars_state *s = a->state;
   const int64_t n = a->n;
@@ -108,7 +116,12 @@ static evo_status ars_tell(evo_algo *a, const float *fitness) {
      plus the decay c theta; theta -= alpha step. */
   if (sigma_r > 0 && isfinite(sigma_r)) {
     for (int t = 0; t < b; t++) s->w[t] = ((double)s->r[2 * s->order[t]] - s->r[2 * s->order[t] + 1]) / (b * sigma_r);
-    evo_antithetic_weighted_sum(a, a->gen, s->order, s->w, b, s->step, s->keys);
+    if (s->dev) {
+      evo_status st = evo_anti_dev_weighted_sum(s->dev, a, a->gen, s->order, s->w, b, s->step);
+      if (st) return st;
+    } else {
+      evo_antithetic_weighted_sum(a, a->gen, s->order, s->w, b, s->step, s->keys);
+    }
     for (int64_t i = 0; i < n; i++) s->step[i] = -s->step[i];
   } else {
     if (evo_algo_weight_decay_coef(a) == 0) return EVO_STATUS_OK;
@@ -150,6 +163,7 @@ const evo_algo_vtable evo_es_ars = {
     .default_stdev = 0.03, /* ars.py delta_std */
     .init = ars_init,
     .ask = ars_ask,
+    .ask_device = ars_ask_device,
     .tell = ars_tell,
     .best = ars_best,
     .state = ars_state_list,

@@ -10,6 +10,7 @@
    decay alone). A generation without any finite fitness changes nothing. best = theta. */
 #include <stdlib.h>
 #include "antithetic.h"
+#include "antithetic_dev.h"
 #include "evoc/optim.h"
 
 typedef struct {
@@ -20,6 +21,7 @@ typedef struct {
   float *g32;    /* n scratch */
   double *u;     /* pop scratch: shaped fitness; then u[k] = u_2k - u_2k+1 */
   evo_key *keys; /* pop / 2 + 2 scratch */
+  evo_anti_dev *dev; /* set once asked on a device: tell's sum runs there too */
 } openes_state;
 
 static const evo_option_spec openes_options[] = {
@@ -38,6 +40,7 @@ static void openes_destroy(evo_algo *a) {
   openes_state *s = a->state;
   if (!s) return;
   evo_optim_free(s->opt);
+  evo_anti_dev_free(s->dev);
   free(s->theta);
   free(s->keys);
   free(s->g);
@@ -78,6 +81,11 @@ static evo_status openes_ask(evo_algo *a, int begin, int end, float *pop) {
   return EVO_STATUS_OK;
 }
 
+static evo_status openes_ask_device(evo_algo *a, int begin, int end, evo_tensor *pop) {
+  openes_state *s = a->state;
+  return evo_anti_dev_ask(&s->dev, a, s->theta, NULL, s->sigma[0], begin, end, pop);
+}
+
 static evo_status openes_tell(evo_algo *a, const float *fitness) {
   openes_state *s = a->state;
   const int64_t n = a->n;
@@ -85,7 +93,12 @@ static evo_status openes_tell(evo_algo *a, const float *fitness) {
   const int dirs = a->pop / 2;
   evo_shape_centered_ranks(fitness, a->pop, s->u);
   for (int k = 0; k < dirs; k++) s->u[k] = s->u[2 * k] - s->u[2 * k + 1]; /* in place: k <= 2k */
-  evo_antithetic_weighted_sum(a, a->gen, NULL, s->u, dirs, s->g, s->keys);
+  if (s->dev) {
+    evo_status st = evo_anti_dev_weighted_sum(s->dev, a, a->gen, NULL, s->u, dirs, s->g);
+    if (st) return st;
+  } else {
+    evo_antithetic_weighted_sum(a, a->gen, NULL, s->u, dirs, s->g, s->keys);
+  }
   const double scale = 1.0 / (a->pop * s->sigma[0]);
   for (int64_t i = 0; i < n; i++) s->g32[i] = (float)(-s->g[i] * scale);
   evo_algo_weight_decay_grad(a, s->theta, n, s->g32);
@@ -127,6 +140,7 @@ const evo_algo_vtable evo_es_openes = {
     .default_stdev = 0.02, /* es-starter configs noise_stdev */
     .init = openes_init,
     .ask = openes_ask,
+    .ask_device = openes_ask_device,
     .tell = openes_tell,
     .best = openes_best,
     .state = openes_state_list,

@@ -13,6 +13,7 @@
    without any finite fitness changes nothing. best = the center. */
 #include <stdlib.h>
 #include "antithetic.h"
+#include "antithetic_dev.h"
 #include "evoc/optim.h"
 
 typedef struct {
@@ -23,6 +24,8 @@ typedef struct {
   double *u;     /* pop scratch: shaped fitness */
   double *w;     /* pop scratch: per-direction weights of the two gradient sums */
   evo_key *keys; /* pop / 2 + 2 scratch */
+  evo_anti_dev *dev; /* set once asked on a device: tell's sums run there too */
+  double *sums;      /* 2n: the device's sums, allocated with dev */
 } pgpe_state;
 
 static const evo_option_spec pgpe_options[] = {
@@ -46,6 +49,8 @@ static void pgpe_destroy(evo_algo *a) {
   pgpe_state *s = a->state;
   if (!s) return;
   evo_optim_free(s->opt);
+  evo_anti_dev_free(s->dev);
+  free(s->sums);
   free(s->center);
   free(s->stdev);
   free(s->g32);
@@ -96,6 +101,21 @@ static evo_status pgpe_ask(evo_algo *a, int begin, int end, float *pop) {
   return EVO_STATUS_OK;
 }
 
+static evo_status pgpe_ask_device(evo_algo *a, int begin, int end, evo_tensor *pop) {
+  pgpe_state *s = a->state;
+  if (!s->sums && !(s->sums = malloc(sizeof(double) * 2 * (size_t)a->n)))
+    return evo_error(EVO_STATUS_OUT_OF_MEMORY, "pgpe: out of memory for %lld parameters", (long long)a->n);
+  return evo_anti_dev_ask(&s->dev, a, s->center, s->stdev, 0, begin, end, pop);
+}
+
+/* Coordinate i's gradient and stdev step from its two sums (the host and device paths share it). */
+static inline void pgpe_coord(pgpe_state *s, int64_t i, double sc, double ss, int dirs, double lr,
+                              double max_change) {
+  const double sd = s->stdev[i], allowed = fabs(sd) * max_change;
+  s->g32[i] = (float)(-sd * sc / dirs);
+  s->stdev[i] = fmin(fmax(sd + lr * (sd * ss / dirs), sd - allowed), sd + allowed);
+}
+
 /* With d = stdev eps: d (u+ - u-) / 2 = stdev eps (u+ - u-) / 2 and (d^2 - stdev^2) / stdev = stdev (eps^2 - 1),
    so each coordinate needs two sums over the directions, sum_k h_k eps_k and sum_k c_k (eps_k^2 - 1). */
 static evo_status pgpe_tell(evo_algo *a, const float *fitness) {
@@ -113,21 +133,23 @@ static evo_status pgpe_tell(evo_algo *a, const float *fitness) {
     h[k] = 0.5 * (u[2 * k] - u[2 * k + 1]);
     c[k] = 0.5 * (u[2 * k] + u[2 * k + 1]) - baseline;
   }
-  evo_anti_keys(a, a->gen, 0, dirs, s->keys);
   const double max_change = evo_algo_opt(a, "stdev_max_change"), lr = evo_algo_opt(a, "stdev_lr");
+  if (s->dev) {
+    evo_status st = evo_anti_dev_pgpe_sums(s->dev, a, a->gen, h, c, dirs, s->sums, s->sums + n);
+    if (st) return st;
+    for (int64_t i = 0; i < n; i++) pgpe_coord(s, i, s->sums[i], s->sums[n + i], dirs, lr, max_change);
+  } else {
+    evo_anti_keys(a, a->gen, 0, dirs, s->keys);
 #pragma omp parallel for schedule(static) if (n * dirs >= EVO_ANTI_PAR_MIN)
-  for (int64_t b = 0; b < nb; b++) {
-    const int64_t i0 = b * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
-    float eps[EVO_ANTI_BLOCK];
-    double sc[EVO_ANTI_BLOCK] = {0}, ss[EVO_ANTI_BLOCK] = {0};
-    for (int k = 0; k < dirs; k++) {
-      evo_anti_normal_range(s->keys[k], i0, i1, eps);
-      for (int64_t i = 0; i < i1 - i0; i++) sc[i] += h[k] * eps[i], ss[i] += c[k] * ((double)eps[i] * eps[i] - 1);
-    }
-    for (int64_t i = i0; i < i1; i++) {
-      const double sd = s->stdev[i], allowed = fabs(sd) * max_change;
-      s->g32[i] = (float)(-sd * sc[i - i0] / dirs);
-      s->stdev[i] = fmin(fmax(sd + lr * (sd * ss[i - i0] / dirs), sd - allowed), sd + allowed);
+    for (int64_t b = 0; b < nb; b++) {
+      const int64_t i0 = b * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
+      float eps[EVO_ANTI_BLOCK];
+      double sc[EVO_ANTI_BLOCK] = {0}, ss[EVO_ANTI_BLOCK] = {0};
+      for (int k = 0; k < dirs; k++) {
+        evo_anti_normal_range(s->keys[k], i0, i1, eps);
+        for (int64_t i = 0; i < i1 - i0; i++) sc[i] += h[k] * eps[i], ss[i] += c[k] * ((double)eps[i] * eps[i] - 1);
+      }
+      for (int64_t i = i0; i < i1; i++) pgpe_coord(s, i, sc[i - i0], ss[i - i0], dirs, lr, max_change);
     }
   }
   evo_algo_weight_decay_grad(a, s->center, n, s->g32);
@@ -173,6 +195,7 @@ const evo_algo_vtable evo_es_pgpe = {
     .default_stdev = 0.1, /* EvoJAX PGPE init_stdev */
     .init = pgpe_init,
     .ask = pgpe_ask,
+    .ask_device = pgpe_ask_device,
     .tell = pgpe_tell,
     .best = pgpe_best,
     .state = pgpe_state_list,

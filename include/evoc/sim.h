@@ -82,6 +82,14 @@ evo_status evo_sim_evaluate(evo_sim *s, const float *params, int n, int64_t firs
    on the host (UNSUPPORTED otherwise). */
 evo_status evo_sim_evaluate_bd(evo_sim *s, const float *params, int n, int64_t first_member, evo_key key,
                                float *fitness, float *bd);
+/* evo_sim_evaluate (bd NULL) or evo_sim_evaluate_bd with the rows in a tensor, f32 with at least n * num_params
+   values. A tensor on the sim's backend when the rollout runs on the device (evo_sim_device_backend) is copied
+   there device to device, so the population never visits the host; one on another device is read back first. */
+evo_status evo_sim_evaluate_tensor(evo_sim *s, const evo_tensor *params, int n, int64_t first_member, evo_key key,
+                                   float *fitness, float *bd);
+/* The backend whose tensors evo_sim_evaluate_tensor reads in place on the device: the sim's, when the task runs on
+   it (a device task on a CUDA backend); NULL when rollouts run through host memory. */
+evo_backend *evo_sim_device_backend(const evo_sim *s);
 /* Mean return of one parameter vector over n_episodes distinct episodes, episode e from fold_in(key, e) (no
    normaliser update; NaN if the parameters or the policy's outputs are not finite). */
 evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key key, double *mean_return);
@@ -98,6 +106,7 @@ typedef struct {
   int64_t evaluations;  /* episodes run */
   int64_t batch_steps;  /* lockstep iterations (population forwards + batched task steps); early exit saves these */
   int64_t graph_launches; /* device path: chunks of check_interval steps replayed as one recorded CUDA Graph */
+  int64_t device_param_rows; /* parameter rows taken from a device tensor without a trip to the host */
 } evo_sim_stats;
 void evo_sim_stats_get(const evo_sim *s, evo_sim_stats *out);
 

@@ -122,6 +122,7 @@ typedef struct {
   const char *device_note;   /* how it was chosen, e.g. "device auto: using cpu (cuda: no CUDA-capable device)" */
   const char *comm;          /* "local" | "mpi" */
   int ranks;                 /* processes sharing the population */
+  bool population_on_device; /* sampled and evaluated on the device, never copied to the host (evo_algo_ask) */
   int64_t seed, iterations, evaluations;
   double wall_s;
   double best_train_fitness; /* best member fitness seen in training */

@@ -1,0 +1,26 @@
+/* Internal: the antithetic strategies' population-sized work on a CUDA device (antithetic_cuda.cu). The kernels
+   compute what antithetic.h's host loops compute, element for element and in the same order, from the same noise
+   (algos/normal_math.h, built without FMA contraction), so members and gradient sums are bit-identical to the
+   host's. Every pointer is device memory; every call only enqueues on `stream` (a cudaStream_t) and checks the
+   launch. keys are evo_key values (two words each). */
+#ifndef EVOC_ES_ANTITHETIC_CUDA_H
+#define EVOC_ES_ANTITHETIC_CUDA_H
+#include <stdint.h>
+#include "evoc/status.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Rows [begin, end) of the generation into pop [end - begin, n]: row r = mean +- s eps_{r/2} (+ for even r), s =
+   stdev[i] (stdev not NULL) or sigma; keys[k - begin / 2] = the key of pair k. */
+evo_status evo_anti_cuda_ask(void *stream, const uint32_t *keys, const float *mean, const double *stdev,
+                             double sigma, int64_t n, int begin, int end, float *pop);
+/* sc[i] = sum_t h[t] eps_t[i] over t = 0 .. nd - 1 in order, eps_t from keys[t], skipping h[t] == 0 when c is
+   NULL (evo_antithetic_weighted_sum); with c (PGPE), also ss[i] = sum_t c[t] (eps_t[i]^2 - 1) and no skipping. */
+evo_status evo_anti_cuda_sums(void *stream, const uint32_t *keys, int nd, const double *h, const double *c,
+                              int64_t n, double *sc, double *ss);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

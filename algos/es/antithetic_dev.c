@@ -1,0 +1,130 @@
+/* The device context of the antithetic strategies (antithetic_dev.h): a handful of device buffers on the
+   population's backend, grown when a generation needs more, and the uploads and downloads around the kernels of
+   antithetic_cuda.cu. Every copy runs on the backend's stream, in order with the kernels. */
+#include <stdlib.h>
+#include <string.h>
+#include "antithetic_dev.h"
+#include "backend_impl.h"
+#ifdef EVOC_HAVE_CUDA
+#include "antithetic_cuda.h"
+#endif
+
+struct evo_anti_dev {
+  evo_backend *be; /* borrowed */
+  evo_tensor *keys, *mean, *stdev, *h, *c, *sc, *ss;
+  int64_t keys_cap;
+  evo_key *keys_h;
+};
+
+void evo_anti_dev_free(evo_anti_dev *d) {
+  if (!d) return;
+  evo_tensor *all[] = {d->keys, d->mean, d->stdev, d->h, d->c, d->sc, d->ss};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) evo_tensor_free(all[i]);
+  free(d->keys_h);
+  free(d);
+}
+
+static evo_status oom(void) { return evo_error(EVO_STATUS_OUT_OF_MEMORY, "algo: out of device memory"); }
+
+/* The first nbytes of t (buffers are grown, not shrunk, so they may be longer than what a call uses). */
+static evo_status up(evo_anti_dev *d, evo_tensor *t, const void *src, size_t nbytes) {
+  return d->be->iface->from_host(d->be->ctx, evo_tensor_buffer(t), src, nbytes);
+}
+static evo_status down(evo_anti_dev *d, const evo_tensor *t, void *dst, size_t nbytes) {
+  return d->be->iface->to_host(d->be->ctx, dst, evo_tensor_buffer(t), nbytes);
+}
+
+/* *t holds at least n elements of dt (regrown, contents lost, when it does not). */
+static evo_status reserve(evo_anti_dev *d, evo_tensor **t, evo_dtype dt, int64_t n) {
+  if (*t && evo_tensor_numel(*t) >= n) return EVO_STATUS_OK;
+  evo_tensor_free(*t);
+  *t = evo_tensor_new(d->be, dt, 1, (int64_t[]){n > 0 ? n : 1});
+  return *t ? EVO_STATUS_OK : oom();
+}
+
+static evo_status context(evo_anti_dev **d, const evo_algo *a, evo_backend *be) {
+  if (*d && (*d)->be == be) return EVO_STATUS_OK;
+  evo_anti_dev_free(*d);
+  if (!(*d = calloc(1, sizeof **d))) return oom();
+  (*d)->be = be;
+  return reserve(*d, &(*d)->mean, EVO_F32, a->n);
+}
+
+/* Uploads the keys of directions dirs[t] (t if dirs is NULL), t < nd, of generation gen, starting at k0. */
+static evo_status upload_keys(evo_anti_dev *d, const evo_algo *a, int64_t gen, int k0, const int *dirs, int nd) {
+  if (nd > d->keys_cap) {
+    evo_key *p = realloc(d->keys_h, sizeof(evo_key) * (size_t)nd);
+    if (!p) return oom();
+    d->keys_h = p, d->keys_cap = nd;
+  }
+  for (int t = 0; t < nd; t++) d->keys_h[t] = evo_algo_member_key(a, gen, dirs ? dirs[t] : k0 + t);
+  evo_status st = reserve(d, &d->keys, EVO_U32, 2 * (int64_t)nd);
+  return st ? st : up(d, d->keys, d->keys_h, sizeof(evo_key) * (size_t)nd);
+}
+
+#ifdef EVOC_HAVE_CUDA
+
+static void *buf(const evo_tensor *t) { return t ? evo_tensor_buffer(t) : NULL; }
+
+evo_status evo_anti_dev_ask(evo_anti_dev **d, const evo_algo *a, const float *mean, const double *stdev,
+                            double sigma, int begin, int end, evo_tensor *pop) {
+  evo_backend *be = evo_tensor_backend(pop);
+  evo_status st = context(d, a, be);
+  if (st) return st;
+  evo_anti_dev *c = *d;
+  const int k0 = begin / 2, k1 = (end + 1) / 2;
+  st = upload_keys(c, a, a->gen, k0, NULL, k1 - k0);
+  if (!st) st = up(c, c->mean, mean, sizeof(float) * (size_t)a->n);
+  if (!st && stdev) st = reserve(c, &c->stdev, EVO_F64, a->n);
+  if (!st && stdev) st = up(c, c->stdev, stdev, sizeof(double) * (size_t)a->n);
+  if (!st)
+    st = evo_anti_cuda_ask(evo_backend_stream(be), buf(c->keys), buf(c->mean), stdev ? buf(c->stdev) : NULL, sigma,
+                           a->n, begin, end, evo_tensor_buffer(pop));
+  return st;
+}
+
+/* Runs the sums kernel on h (and c) for nd directions whose keys are uploaded, into sc (and ss). */
+static evo_status sums(evo_anti_dev *d, const evo_algo *a, const double *h, const double *c, int nd, double *sc,
+                       double *ss) {
+  const int64_t n = a->n;
+  evo_status st = reserve(d, &d->h, EVO_F64, nd);
+  if (!st) st = reserve(d, &d->sc, EVO_F64, n);
+  if (!st && c) st = reserve(d, &d->c, EVO_F64, nd);
+  if (!st && c) st = reserve(d, &d->ss, EVO_F64, n);
+  if (!st) st = up(d, d->h, h, sizeof(double) * (size_t)nd);
+  if (!st && c) st = up(d, d->c, c, sizeof(double) * (size_t)nd);
+  if (!st)
+    st = evo_anti_cuda_sums(evo_backend_stream(d->be), buf(d->keys), nd, buf(d->h), c ? buf(d->c) : NULL, n,
+                            buf(d->sc), c ? buf(d->ss) : NULL);
+  if (!st) st = down(d, d->sc, sc, sizeof(double) * (size_t)n);
+  if (!st && c) st = down(d, d->ss, ss, sizeof(double) * (size_t)n);
+  return st;
+}
+
+#else /* no CUDA: no tensor lives on a device, so the strategies never get here */
+
+evo_status evo_anti_dev_ask(evo_anti_dev **d, const evo_algo *a, const float *mean, const double *stdev,
+                            double sigma, int begin, int end, evo_tensor *pop) {
+  (void)d, (void)a, (void)mean, (void)stdev, (void)sigma, (void)begin, (void)end, (void)pop, (void)context;
+  return evo_error(EVO_STATUS_UNSUPPORTED, "algo ask: device tensors need the CUDA backend");
+}
+
+static evo_status sums(evo_anti_dev *d, const evo_algo *a, const double *h, const double *c, int nd, double *sc,
+                       double *ss) {
+  (void)d, (void)a, (void)h, (void)c, (void)nd, (void)sc, (void)ss, (void)down;
+  return evo_error(EVO_STATUS_UNSUPPORTED, "algo tell: device sums need the CUDA backend");
+}
+
+#endif
+
+evo_status evo_anti_dev_weighted_sum(evo_anti_dev *d, const evo_algo *a, int64_t gen, const int *dirs,
+                                     const double *w, int nd, double *out) {
+  evo_status st = upload_keys(d, a, gen, 0, dirs, nd);
+  return st ? st : sums(d, a, w, NULL, nd, out, NULL);
+}
+
+evo_status evo_anti_dev_pgpe_sums(evo_anti_dev *d, const evo_algo *a, int64_t gen, const double *h, const double *c,
+                                  int nd, double *sc, double *ss) {
+  evo_status st = upload_keys(d, a, gen, 0, NULL, nd);
+  return st ? st : sums(d, a, h, c, nd, sc, ss);
+}
