@@ -5,7 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "backend_impl.h"
 #include "idx.h"
+#include "task_impl.h"
+#ifdef EVOC_HAVE_CUDA
+#include "mnist_cuda.h"
+#endif
 
 #define MNIST_HOWTO                                                                                  \
   "install the Debian package dataset-fashion-mnist or set task.data_dir to a folder with "          \
@@ -85,7 +90,19 @@ typedef struct {
   int32_t *idx;    /* [n, batch] image index of each obs row */
   int64_t idx_cap; /* entries allocated in idx */
   float lut[256];  /* pixel value -> [0, 1] */
+  /* On a CUDA backend the task lives on the device: images and labels are uploaded once, each reset draws the
+     batch indices on the host (the same draws as the host task) and uploads them, and kernels gather the
+     observations and compute the rewards (tasks/mnist_cuda.cu). */
+  evo_backend *dev; /* NULL: a host task */
+  uint8_t *d_images, *d_labels;
+  int32_t *d_idx;
+  int64_t d_idx_cap;
+  evo_key *keys_h; /* the reset's keys, read back from the device */
+  int64_t keys_cap;
 } mnist_state;
+
+static evo_status device_setup(mnist_state *m, evo_backend *be);
+static void mnist_destroy(void *state);
 
 static evo_status mnist_create(evo_cfg *cfg, const evo_task_args *args, void **state) {
   *state = NULL;
@@ -110,6 +127,11 @@ static evo_status mnist_create(evo_cfg *cfg, const evo_task_args *args, void **s
   }
   m->batch = m->mode == EVO_TASK_TEST ? m->data.n : batch;
   for (int v = 0; v < 256; v++) m->lut[v] = (float)v / 255.0f;
+  evo_backend *be = args ? args->backend : NULL;
+  if (be && !evo_task_backend_is_host(be) && evo_backend_stream(be) && (s = device_setup(m, be))) {
+    mnist_destroy(m);
+    return s;
+  }
   *state = m;
   return EVO_STATUS_OK;
 }
@@ -122,7 +144,8 @@ static void mnist_spec(const void *state, evo_task_spec *out) {
                          .act_shape = {m->batch, EVO_MNIST_CLASSES},
                          .action_kind = EVO_ACTION_CONTINUOUS,
                          .max_steps = 1,
-                         .place = EVO_TASK_HOST};
+                         .place = m->dev ? EVO_TASK_DEVICE : EVO_TASK_HOST,
+                         .flags = m->dev ? EVO_TASK_FLAG_GRAPH_SAFE : 0}; /* its step only enqueues kernels */
 }
 
 /* batch distinct indices drawn uniformly without replacement (partial Fisher-Yates); a pure function of key. */
@@ -155,10 +178,8 @@ static void fill_obs(const mnist_state *m, const int32_t *idx, float *obs) {
 
 static int key_eq(evo_key a, evo_key b) { return a.w[0] == b.w[0] && a.w[1] == b.w[1]; }
 
-static evo_status mnist_reset(void *state, int64_t n, const evo_key *keys, float *obs) {
-  mnist_state *m = state;
-  if (n < 1 || !keys || !obs) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "mnist: reset needs n >= 1, keys, obs");
-  m->n = 0;
+/* m->idx for n episodes from host keys, and (obs not NULL) their observations in host memory. */
+static evo_status draw(mnist_state *m, int64_t n, const evo_key *keys, float *obs) {
   if (n * m->batch > m->idx_cap) {
     int32_t *p = realloc(m->idx, sizeof *p * (size_t)(n * m->batch));
     if (!p) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "mnist: out of memory for %lld episodes", (long long)n);
@@ -183,18 +204,28 @@ static evo_status mnist_reset(void *state, int64_t n, const evo_key *keys, float
       failed = 1;
       continue;
     }
-    fill_obs(m, idx, obs + i * per);
+    if (obs) fill_obs(m, idx, obs + i * per);
   }
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) {
     if (failed || src[i] == i) continue;
     memcpy(m->idx + i * m->batch, m->idx + src[i] * m->batch, sizeof *m->idx * (size_t)m->batch);
-    memcpy(obs + i * per, obs + src[i] * per, sizeof *obs * (size_t)per);
+    if (obs) memcpy(obs + i * per, obs + src[i] * per, sizeof *obs * (size_t)per);
   }
   free(src);
   if (failed) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "mnist: out of memory sampling a batch");
-  m->n = n;
   return EVO_STATUS_OK;
+}
+
+static evo_status device_reset(mnist_state *m, int64_t n, const evo_key *keys, float *obs);
+
+static evo_status mnist_reset(void *state, int64_t n, const evo_key *keys, float *obs) {
+  mnist_state *m = state;
+  if (n < 1 || !keys || !obs) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "mnist: reset needs n >= 1, keys, obs");
+  m->n = 0;
+  evo_status s = m->dev ? device_reset(m, n, keys, obs) : draw(m, n, keys, obs);
+  if (!s) m->n = n;
+  return s;
 }
 
 static evo_status mnist_step(void *state, const void *actions, float *obs, float *reward, uint8_t *done) {
@@ -202,6 +233,16 @@ static evo_status mnist_step(void *state, const void *actions, float *obs, float
   if (m->n == 0) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "mnist: step before reset");
   if (!actions || !reward || !done) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "mnist: step needs actions, "
                                                      "reward and done");
+#ifdef EVOC_HAVE_CUDA
+  if (m->dev) {
+    void *stream = evo_backend_stream(m->dev);
+    evo_status s = evo_mnist_cuda_reward(stream, actions, m->d_labels, m->d_idx, m->n, m->batch, EVO_MNIST_CLASSES,
+                                         m->mode == EVO_TASK_TEST, reward, done);
+    if (!s && obs) s = evo_mnist_cuda_gather(stream, m->d_images, m->d_idx, m->n, m->batch,
+                                             m->data.rows * m->data.cols, obs);
+    return s;
+  }
+#endif
   const float *act = actions;
   int64_t per = m->batch * m->data.rows * m->data.cols;
   const int K = EVO_MNIST_CLASSES;
@@ -236,8 +277,68 @@ static void mnist_destroy(void *state) {
   if (!m) return;
   evo_mnist_split_free(&m->data);
   free(m->idx);
+  if (m->dev) {
+    evo_backend_release(m->dev, m->d_images);
+    evo_backend_release(m->dev, m->d_labels);
+    evo_backend_release(m->dev, m->d_idx);
+  }
+  free(m->keys_h);
   free(m);
 }
+
+#ifdef EVOC_HAVE_CUDA
+
+static evo_status device_oom(const char *what) {
+  return evo_error(EVO_STATUS_OUT_OF_MEMORY, "mnist: out of device memory for %s", what);
+}
+
+/* Images and labels go to the device once (the training split is ~47 MB). */
+static evo_status device_setup(mnist_state *m, evo_backend *be) {
+  const size_t bytes = (size_t)(m->data.n * m->data.rows * m->data.cols);
+  m->dev = be;
+  m->d_images = evo_backend_alloc(be, bytes);
+  m->d_labels = evo_backend_alloc(be, (size_t)m->data.n);
+  if (!m->d_images || !m->d_labels) return device_oom("the images");
+  evo_status s = be->iface->from_host(be->ctx, m->d_images, m->data.images, bytes);
+  return s ? s : be->iface->from_host(be->ctx, m->d_labels, m->data.labels, (size_t)m->data.n);
+}
+
+/* keys and obs are device memory: the keys come back (one sync per rollout), the indices are drawn as on the host
+   and go up, and a kernel gathers the images. */
+static evo_status device_reset(mnist_state *m, int64_t n, const evo_key *keys, float *obs) {
+  evo_backend *be = m->dev;
+  if (n > m->keys_cap) {
+    evo_key *p = realloc(m->keys_h, sizeof *p * (size_t)n);
+    if (!p) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "mnist: out of memory for %lld episodes", (long long)n);
+    m->keys_h = p, m->keys_cap = n;
+  }
+  if (n * m->batch > m->d_idx_cap) {
+    evo_backend_release(be, m->d_idx);
+    m->d_idx_cap = 0;
+    if (!(m->d_idx = evo_backend_alloc(be, sizeof(int32_t) * (size_t)(n * m->batch)))) return device_oom("indices");
+    m->d_idx_cap = n * m->batch;
+  }
+  evo_status s = be->iface->to_host(be->ctx, m->keys_h, keys, sizeof(evo_key) * (size_t)n);
+  if (!s) s = draw(m, n, m->keys_h, NULL);
+  if (!s) s = be->iface->from_host(be->ctx, m->d_idx, m->idx, sizeof(int32_t) * (size_t)(n * m->batch));
+  if (!s) s = evo_mnist_cuda_gather(evo_backend_stream(be), m->d_images, m->d_idx, n, m->batch,
+                                    m->data.rows * m->data.cols, obs);
+  return s;
+}
+
+#else /* without CUDA every backend is a host one: the task never lives on a device */
+
+static evo_status device_setup(mnist_state *m, evo_backend *be) {
+  (void)m, (void)be;
+  return evo_error(EVO_STATUS_UNSUPPORTED, "mnist: device task without CUDA");
+}
+
+static evo_status device_reset(mnist_state *m, int64_t n, const evo_key *keys, float *obs) {
+  (void)m, (void)n, (void)keys, (void)obs;
+  return evo_error(EVO_STATUS_UNSUPPORTED, "mnist: device task without CUDA");
+}
+
+#endif
 
 const evo_task_vtable evo_task_mnist = {
     .abi_version = EVO_TASK_ABI_VERSION,

@@ -12,8 +12,11 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "../tasks/idx.h"
+#include "backend_impl.h" /* evo_tensor_buffer: a device task takes device pointers */
+#include "cuda_test_util.h"
 #include "evoc/config.h"
 #include "evoc/mnist.h"
+#include "evoc/trainer.h"
 
 static char dir[256]; /* a fresh folder per test */
 
@@ -235,19 +238,21 @@ Test(mnist, fashion_mnist_package) {
 
 /* ------------------------------------------------------------------ the task */
 
-/* Creates the task on the synthetic folder with the given batch_size. */
-static void *task_new(int64_t batch, evo_task_mode mode, evo_status want) {
+/* Creates the task on the synthetic folder with the given batch_size, on backend be (NULL: the host). */
+static void *task_on(evo_backend *be, int64_t batch, evo_task_mode mode, evo_status want) {
   char yaml[512];
   snprintf(yaml, sizeof yaml, "data_dir: %s\nbatch_size: %lld\n", dir, (long long)batch);
   evo_config *c = NULL;
   cr_assert_eq(evo_config_parse(yaml, "task.yaml", &c), EVO_STATUS_OK, "%s", evo_last_error());
-  evo_task_args args = {.mode = mode};
+  evo_task_args args = {.backend = be, .mode = mode};
   void *st = NULL;
   evo_status s = evo_task_mnist.create(evo_config_root(c), &args, &st);
   cr_assert_eq(s, want, "create: %s (%s)", evo_status_str(s), evo_last_error());
   evo_config_free(c);
   return st;
 }
+
+static void *task_new(int64_t batch, evo_task_mode mode, evo_status want) { return task_on(NULL, batch, mode, want); }
 
 /* log_softmax(x)[label] in double. */
 static double log_lik(const float *x, int label) {
@@ -388,4 +393,105 @@ Test(mnist, task_defaults_on_fashion_mnist) {
   evo_task_mnist.destroy(st);
   free(obs);
   free(act);
+}
+
+/* ------------------------------------------------------------------ the task on a GPU */
+
+/* One reset and step of the host task and of the device task (tasks/mnist_cuda.cu) on the same keys and actions:
+   the same batches and observations bit for bit (the indices are drawn on the host either way), rewards within
+   two float ulps in train mode (the double exp and log may round differently on the GPU; a 1e-5 relative error in
+   log fails) and equal in test mode. */
+static void device_case(evo_backend *be, evo_task_mode mode, int64_t batch, int64_t px) {
+  void *h = task_new(batch, mode, EVO_STATUS_OK), *d = task_on(be, batch, mode, EVO_STATUS_OK);
+  evo_task_spec sh, sd;
+  evo_task_mnist.spec(h, &sh), evo_task_mnist.spec(d, &sd);
+  cr_assert(sh.place == EVO_TASK_HOST && sd.place == EVO_TASK_DEVICE);
+  const int64_t B = sh.obs_shape[0], E = 5, no = E * B * px, na = E * B * 10;
+  evo_key keys[5] = {evo_key_from_seed(1), evo_key_from_seed(1), evo_key_from_seed(7), evo_key_from_seed(1),
+                     evo_key_from_seed(9)};
+  float *obs = malloc(sizeof(float) * (size_t)no), *got = malloc(sizeof(float) * (size_t)no);
+  float *act = malloc(sizeof(float) * (size_t)na), rh[5], rd[5];
+  uint8_t done_h[5], done_d[5];
+  cr_assert(obs && got && act);
+  for (int64_t i = 0; i < na; i++) act[i] = (float)((i * 37 % 101) - 50) / 10.0f;
+  for (int64_t r = 0; r < E * B; r += 3) act[r * 10 + (r % 10)] = 9.0f; /* some right answers in test mode */
+  evo_tensor *dk = evo_tensor_from_host(be, EVO_U32, 2, (int64_t[]){E, 2}, keys);
+  evo_tensor *dobs = evo_tensor_new(be, EVO_F32, 1, (int64_t[]){no});
+  evo_tensor *dact = evo_tensor_from_host(be, EVO_F32, 1, (int64_t[]){na}, act);
+  evo_tensor *drew = evo_tensor_new(be, EVO_F32, 1, (int64_t[]){E}), *ddone = evo_tensor_new(be, EVO_U8, 1, (int64_t[]){E});
+  cr_assert(dk && dobs && dact && drew && ddone);
+  cr_assert_eq(evo_task_mnist.reset(h, E, keys, obs), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_task_mnist.reset(d, E, evo_tensor_buffer(dk), NULL), EVO_STATUS_INVALID_ARGUMENT);
+  cr_assert_eq(evo_task_mnist.reset(d, E, evo_tensor_buffer(dk), evo_tensor_buffer(dobs)), EVO_STATUS_OK, "%s",
+               evo_last_error());
+  cr_assert_eq(evo_tensor_copy_to_host(dobs, got, sizeof(float) * (size_t)no), EVO_STATUS_OK);
+  cr_assert_eq(memcmp(obs, got, sizeof(float) * (size_t)no), 0, "observations differ");
+  cr_assert_eq(evo_task_mnist.step(h, act, obs, rh, done_h), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_task_mnist.step(d, evo_tensor_buffer(dact), evo_tensor_buffer(dobs), evo_tensor_buffer(drew),
+                                   evo_tensor_buffer(ddone)), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_tensor_copy_to_host(drew, rd, sizeof rd), EVO_STATUS_OK);
+  cr_assert_eq(evo_tensor_copy_to_host(ddone, done_d, sizeof done_d), EVO_STATUS_OK);
+  cr_assert_eq(evo_tensor_copy_to_host(dobs, got, sizeof(float) * (size_t)no), EVO_STATUS_OK);
+  cr_assert_eq(memcmp(obs, got, sizeof(float) * (size_t)no), 0, "step keeps the images on the device too");
+  for (int e = 0; e < E; e++) {
+    cr_assert_eq(done_d[e], 1);
+    if (mode == EVO_TASK_TEST)
+      cr_assert_eq(rd[e], rh[e], "episode %d: accuracy %.9g on the device, %.9g on the host", e, rd[e], rh[e]);
+    else
+      cr_assert(fabsf(rd[e] - rh[e]) <= 2.5e-7f * fabsf(rh[e]), "episode %d: reward %.9g on the device, %.9g on "
+                "the host", e, rd[e], rh[e]);
+  }
+  evo_tensor_free(dk), evo_tensor_free(dobs), evo_tensor_free(dact), evo_tensor_free(drew), evo_tensor_free(ddone);
+  free(obs), free(got), free(act);
+  evo_task_mnist.destroy(h), evo_task_mnist.destroy(d);
+}
+
+Test(mnist, task_on_the_device_matches_the_host) {
+  evo_backend *be = cuda_or_skip();
+  write_split("train", 300, 4, 3, 1);
+  write_split("t10k", 300, 4, 3, 0); /* more test images than a block has threads */
+  device_case(be, EVO_TASK_TRAIN, 64, 12);
+  device_case(be, EVO_TASK_TEST, 64, 12);
+  evo_backend_free(be);
+}
+
+/* The whole EvoJAX MNIST loop on the GPU: the device task, PGPE sampling on the device, a small CNN; the same run
+   with the CPU backend agrees up to the GEMMs' rounding. */
+static void mnist_run(const char *device, evo_trainer_summary *s, bool *on_device) {
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml,
+           "seed: 5\ndevice: %s\ntask: {name: mnist, data_dir: %s, batch_size: 32}\n"
+           "policy: {name: cnn, layers: [{type: conv, features: 2, kernel: 3}, relu, flatten, "
+           "{type: dense, features: 10}, log_softmax]}\n"
+           "algo: {name: pgpe, pop_size: 8}\n"
+           "trainer: {max_iter: 3, log_interval: 1, test_interval: 3, plot: false}\n",
+           device, dir);
+  evo_config *c;
+  cr_assert_eq(evo_config_parse(yaml, "t.yaml", &c), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_params p = evo_trainer_default_params();
+  evo_trainer *t;
+  cr_assert_eq(evo_trainer_new(c, &p, &t), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_summary_get(t, s);
+  *on_device = s->population_on_device;
+  s->device = s->device_note = s->task = s->policy = s->algo = s->comm = NULL; /* they point into the trainer */
+  evo_trainer_free(t);
+  evo_config_free(c);
+}
+
+Test(mnist, trainer_runs_mnist_on_the_device) {
+  evo_backend *be = cuda_or_skip();
+  evo_backend_free(be);
+  write_split("train", 300, 4, 3, 1);
+  write_split("t10k", 40, 4, 3, 0);
+  evo_trainer_summary g, c;
+  bool dev_g, dev_c;
+  mnist_run("cuda", &g, &dev_g);
+  mnist_run("cpu", &c, &dev_c);
+  cr_assert(dev_g && !dev_c, "population_on_device: cuda %d, cpu %d", dev_g, dev_c);
+  cr_assert_eq(g.iterations, 3);
+  cr_assert(fabs(g.best_train_fitness - c.best_train_fitness) <= 1e-4 * fabs(c.best_train_fitness),
+            "best train fitness: cuda %.9g, cpu %.9g", g.best_train_fitness, c.best_train_fitness);
+  cr_assert(fabs(g.test_score - c.test_score) <= 0.05, "test accuracy: cuda %.9g, cpu %.9g", g.test_score,
+            c.test_score);
 }

@@ -7,7 +7,10 @@
  * Task `mnist` (EvoJAX framing), options (task section):
  *   data_dir: /usr/share/datasets/fashion-mnist     folder with the four files
  *   batch_size: 1024                                 images per training episode
- * One step per episode (max_steps 1, continuous actions, host memory).
+ * One step per episode (max_steps 1, continuous actions). In host memory, or, created on a CUDA backend, on that
+ * device: the images and labels are uploaded once, the batches are drawn on the host exactly as the host task
+ * draws them (each reset reads the keys back), and kernels gather the observations and compute the rewards
+ * (tasks/mnist_cuda.cu), so the simulation's rollouts and the population stay on the GPU.
  *   train: obs [batch_size, rows, cols, 1] f32 in [0, 1]; reset draws episode i's batch without replacement from
  *          keys[i] alone, so the simulation manager gets common random numbers across the population by passing
  *          every member the same key (consecutive equal keys are filled by one copy). action f32 [batch_size, 10]:
