@@ -175,11 +175,32 @@ Test(algo_device, sim_reads_device_rows_in_place) {
   evo_sim_normalizer(sd, &c1, &m1, &q1), evo_sim_normalizer(sh, &c2, &m2, &q2);
   const int64_t m = evo_sim_obs_size(sd);
   cr_assert(*c1 == *c2 && !memcmp(m1, m2, sizeof(double) * (size_t)m) && !memcmp(q1, q2, sizeof(double) * (size_t)m));
+  /* a sim whose rollouts run through host memory (CartPole on the CPU) reads the device rows back: the fitness of
+     the same rows given from the host */
+  evo_backend *cpu = evo_backend_cpu_new(NULL);
+  evo_task *tc = cartpole(cpu);
+  evo_sim *sc, *sc2;
+  cr_assert_eq(evo_sim_new(tc, pol, cpu, &sp, &sc), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_sim_new(tc, pol, cpu, &sp, &sc2), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_null(evo_sim_device_backend(sc));
+  float fc[P], fc2[P];
+  cr_assert_eq(evo_sim_evaluate_tensor(sc, pd, P, 0, key, fc, NULL), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_sim_evaluate(sc2, ph, P, 0, key, fc2), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert(memcmp(fc, fc2, sizeof fc) == 0, "a CPU sim given the device rows differs from the host rows");
+  cr_assert(isnan(fc[5]));
+  evo_sim_stats c_st;
+  evo_sim_stats_get(sc, &c_st);
+  cr_assert_eq(c_st.device_param_rows, 0);
+  evo_sim_free(sc), evo_sim_free(sc2);
+  evo_task_free(tc);
+  evo_backend_free(cpu);
   /* too short a tensor, or the wrong dtype, is refused */
   evo_tensor *small = evo_tensor_new(be, EVO_F32, 2, (int64_t[]){2, d});
   cr_assert_eq(evo_sim_evaluate_tensor(sd, small, 3, 0, key, fd, NULL), EVO_STATUS_INVALID_ARGUMENT);
   cr_assert(strstr(evo_last_error(), "at least 3 x"), "%s", evo_last_error());
-  evo_tensor_free(small), evo_tensor_free(first), evo_tensor_free(pd);
+  evo_tensor *ints = evo_tensor_new(be, EVO_I32, 2, (int64_t[]){P, d});
+  cr_assert_eq(evo_sim_evaluate_tensor(sd, ints, P, 0, key, fd, NULL), EVO_STATUS_INVALID_ARGUMENT);
+  evo_tensor_free(small), evo_tensor_free(ints), evo_tensor_free(first), evo_tensor_free(pd);
   free(ph);
   evo_sim_free(sd), evo_sim_free(sh);
   evo_algo_free(a);
