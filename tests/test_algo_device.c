@@ -91,8 +91,8 @@ Test(algo_device, antithetic_strategies_sample_and_tell_on_the_device_bit_for_bi
   trajectory(be, "pgpe", 37, 10, "optimizer", 1, true);            /* Adam */
   trajectory(be, "openes", 37, 10, NULL, 0, true);
   trajectory(be, "ars", 37, 10, "top_b", 3, true);                 /* the kept directions' keys, in rank order */
-  trajectory(be, "pgpe", 5003, 16, NULL, 0, true);                 /* the host splits blocks over threads */
-  trajectory(be, "openes", 5003, 16, NULL, 0, true);
+  trajectory(be, "pgpe", 5003, 32, NULL, 0, true);                 /* n x 16 directions: the host uses threads */
+  trajectory(be, "openes", 5003, 32, NULL, 0, true);
   trajectory(be, "sep_cmaes", 37, 10, NULL, 0, false);             /* host sampling, copied to the device */
   evo_backend_free(be);
 }
