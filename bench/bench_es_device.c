@@ -4,8 +4,8 @@
    Shapes: EvoJAX's CartPole MLP (5-64-64-1, n = 4,609) at P = 64, 1,024 and 4,096, and its MNIST ConvNet
    (n = 11,274) at P = 256. bench/es_peers.py times EvoJAX's PGPE (JAX, jit) on the same shapes.
 
-   Rows: es_pgpe_<where>_P<P>_n<n> <median ms> <min ms>. The host rows always run; --device cuda adds the device rows, which
-   are skipped (with the reason) without a usable GPU. */
+   Rows: es_pgpe_<where>_P<P>_n<n> <median ms> <min ms>. The host rows always run; --device cuda adds the device
+   rows, which are skipped (with the reason) without a usable GPU. */
 #include "bench_util.h"
 #include "evoc/algo.h"
 

@@ -282,7 +282,8 @@ static evo_status chunk_descriptors(evo_sim *s, const rollout_plan *r, int nv, f
 
 static evo_status evaluate(evo_sim *s, param_src params, int n, int64_t first_member, evo_key key, float *fitness,
                            float *bd) {
-  if (!s || (!params.host && !params.dev) || !fitness) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: NULL argument");
+  if (!s || (!params.host && !params.dev) || !fitness)
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: NULL argument");
   if (n < 1) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: n must be >= 1");
   if (first_member < 0) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim evaluate: first_member must be >= 0");
   const bool shared = use_shared_obs(s);

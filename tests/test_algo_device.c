@@ -1,6 +1,6 @@
 /* The population on the device (algos/es/antithetic_dev.c, runner/sim.c evo_sim_evaluate_tensor, the trainer):
-   PGPE, OpenES and ARS asked into a CUDA tensor sample there and run tell's noise sums there, and must give the
-   host's bits: every slice of every generation, and the whole trajectory of tells (NaN members and ARS's top-b
+   PGPE, OpenES, ARS and SNES asked into a CUDA tensor sample there and run tell's noise sums there, and must give
+   the host's bits: every slice of every generation, and the whole trajectory of tells (NaN members and ARS's top-b
    included); a strategy without device sampling (CMA-ES) asked into a CUDA tensor is copied there. The simulation
    reads device rows in place, with the same fitness and NaN flags as host rows; the trainer keeps the population
    on the device exactly when both sides can. GPU tests: they skip with the reason where no CUDA device is usable,
@@ -93,6 +93,8 @@ Test(algo_device, antithetic_strategies_sample_and_tell_on_the_device_bit_for_bi
   trajectory(be, "ars", 37, 10, "top_b", 3, true);                 /* the kept directions' keys, in rank order */
   trajectory(be, "pgpe", 5003, 32, NULL, 0, true);                 /* n x 16 directions: the host uses threads */
   trajectory(be, "openes", 5003, 32, NULL, 0, true);
+  trajectory(be, "snes", 37, 10, NULL, 0, true);                   /* no mirroring, a key per member */
+  trajectory(be, "snes", 5003, 16, NULL, 0, true);
   trajectory(be, "sep_cmaes", 37, 10, NULL, 0, false);             /* host sampling, copied to the device */
   evo_backend_free(be);
 }

@@ -43,13 +43,28 @@ __global__ void evo_anti_ask_kernel(const uint32_t *keys, const float *mean, con
   }
 }
 
-__global__ void evo_anti_sums_kernel(const uint32_t *keys, int nd, const double *h, const double *c, int64_t n,
-                                     double *sc, double *ss) {
+__global__ void evo_anti_ask_plain_kernel(const uint32_t *keys, const double *mean, const double *sigma, int64_t n,
+                                          int rows, float *pop) {
+  const int64_t nb = (n + 3) / 4, total = (int64_t)rows * nb;
+  for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t r = t / nb, b = t % nb;
+    float z[4];
+    evo_anti_normals4(keys + 2 * r, (uint64_t)b, z);
+    float *row = pop + r * n;
+    for (int j = 0; j < 4 && 4 * b + j < n; j++) {
+      const int64_t i = 4 * b + j;
+      row[i] = (float)(mean[i] + sigma[i] * z[j]);
+    }
+  }
+}
+
+__global__ void evo_anti_sums_kernel(const uint32_t *keys, int nd, const double *h, const double *c, bool skip_zero,
+                                     int64_t n, double *sc, double *ss) {
   const int64_t nb = (n + 3) / 4;
   for (int64_t b = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; b < nb; b += (int64_t)gridDim.x * blockDim.x) {
     double a[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
     for (int t = 0; t < nd; t++) {
-      if (!c && h[t] == 0) continue; /* adds exactly 0 on the host, which skips it too */
+      if ((!c || skip_zero) && h[t] == 0) continue; /* adds exactly 0 on the host, which skips it too */
       float z[4];
       evo_anti_normals4(keys + 2 * t, (uint64_t)b, z);
       for (int j = 0; j < 4; j++) {
@@ -77,9 +92,16 @@ extern "C" evo_status evo_anti_cuda_ask(void *stream, const uint32_t *keys, cons
   return evo_anti_cuda_launched("evo_anti_ask_kernel");
 }
 
+extern "C" evo_status evo_anti_cuda_ask_plain(void *stream, const uint32_t *keys, const double *mean,
+                                              const double *sigma, int64_t n, int begin, int end, float *pop) {
+  evo_anti_ask_plain_kernel<<<evo_anti_cuda_grid((int64_t)(end - begin) * ((n + 3) / 4)), EVO_ANTI_CUDA_BLOCK, 0,
+                              (cudaStream_t)stream>>>(keys, mean, sigma, n, end - begin, pop);
+  return evo_anti_cuda_launched("evo_anti_ask_plain_kernel");
+}
+
 extern "C" evo_status evo_anti_cuda_sums(void *stream, const uint32_t *keys, int nd, const double *h,
-                                         const double *c, int64_t n, double *sc, double *ss) {
+                                         const double *c, bool skip_zero, int64_t n, double *sc, double *ss) {
   evo_anti_sums_kernel<<<evo_anti_cuda_grid((n + 3) / 4), EVO_ANTI_CUDA_BLOCK, 0, (cudaStream_t)stream>>>(
-      keys, nd, h, c, n, sc, ss);
+      keys, nd, h, c, skip_zero, n, sc, ss);
   return evo_anti_cuda_launched("evo_anti_sums_kernel");
 }

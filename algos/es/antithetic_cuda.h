@@ -5,6 +5,7 @@
    launch. keys are evo_key values (two words each). */
 #ifndef EVOC_ES_ANTITHETIC_CUDA_H
 #define EVOC_ES_ANTITHETIC_CUDA_H
+#include <stdbool.h>
 #include <stdint.h>
 #include "evoc/status.h"
 #ifdef __cplusplus
@@ -15,10 +16,15 @@ extern "C" {
    stdev[i] (stdev not NULL) or sigma; keys[k - begin / 2] = the key of pair k. */
 evo_status evo_anti_cuda_ask(void *stream, const uint32_t *keys, const float *mean, const double *stdev,
                              double sigma, int64_t n, int begin, int end, float *pop);
-/* sc[i] = sum_t h[t] eps_t[i] over t = 0 .. nd - 1 in order, eps_t from keys[t], skipping h[t] == 0 when c is
-   NULL (evo_antithetic_weighted_sum); with c (PGPE), also ss[i] = sum_t c[t] (eps_t[i]^2 - 1) and no skipping. */
+/* Rows [begin, end) of a Gaussian without mirroring (SNES): row r = mean + sigma (.) eps_r, eps_r from
+   keys[r - begin], in double, rounded to float. */
+evo_status evo_anti_cuda_ask_plain(void *stream, const uint32_t *keys, const double *mean, const double *sigma,
+                                   int64_t n, int begin, int end, float *pop);
+/* sc[i] = sum_t h[t] eps_t[i] over t = 0 .. nd - 1 in order, eps_t from keys[t]; with c (PGPE, SNES), also
+   ss[i] = sum_t c[t] (eps_t[i]^2 - 1). Directions with h[t] == 0 are skipped when c is NULL or skip_zero (as the
+   host loops of evo_antithetic_weighted_sum and SNES do). */
 evo_status evo_anti_cuda_sums(void *stream, const uint32_t *keys, int nd, const double *h, const double *c,
-                              int64_t n, double *sc, double *ss);
+                              bool skip_zero, int64_t n, double *sc, double *ss);
 
 #ifdef __cplusplus
 }

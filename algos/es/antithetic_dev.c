@@ -11,14 +11,14 @@
 
 struct evo_anti_dev {
   evo_backend *be; /* borrowed */
-  evo_tensor *keys, *mean, *stdev, *h, *c, *sc, *ss;
+  evo_tensor *keys, *mean, *stdev, *mean64, *h, *c, *sc, *ss;
   int64_t keys_cap;
   evo_key *keys_h;
 };
 
 void evo_anti_dev_free(evo_anti_dev *d) {
   if (!d) return;
-  evo_tensor *all[] = {d->keys, d->mean, d->stdev, d->h, d->c, d->sc, d->ss};
+  evo_tensor *all[] = {d->keys, d->mean, d->stdev, d->mean64, d->h, d->c, d->sc, d->ss};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) evo_tensor_free(all[i]);
   free(d->keys_h);
   free(d);
@@ -83,9 +83,26 @@ evo_status evo_anti_dev_ask(evo_anti_dev **d, const evo_algo *a, const float *me
   return st;
 }
 
+evo_status evo_anti_dev_ask_plain(evo_anti_dev **d, const evo_algo *a, const double *mean, const double *sigma,
+                                  int begin, int end, evo_tensor *pop) {
+  evo_backend *be = evo_tensor_backend(pop);
+  evo_status st = context(d, a, be);
+  if (st) return st;
+  evo_anti_dev *c = *d;
+  st = upload_keys(c, a, a->gen, begin, NULL, end - begin);
+  if (!st) st = reserve(c, &c->mean64, EVO_F64, a->n);
+  if (!st) st = reserve(c, &c->stdev, EVO_F64, a->n);
+  if (!st) st = up(c, c->mean64, mean, sizeof(double) * (size_t)a->n);
+  if (!st) st = up(c, c->stdev, sigma, sizeof(double) * (size_t)a->n);
+  if (!st)
+    st = evo_anti_cuda_ask_plain(evo_backend_stream(be), buf(c->keys), buf(c->mean64), buf(c->stdev), a->n, begin,
+                                 end, evo_tensor_buffer(pop));
+  return st;
+}
+
 /* Runs the sums kernel on h (and c) for nd directions whose keys are uploaded, into sc (and ss). */
-static evo_status sums(evo_anti_dev *d, const evo_algo *a, const double *h, const double *c, int nd, double *sc,
-                       double *ss) {
+static evo_status sums(evo_anti_dev *d, const evo_algo *a, const double *h, const double *c, bool skip_zero, int nd,
+                       double *sc, double *ss) {
   const int64_t n = a->n;
   evo_status st = reserve(d, &d->h, EVO_F64, nd);
   if (!st) st = reserve(d, &d->sc, EVO_F64, n);
@@ -94,8 +111,8 @@ static evo_status sums(evo_anti_dev *d, const evo_algo *a, const double *h, cons
   if (!st) st = up(d, d->h, h, sizeof(double) * (size_t)nd);
   if (!st && c) st = up(d, d->c, c, sizeof(double) * (size_t)nd);
   if (!st)
-    st = evo_anti_cuda_sums(evo_backend_stream(d->be), buf(d->keys), nd, buf(d->h), c ? buf(d->c) : NULL, n,
-                            buf(d->sc), c ? buf(d->ss) : NULL);
+    st = evo_anti_cuda_sums(evo_backend_stream(d->be), buf(d->keys), nd, buf(d->h), c ? buf(d->c) : NULL,
+                            skip_zero, n, buf(d->sc), c ? buf(d->ss) : NULL);
   if (!st) st = down(d, d->sc, sc, sizeof(double) * (size_t)n);
   if (!st && c) st = down(d, d->ss, ss, sizeof(double) * (size_t)n);
   return st;
@@ -109,9 +126,15 @@ evo_status evo_anti_dev_ask(evo_anti_dev **d, const evo_algo *a, const float *me
   return evo_error(EVO_STATUS_UNSUPPORTED, "algo ask: device tensors need the CUDA backend");
 }
 
-static evo_status sums(evo_anti_dev *d, const evo_algo *a, const double *h, const double *c, int nd, double *sc,
-                       double *ss) {
-  (void)d, (void)a, (void)h, (void)c, (void)nd, (void)sc, (void)ss, (void)down;
+evo_status evo_anti_dev_ask_plain(evo_anti_dev **d, const evo_algo *a, const double *mean, const double *sigma,
+                                  int begin, int end, evo_tensor *pop) {
+  (void)mean, (void)sigma;
+  return evo_anti_dev_ask(d, a, NULL, NULL, 0, begin, end, pop);
+}
+
+static evo_status sums(evo_anti_dev *d, const evo_algo *a, const double *h, const double *c, bool skip_zero, int nd,
+                       double *sc, double *ss) {
+  (void)d, (void)a, (void)h, (void)c, (void)skip_zero, (void)nd, (void)sc, (void)ss, (void)down;
   return evo_error(EVO_STATUS_UNSUPPORTED, "algo tell: device sums need the CUDA backend");
 }
 
@@ -120,11 +143,17 @@ static evo_status sums(evo_anti_dev *d, const evo_algo *a, const double *h, cons
 evo_status evo_anti_dev_weighted_sum(evo_anti_dev *d, const evo_algo *a, int64_t gen, const int *dirs,
                                      const double *w, int nd, double *out) {
   evo_status st = upload_keys(d, a, gen, 0, dirs, nd);
-  return st ? st : sums(d, a, w, NULL, nd, out, NULL);
+  return st ? st : sums(d, a, w, NULL, true, nd, out, NULL);
+}
+
+evo_status evo_anti_dev_nes_sums(evo_anti_dev *d, const evo_algo *a, int64_t gen, const double *u, int nd,
+                                 double *gm, double *gs) {
+  evo_status st = upload_keys(d, a, gen, 0, NULL, nd);
+  return st ? st : sums(d, a, u, u, true, nd, gm, gs);
 }
 
 evo_status evo_anti_dev_pgpe_sums(evo_anti_dev *d, const evo_algo *a, int64_t gen, const double *h, const double *c,
                                   int nd, double *sc, double *ss) {
   evo_status st = upload_keys(d, a, gen, 0, NULL, nd);
-  return st ? st : sums(d, a, h, c, nd, sc, ss);
+  return st ? st : sums(d, a, h, c, false, nd, sc, ss);
 }

@@ -13,6 +13,7 @@
    Work is split over blocks of EVO_ANTI_BLOCK coordinates that regenerate their part of every z_k (Philox is
    counter-based), so each coordinate sums over k in member order whatever the thread count (antithetic.h). */
 #include <stdlib.h>
+#include "antithetic_dev.h"
 #include "nes.h"
 
 typedef struct {
@@ -20,6 +21,8 @@ typedef struct {
   double *u;            /* pop scratch: utilities */
   evo_key *keys;        /* pop scratch */
   double eta_mu, eta_sigma;
+  evo_anti_dev *dev; /* set once asked on a device: tell's sums run there too */
+  double *sums;      /* 2n: the device's sums, allocated with dev */
 } snes_state;
 
 static const evo_option_spec snes_options[] = {
@@ -32,7 +35,8 @@ double evo_snes_eta_sigma(int64_t d) { return (3 + log((double)d)) / (5 * sqrt((
 static void snes_destroy(evo_algo *a) {
   snes_state *s = a->state;
   if (!s) return;
-  free(s->mean), free(s->sigma), free(s->u), free(s->keys), free(s);
+  evo_anti_dev_free(s->dev);
+  free(s->mean), free(s->sigma), free(s->u), free(s->keys), free(s->sums), free(s);
   a->state = NULL;
 }
 
@@ -71,12 +75,31 @@ static evo_status snes_ask(evo_algo *a, int begin, int end, float *pop) {
   return EVO_STATUS_OK;
 }
 
+static evo_status snes_ask_device(evo_algo *a, int begin, int end, evo_tensor *pop) {
+  snes_state *s = a->state;
+  if (!s->sums && !(s->sums = malloc(sizeof(double) * 2 * (size_t)a->n)))
+    return evo_error(EVO_STATUS_OUT_OF_MEMORY, "snes: out of memory for %lld parameters", (long long)a->n);
+  return evo_anti_dev_ask_plain(&s->dev, a, s->mean, s->sigma, begin, end, pop);
+}
+
+/* Coordinate i's step from its two sums (the host and device paths share it). */
+static inline void snes_coord(snes_state *s, int64_t i, double gm, double gs) {
+  s->mean[i] += s->eta_mu * s->sigma[i] * gm;
+  s->sigma[i] *= exp(0.5 * s->eta_sigma * gs);
+}
+
 static evo_status snes_tell(evo_algo *a, const float *fitness) {
   snes_state *s = a->state;
   const int P = a->pop;
   const int64_t n = a->n, nb = evo_anti_blocks(n);
   if (!evo_anti_any_finite(fitness, P)) return EVO_STATUS_OK;
   evo_shape_nes_utilities(fitness, P, s->u);
+  if (s->dev) {
+    evo_status st = evo_anti_dev_nes_sums(s->dev, a, a->gen, s->u, P, s->sums, s->sums + n);
+    if (st) return st;
+    for (int64_t i = 0; i < n; i++) snes_coord(s, i, s->sums[i], s->sums[n + i]);
+    return EVO_STATUS_OK;
+  }
   evo_anti_keys(a, a->gen, 0, P, s->keys);
 #pragma omp parallel for schedule(static) if (n * P >= EVO_ANTI_PAR_MIN)
   for (int64_t b = 0; b < nb; b++) {
@@ -92,10 +115,7 @@ static evo_status snes_tell(evo_algo *a, const float *fitness) {
         gs[i] += s->u[k] * (zi * zi - 1);
       }
     }
-    for (int64_t i = i0; i < i1; i++) {
-      s->mean[i] += s->eta_mu * s->sigma[i] * gm[i - i0];
-      s->sigma[i] *= exp(0.5 * s->eta_sigma * gs[i - i0]);
-    }
+    for (int64_t i = i0; i < i1; i++) snes_coord(s, i, gm[i - i0], gs[i - i0]);
   }
   return EVO_STATUS_OK;
 }
@@ -133,6 +153,7 @@ const evo_algo_vtable evo_es_snes = {
     .default_stdev = 1.0, /* pybrain SNES: sigmas = ones */
     .init = snes_init,
     .ask = snes_ask,
+    .ask_device = snes_ask_device,
     .tell = snes_tell,
     .best = snes_best,
     .state = snes_state_list,
