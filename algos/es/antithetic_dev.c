@@ -1,4 +1,4 @@
-/* The device context of the antithetic strategies (antithetic_dev.h): a handful of device buffers on the
+/* The device context of the Gaussian strategies (antithetic_dev.h): a handful of device buffers on the
    population's backend, grown when a generation needs more, and the uploads and downloads around the kernels of
    antithetic_cuda.cu. Every copy runs on the backend's stream, in order with the kernels. */
 #include <stdlib.h>
@@ -42,12 +42,15 @@ static evo_status reserve(evo_anti_dev *d, evo_tensor **t, evo_dtype dt, int64_t
   return *t ? EVO_STATUS_OK : oom();
 }
 
+/* *d for backend be, with its mean buffer (a failed attempt leaves *d NULL, so the next call tries again). */
 static evo_status context(evo_anti_dev **d, const evo_algo *a, evo_backend *be) {
   if (*d && (*d)->be == be) return EVO_STATUS_OK;
   evo_anti_dev_free(*d);
   if (!(*d = calloc(1, sizeof **d))) return oom();
   (*d)->be = be;
-  return reserve(*d, &(*d)->mean, EVO_F32, a->n);
+  evo_status st = reserve(*d, &(*d)->mean, EVO_F32, a->n);
+  if (st) evo_anti_dev_free(*d), *d = NULL;
+  return st;
 }
 
 /* Uploads the keys of directions dirs[t] (t if dirs is NULL), t < nd, of generation gen, starting at k0. */
