@@ -59,6 +59,11 @@ void *evo_backend_alloc(evo_backend *be, size_t nbytes); /* counts allocations *
 void evo_backend_release(evo_backend *be, void *ptr);
 /* The raw buffer of a tensor (a device pointer on device backends). */
 void *evo_tensor_buffer(const evo_tensor *t);
+/* Bytes [offset, offset + nbytes) of a tensor to or from host memory, on any backend (evo_tensor_copy_*_host move
+   whole tensors): a prefix of a buffer grown past what a call uses, one row of a batch. INVALID_ARGUMENT past
+   the end. */
+evo_status evo_tensor_read(const evo_tensor *t, size_t offset, void *dst, size_t nbytes);
+evo_status evo_tensor_write(evo_tensor *t, size_t offset, const void *src, size_t nbytes);
 
 /* How often a plan was recorded into a device graph and how often that graph was replayed (0 on host backends);
    tests use it to show that runs replay and that rebinding tensors re-records. */

@@ -94,6 +94,23 @@ const void *evo_tensor_data_const(const evo_tensor *t) { return t->be->iface->ho
 /* Internal: the raw buffer (device pointer on device backends). */
 void *evo_tensor_buffer(const evo_tensor *t) { return t->data; }
 
+static evo_status check_range(const evo_tensor *t, size_t offset, size_t nbytes, const char *what) {
+  if (offset > evo_tensor_nbytes(t) || nbytes > evo_tensor_nbytes(t) - offset)
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "%s: bytes [%zu, %zu) outside a tensor of %zu", what, offset,
+                     offset + nbytes, evo_tensor_nbytes(t));
+  return EVO_STATUS_OK;
+}
+
+evo_status evo_tensor_read(const evo_tensor *t, size_t offset, void *dst, size_t nbytes) {
+  evo_status st = check_range(t, offset, nbytes, "tensor_read");
+  return st ? st : t->be->iface->to_host(t->be->ctx, dst, (char *)t->data + offset, nbytes);
+}
+
+evo_status evo_tensor_write(evo_tensor *t, size_t offset, const void *src, size_t nbytes) {
+  evo_status st = check_range(t, offset, nbytes, "tensor_write");
+  return st ? st : t->be->iface->from_host(t->be->ctx, (char *)t->data + offset, src, nbytes);
+}
+
 evo_status evo_tensor_copy_from_host(evo_tensor *t, const void *src, size_t nbytes) {
   if (nbytes != evo_tensor_nbytes(t))
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "copy_from_host: %zu bytes given, tensor has %zu", nbytes,

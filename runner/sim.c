@@ -364,8 +364,7 @@ evo_status evo_sim_evaluate_tensor(evo_sim *s, const evo_tensor *params, int n, 
   const size_t bytes = sizeof(float) * (size_t)n * (size_t)s->n_params; /* another device: read it back */
   float *stage = malloc(bytes);
   if (!stage) return evo_sim_oom();
-  evo_backend *pb = evo_tensor_backend(params); /* the first n rows of a possibly longer tensor */
-  st = pb->iface->to_host(pb->ctx, stage, evo_tensor_buffer(params), bytes);
+  st = evo_tensor_read(params, 0, stage, bytes); /* the first n rows of a possibly longer tensor */
   if (!st) st = evaluate(s, (param_src){.host = stage}, n, first_member, key, fitness, bd);
   free(stage);
   return st;

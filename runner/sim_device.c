@@ -183,8 +183,8 @@ evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, 
   /* The valid members' observation statistics join the evaluate's on the host: the first rows of d_macc only,
      as a padded last chunk has fewer valid members than rows. */
   if (!st && update_norm)
-    st = s->be->iface->to_host(s->be->ctx, s->macc_chunk, buf(r->d_macc),
-                               sizeof(double) * (size_t)(n_valid / r->reps * (1 + 2 * s->obs_numel)));
+    st = evo_tensor_read(r->d_macc, 0, s->macc_chunk,
+                         sizeof(double) * (size_t)(n_valid / r->reps * (1 + 2 * s->obs_numel)));
   return st ? st : finish(s, r, E, n_valid);
 }
 

@@ -56,7 +56,7 @@ static evo_status zero_state_row(evo_sim *s, evo_tensor *t, int64_t e) {
     memset(h + e * s->state_size, 0, nb);
     return EVO_STATUS_OK;
   }
-  return s->be->iface->from_host(s->be->ctx, (float *)evo_tensor_buffer(t) + e * s->state_size, s->zero_row, nb);
+  return evo_tensor_write(t, nb * (size_t)e, s->zero_row, nb);
 }
 
 /* One step of the task, cut into fixed contiguous episode ranges for the task threads. */

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "evoc/backend.h"
 #include "evoc/graph.h"
+#include "backend_impl.h" /* evo_tensor_read / evo_tensor_write */
 #include "evoc/jit.h"
 
 static evo_backend *be;
@@ -21,6 +22,20 @@ Test(core, tensor_roundtrip) {
   cr_assert_eq(evo_tensor_copy_to_host(t, dst, sizeof dst), EVO_STATUS_OK);
   cr_assert_arr_eq(dst, src, sizeof src);
   cr_assert_neq(evo_tensor_copy_to_host(t, dst, 8), EVO_STATUS_OK, "short copy must be refused");
+  evo_tensor_free(t);
+}
+
+/* Part of a tensor to and from the host (a row, a prefix); ranges past the end are refused, not clipped. */
+Test(core, tensor_read_write_ranges) {
+  float src[6] = {1, 2, 3, 4, 5, 6}, row[3] = {7, 8, 9}, got[6] = {0};
+  evo_tensor *t = evo_tensor_from_host(be, EVO_F32, 2, (int64_t[]){2, 3}, src);
+  cr_assert_eq(evo_tensor_write(t, 3 * sizeof(float), row, sizeof row), EVO_STATUS_OK);
+  cr_assert_eq(evo_tensor_read(t, sizeof(float), got, 4 * sizeof(float)), EVO_STATUS_OK);
+  cr_assert(got[0] == 2 && got[1] == 3 && got[2] == 7 && got[3] == 8, "%g %g %g %g", got[0], got[1], got[2], got[3]);
+  cr_assert_eq(evo_tensor_read(t, 5 * sizeof(float), got, 2 * sizeof(float)), EVO_STATUS_INVALID_ARGUMENT);
+  cr_assert(strstr(evo_last_error(), "bytes [20, 28) outside a tensor of 24"), "%s", evo_last_error());
+  cr_assert_eq(evo_tensor_write(t, 25, row, 0), EVO_STATUS_INVALID_ARGUMENT);
+  cr_assert_eq(evo_tensor_write(t, 24, row, 0), EVO_STATUS_OK); /* an empty range at the end */
   evo_tensor_free(t);
 }
 

@@ -26,14 +26,6 @@ void evo_anti_dev_free(evo_anti_dev *d) {
 
 static evo_status oom(void) { return evo_error(EVO_STATUS_OUT_OF_MEMORY, "algo: out of device memory"); }
 
-/* The first nbytes of t (buffers are grown, not shrunk, so they may be longer than what a call uses). */
-static evo_status up(evo_anti_dev *d, evo_tensor *t, const void *src, size_t nbytes) {
-  return d->be->iface->from_host(d->be->ctx, evo_tensor_buffer(t), src, nbytes);
-}
-static evo_status down(evo_anti_dev *d, const evo_tensor *t, void *dst, size_t nbytes) {
-  return d->be->iface->to_host(d->be->ctx, dst, evo_tensor_buffer(t), nbytes);
-}
-
 /* *t holds at least n elements of dt (regrown, contents lost, when it does not). */
 static evo_status reserve(evo_anti_dev *d, evo_tensor **t, evo_dtype dt, int64_t n) {
   if (*t && evo_tensor_numel(*t) >= n) return EVO_STATUS_OK;
@@ -62,7 +54,7 @@ static evo_status upload_keys(evo_anti_dev *d, const evo_algo *a, int64_t gen, i
   }
   for (int t = 0; t < nd; t++) d->keys_h[t] = evo_algo_member_key(a, gen, dirs ? dirs[t] : k0 + t);
   evo_status st = reserve(d, &d->keys, EVO_U32, 2 * (int64_t)nd);
-  return st ? st : up(d, d->keys, d->keys_h, sizeof(evo_key) * (size_t)nd);
+  return st ? st : evo_tensor_write(d->keys, 0, d->keys_h, sizeof(evo_key) * (size_t)nd);
 }
 
 #ifdef EVOC_HAVE_CUDA
@@ -77,9 +69,9 @@ evo_status evo_anti_dev_ask(evo_anti_dev **d, const evo_algo *a, const float *me
   evo_anti_dev *c = *d;
   const int k0 = begin / 2, k1 = (end + 1) / 2;
   st = upload_keys(c, a, a->gen, k0, NULL, k1 - k0);
-  if (!st) st = up(c, c->mean, mean, sizeof(float) * (size_t)a->n);
+  if (!st) st = evo_tensor_write(c->mean, 0, mean, sizeof(float) * (size_t)a->n);
   if (!st && stdev) st = reserve(c, &c->stdev, EVO_F64, a->n);
-  if (!st && stdev) st = up(c, c->stdev, stdev, sizeof(double) * (size_t)a->n);
+  if (!st && stdev) st = evo_tensor_write(c->stdev, 0, stdev, sizeof(double) * (size_t)a->n);
   if (!st)
     st = evo_anti_cuda_ask(evo_backend_stream(be), buf(c->keys), buf(c->mean), stdev ? buf(c->stdev) : NULL, sigma,
                            a->n, begin, end, evo_tensor_buffer(pop));
@@ -95,29 +87,29 @@ evo_status evo_anti_dev_ask_plain(evo_anti_dev **d, const evo_algo *a, const dou
   st = upload_keys(c, a, a->gen, begin, NULL, end - begin);
   if (!st) st = reserve(c, &c->mean64, EVO_F64, a->n);
   if (!st) st = reserve(c, &c->stdev, EVO_F64, a->n);
-  if (!st) st = up(c, c->mean64, mean, sizeof(double) * (size_t)a->n);
-  if (!st) st = up(c, c->stdev, sigma, sizeof(double) * (size_t)a->n);
+  if (!st) st = evo_tensor_write(c->mean64, 0, mean, sizeof(double) * (size_t)a->n);
+  if (!st) st = evo_tensor_write(c->stdev, 0, sigma, sizeof(double) * (size_t)a->n);
   if (!st)
     st = evo_anti_cuda_ask_plain(evo_backend_stream(be), buf(c->keys), buf(c->mean64), buf(c->stdev), a->n, begin,
                                  end, evo_tensor_buffer(pop));
   return st;
 }
 
-/* Runs the sums kernel on h (and c) for nd directions whose keys are uploaded, into sc (and ss). */
-static evo_status sums(evo_anti_dev *d, const evo_algo *a, const double *h, const double *c, bool skip_zero, int nd,
-                       double *sc, double *ss) {
+evo_status evo_anti_dev_sums(evo_anti_dev *d, const evo_algo *a, int64_t gen, const int *dirs, const double *h,
+                            const double *c, bool skip_zero, int nd, double *sc, double *ss) {
   const int64_t n = a->n;
-  evo_status st = reserve(d, &d->h, EVO_F64, nd);
+  evo_status st = upload_keys(d, a, gen, 0, dirs, nd);
+  if (!st) st = reserve(d, &d->h, EVO_F64, nd);
   if (!st) st = reserve(d, &d->sc, EVO_F64, n);
   if (!st && c) st = reserve(d, &d->c, EVO_F64, nd);
   if (!st && c) st = reserve(d, &d->ss, EVO_F64, n);
-  if (!st) st = up(d, d->h, h, sizeof(double) * (size_t)nd);
-  if (!st && c) st = up(d, d->c, c, sizeof(double) * (size_t)nd);
+  if (!st) st = evo_tensor_write(d->h, 0, h, sizeof(double) * (size_t)nd);
+  if (!st && c) st = evo_tensor_write(d->c, 0, c, sizeof(double) * (size_t)nd);
   if (!st)
     st = evo_anti_cuda_sums(evo_backend_stream(d->be), buf(d->keys), nd, buf(d->h), c ? buf(d->c) : NULL,
                             skip_zero, n, buf(d->sc), c ? buf(d->ss) : NULL);
-  if (!st) st = down(d, d->sc, sc, sizeof(double) * (size_t)n);
-  if (!st && c) st = down(d, d->ss, ss, sizeof(double) * (size_t)n);
+  if (!st) st = evo_tensor_read(d->sc, 0, sc, sizeof(double) * (size_t)n);
+  if (!st && c) st = evo_tensor_read(d->ss, 0, ss, sizeof(double) * (size_t)n);
   return st;
 }
 
@@ -135,28 +127,11 @@ evo_status evo_anti_dev_ask_plain(evo_anti_dev **d, const evo_algo *a, const dou
   return evo_anti_dev_ask(d, a, NULL, NULL, 0, begin, end, pop);
 }
 
-static evo_status sums(evo_anti_dev *d, const evo_algo *a, const double *h, const double *c, bool skip_zero, int nd,
-                       double *sc, double *ss) {
-  (void)d, (void)a, (void)h, (void)c, (void)skip_zero, (void)nd, (void)sc, (void)ss, (void)down;
+evo_status evo_anti_dev_sums(evo_anti_dev *d, const evo_algo *a, int64_t gen, const int *dirs, const double *h,
+                            const double *c, bool skip_zero, int nd, double *sc, double *ss) {
+  (void)d, (void)a, (void)gen, (void)dirs, (void)h, (void)c, (void)skip_zero, (void)nd, (void)sc, (void)ss,
+      (void)upload_keys;
   return evo_error(EVO_STATUS_UNSUPPORTED, "algo tell: device sums need the CUDA backend");
 }
 
 #endif
-
-evo_status evo_anti_dev_weighted_sum(evo_anti_dev *d, const evo_algo *a, int64_t gen, const int *dirs,
-                                     const double *w, int nd, double *out) {
-  evo_status st = upload_keys(d, a, gen, 0, dirs, nd);
-  return st ? st : sums(d, a, w, NULL, true, nd, out, NULL);
-}
-
-evo_status evo_anti_dev_nes_sums(evo_anti_dev *d, const evo_algo *a, int64_t gen, const double *u, int nd,
-                                 double *gm, double *gs) {
-  evo_status st = upload_keys(d, a, gen, 0, NULL, nd);
-  return st ? st : sums(d, a, u, u, true, nd, gm, gs);
-}
-
-evo_status evo_anti_dev_pgpe_sums(evo_anti_dev *d, const evo_algo *a, int64_t gen, const double *h, const double *c,
-                                  int nd, double *sc, double *ss) {
-  evo_status st = upload_keys(d, a, gen, 0, NULL, nd);
-  return st ? st : sums(d, a, h, c, false, nd, sc, ss);
-}

@@ -117,7 +117,7 @@ static evo_status ars_tell(evo_algo *a, const float *fitness) {
   if (sigma_r > 0 && isfinite(sigma_r)) {
     for (int t = 0; t < b; t++) s->w[t] = ((double)s->r[2 * s->order[t]] - s->r[2 * s->order[t] + 1]) / (b * sigma_r);
     if (s->dev) {
-      evo_status st = evo_anti_dev_weighted_sum(s->dev, a, a->gen, s->order, s->w, b, s->step);
+      evo_status st = evo_anti_dev_sums(s->dev, a, a->gen, s->order, s->w, NULL, true, b, s->step, NULL);
       if (st) return st;
     } else {
       evo_antithetic_weighted_sum(a, a->gen, s->order, s->w, b, s->step, s->keys);

@@ -94,7 +94,7 @@ static evo_status openes_tell(evo_algo *a, const float *fitness) {
   evo_shape_centered_ranks(fitness, a->pop, s->u);
   for (int k = 0; k < dirs; k++) s->u[k] = s->u[2 * k] - s->u[2 * k + 1]; /* in place: k <= 2k */
   if (s->dev) {
-    evo_status st = evo_anti_dev_weighted_sum(s->dev, a, a->gen, NULL, s->u, dirs, s->g);
+    evo_status st = evo_anti_dev_sums(s->dev, a, a->gen, NULL, s->u, NULL, true, dirs, s->g, NULL);
     if (st) return st;
   } else {
     evo_antithetic_weighted_sum(a, a->gen, NULL, s->u, dirs, s->g, s->keys);

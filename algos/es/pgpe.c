@@ -135,7 +135,7 @@ static evo_status pgpe_tell(evo_algo *a, const float *fitness) {
   }
   const double max_change = evo_algo_opt(a, "stdev_max_change"), lr = evo_algo_opt(a, "stdev_lr");
   if (s->dev) {
-    evo_status st = evo_anti_dev_pgpe_sums(s->dev, a, a->gen, h, c, dirs, s->sums, s->sums + n);
+    evo_status st = evo_anti_dev_sums(s->dev, a, a->gen, NULL, h, c, false, dirs, s->sums, s->sums + n);
     if (st) return st;
     for (int64_t i = 0; i < n; i++) pgpe_coord(s, i, s->sums[i], s->sums[n + i], dirs, lr, max_change);
   } else {
