@@ -23,6 +23,10 @@
 #undef __launch_bounds__
 #undef __restrict__
 #define __CUDACC__ 1
+/* Our headers' device math (core/elementwise_math.h: expf, tanhf instead of the host polynomials) differs from the
+   host's by a few ulps on a GPU; libm's functions stand in for CUDA's here, so a test that wants host bits from
+   them fails here too. Nothing else reads the architecture number. */
+#define __CUDA_ARCH__ 900
 #define __global__
 #define __device__
 #define __host__

@@ -1,7 +1,7 @@
 /* The CUDA emulator's internal interface, shared by the rewritten kernels (cuda_emu.h) and the fake runtime
    (emu_runtime.cc, emu_cublas.cc, emu_exec.cc). A development tool: it lets the CUDA backend's host logic and
    kernels run on a machine without a GPU (see cuda_emu.cmake); it does not model timing, memory ordering or
-   floating-point intrinsics. */
+   CUDA's own math functions (libm's stand in). */
 #ifndef EVOC_CUDA_EMU_H
 #define EVOC_CUDA_EMU_H
 #include <cuda_runtime.h>

@@ -1,6 +1,7 @@
 /* The emulator's cuBLAS: the handle calls and the fp32 GEMMs evoc makes, column-major as cuBLAS defines them,
    with cuBLAS's argument checks (a wrong leading dimension is CUBLAS_STATUS_INVALID_VALUE, not a wrong answer).
    GEMMs are stream work like a kernel: run at once, or recorded while the stream captures. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <cublas_v2.h>
@@ -19,19 +20,22 @@ using evo_emu::op;
 
 bool bad_type(cudaDataType t) { return t != CUDA_R_32F; }
 
-/* One C = alpha op(A) op(B) + beta C, column-major, accumulated in float. */
+/* One C = alpha op(A) op(B) + beta C, column-major, accumulated in float. Like cuBLAS's kernels (FMAs, k split
+   over parallel partial sums), and unlike a sequential dot product, it rounds differently from the CPU's GEMM:
+   a test that wants the host's bits from a device matmul fails here as it would on a GPU. */
 void gemm1(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const float *A, int lda,
            const float *B, int ldb, float beta, float *C, int ldc) {
   for (int j = 0; j < n; j++)
     for (int i = 0; i < m; i++) {
-      float acc = 0.0f;
+      float acc[2] = {0.0f, 0.0f};
       for (int l = 0; l < k; l++) {
         const float a = ta == CUBLAS_OP_N ? A[i + (size_t)l * lda] : A[l + (size_t)i * lda];
         const float b = tb == CUBLAS_OP_N ? B[l + (size_t)j * ldb] : B[j + (size_t)l * ldb];
-        acc += a * b;
+        acc[l & 1] = fmaf(a, b, acc[l & 1]);
       }
+      const float sum = acc[0] + acc[1];
       float *c = &C[i + (size_t)j * ldc];
-      *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c; /* beta = 0: C is not read (may hold NaN) */
+      *c = beta == 0.0f ? alpha * sum : alpha * sum + beta * *c; /* beta = 0: C is not read (may hold NaN) */
     }
 }
 
