@@ -17,6 +17,9 @@
 #include "evoc/task.h"
 #include "evoc/trainer.h"
 #include "cuda_test_util.h"
+#include "es/anti_order.h"
+#include "es/antithetic.h"
+#include "es/antithetic_dev.h"
 
 static evo_algo *algo(const char *name, int64_t n, int pop, const char *opt_key, double opt_val) {
   evo_algo_params p = evo_algo_default_params();
@@ -96,6 +99,69 @@ Test(algo_device, antithetic_strategies_sample_and_tell_on_the_device_bit_for_bi
   trajectory(be, "snes", 37, 10, NULL, 0, true);                   /* no mirroring, a key per member */
   trajectory(be, "snes", 5003, 16, NULL, 0, true);
   trajectory(be, "sep_cmaes", 37, 10, NULL, 0, false);             /* host sampling, copied to the device */
+  evo_backend_free(be);
+}
+
+/* Tell's sums cut the directions into groups (es/anti_order.h) that a GPU sums in parallel and adds in group
+   order, as the host does; the cases above have one group each, these several, the last one short. */
+Test(algo_device, direction_groups_give_the_host_bits) {
+  cr_assert_eq(evo_anti_groups(37, 50), 4);          /* 16 16 16 2 */
+  cr_assert_eq(evo_anti_groups(37, 35), 3);          /* 16 16 3 */
+  cr_assert_eq(evo_anti_groups(37, 20), 2);
+  cr_assert_eq(evo_anti_groups(5003, 40), 3);
+  cr_assert_eq(evo_anti_groups(4609, 512), 32);      /* EvoJAX's MNIST ConvNet at P = 1024: 37k GPU threads */
+  cr_assert_eq(evo_anti_groups(1000000, 512), 1);    /* n alone fills a GPU: the plain sequential sum */
+  cr_assert_eq(evo_anti_groups(37, 16), 1);
+  evo_backend *be = cuda_or_skip();
+  trajectory(be, "pgpe", 37, 100, NULL, 0, true);
+  trajectory(be, "openes", 37, 70, NULL, 0, true);
+  trajectory(be, "ars", 37, 80, "top_b", 20, true);
+  trajectory(be, "snes", 37, 40, NULL, 0, true);
+  trajectory(be, "pgpe", 5003, 80, NULL, 0, true);                 /* and the host's threads */
+  evo_backend_free(be);
+}
+
+/* The sums themselves, host (evo_anti_sums) against device (evo_anti_dev_sums), bit for bit: through a whole
+   trajectory a last-bit difference in a double sum is mostly rounded away before it reaches a float member. */
+static void same_sums(evo_backend *be, int64_t n, int nd, bool with_c, bool skip_zero, bool permuted) {
+  evo_algo *a = algo("pgpe", n, 2 * nd, NULL, 0);
+  const int64_t shape[2] = {2, n};
+  evo_tensor *pop = evo_tensor_new(be, EVO_F32, 2, shape);
+  float *center = calloc((size_t)n, sizeof(float));
+  double *h = malloc(sizeof(double) * (size_t)nd), *c = malloc(sizeof(double) * (size_t)nd);
+  double *out = malloc(sizeof(double) * 4 * (size_t)n);
+  evo_key *keys = malloc(sizeof(evo_key) * (size_t)nd);
+  int *dirs = malloc(sizeof(int) * (size_t)nd);
+  cr_assert(pop && center && h && c && out && keys && dirs);
+  for (int t = 0; t < nd; t++) {
+    h[t] = t % 5 == 3 ? 0.0 : sin(1.7 * t + 0.3) / 3; /* some exact zeros: skipped or not */
+    c[t] = cos(0.9 * t) - 0.2;
+    dirs[t] = permuted ? (7 * t + 3) % nd : t;
+    keys[t] = evo_algo_member_key(a, 4, dirs[t]);
+  }
+  evo_anti_dev *d = NULL;
+  cr_assert_eq(evo_anti_dev_ask(&d, a, center, NULL, 0.1, 0, 2, pop), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_anti_sums(n, keys, nd, h, with_c ? c : NULL, skip_zero, out, out + n);
+  cr_assert_eq(evo_anti_dev_sums(d, a, 4, permuted ? dirs : NULL, h, with_c ? c : NULL, skip_zero, nd, out + 2 * n,
+                                 out + 3 * n),
+               EVO_STATUS_OK, "%s", evo_last_error());
+  for (int64_t i = 0; i < (with_c ? 2 : 1) * n; i++)
+    cr_assert(memcmp(&out[i], &out[2 * n + i], sizeof(double)) == 0,
+              "n %lld, %d directions: sum %lld host %.17g device %.17g", (long long)n, nd, (long long)i, out[i],
+              out[2 * n + i]);
+  evo_anti_dev_free(d);
+  evo_tensor_free(pop);
+  free(center), free(h), free(c), free(out), free(keys), free(dirs);
+  evo_algo_free(a);
+}
+
+Test(algo_device, noise_sums_equal_the_host_bit_for_bit) {
+  evo_backend *be = cuda_or_skip();
+  same_sums(be, 37, 50, true, false, false); /* PGPE: 4 groups */
+  same_sums(be, 37, 50, true, true, false);  /* SNES */
+  same_sums(be, 37, 35, false, true, true);  /* OpenES, ARS (directions in rank order) */
+  same_sums(be, 37, 12, true, false, false); /* one group */
+  same_sums(be, 5003, 40, true, false, false);
   evo_backend_free(be);
 }
 

@@ -4,11 +4,13 @@
    eps_k.
 
    Work is split over blocks of EVO_ANTI_BLOCK coordinates: a block regenerates its part of each eps_k itself
-   (Philox is counter-based), so threads share nothing and every coordinate sums over k in the same order whatever
-   the thread count. */
+   (Philox is counter-based), so threads share nothing and every coordinate sums over k in the same order
+   (anti_order.h) whatever the thread count or device. */
 #ifndef EVOC_ES_ANTITHETIC_H
 #define EVOC_ES_ANTITHETIC_H
+#include <stdbool.h>
 #include "algo_impl.h"
+#include "anti_order.h"
 #include "rng_math.h"
 
 #define EVO_ANTI_BLOCK 512 /* a multiple of EVO_NORMAL_GROUP: no group is generated twice */
@@ -50,23 +52,46 @@ static inline void evo_antithetic_ask(const evo_algo *a, const float *mean, cons
   }
 }
 
-/* out[i] = sum_t w[t] eps_{dirs[t]}[i] for i in [0, n), t = 0 .. nd - 1 in order (dirs NULL: direction t).
+/* Tell's noise sums over directions t = 0 .. nd - 1, eps_t from keys[t], grouped as anti_order.h says:
+   sc[i] = sum_t h[t] eps_t[i] and, with c (PGPE, SNES), ss[i] = sum_t c[t] (eps_t[i]^2 - 1). Directions with
+   h[t] == 0 are skipped (they add exactly 0) when c is NULL or skip_zero. The CUDA kernel evo_anti_cuda_sums
+   computes the same, bit for bit. */
+static inline void evo_anti_sums(int64_t n, const evo_key *keys, int nd, const double *h, const double *c,
+                                 bool skip_zero, double *sc, double *ss) {
+  const int64_t nb = evo_anti_blocks(n);
+  const int gs = evo_anti_group_size(n, nd);
+#pragma omp parallel for schedule(static) if (n * nd >= EVO_ANTI_PAR_MIN)
+  for (int64_t b = 0; b < nb; b++) {
+    const int64_t i0 = b * EVO_ANTI_BLOCK, m = (i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n) - i0;
+    float eps[EVO_ANTI_BLOCK];
+    double pa[EVO_ANTI_BLOCK], pq[EVO_ANTI_BLOCK];
+    for (int64_t i = 0; i < m; i++) sc[i0 + i] = 0;
+    if (c)
+      for (int64_t i = 0; i < m; i++) ss[i0 + i] = 0;
+    for (int g0 = 0; g0 < nd; g0 += gs) {
+      const int g1 = g0 + gs < nd ? g0 + gs : nd;
+      for (int64_t i = 0; i < m; i++) pa[i] = 0, pq[i] = 0;
+      for (int t = g0; t < g1; t++) {
+        if ((!c || skip_zero) && h[t] == 0) continue;
+        evo_anti_normal_range(keys[t], i0, i0 + m, eps);
+        if (c)
+          for (int64_t i = 0; i < m; i++) pa[i] += h[t] * eps[i], pq[i] += c[t] * ((double)eps[i] * eps[i] - 1);
+        else
+          for (int64_t i = 0; i < m; i++) pa[i] += h[t] * eps[i];
+      }
+      for (int64_t i = 0; i < m; i++) sc[i0 + i] += pa[i];
+      if (c)
+        for (int64_t i = 0; i < m; i++) ss[i0 + i] += pq[i];
+    }
+  }
+}
+
+/* out[i] = sum_t w[t] eps_{dirs[t]}[i] over t < nd (dirs NULL: direction t), in evo_anti_sums' order.
    keys: scratch for nd keys. */
 static inline void evo_antithetic_weighted_sum(const evo_algo *a, int64_t gen, const int *dirs, const double *w,
                                                int nd, double *out, evo_key *keys) {
-  const int64_t n = a->n, nb = evo_anti_blocks(n);
   for (int t = 0; t < nd; t++) keys[t] = evo_algo_member_key(a, gen, dirs ? dirs[t] : t);
-#pragma omp parallel for schedule(static) if (n * nd >= EVO_ANTI_PAR_MIN)
-  for (int64_t b = 0; b < nb; b++) {
-    const int64_t i0 = b * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
-    float eps[EVO_ANTI_BLOCK];
-    for (int64_t i = i0; i < i1; i++) out[i] = 0;
-    for (int t = 0; t < nd; t++) {
-      if (w[t] == 0) continue; /* adds exactly 0 */
-      evo_anti_normal_range(keys[t], i0, i1, eps);
-      for (int64_t i = i0; i < i1; i++) out[i] += w[t] * eps[i - i0];
-    }
-  }
+  evo_anti_sums(a->n, keys, nd, w, NULL, true, out, NULL);
 }
 
 /* False when every member failed (all NaN, now -inf): their ranks would only reflect member order, so the

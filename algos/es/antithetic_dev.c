@@ -11,14 +11,14 @@
 
 struct evo_anti_dev {
   evo_backend *be; /* borrowed */
-  evo_tensor *keys, *mean, *stdev, *mean64, *h, *c, *sc, *ss;
+  evo_tensor *keys, *mean, *stdev, *mean64, *h, *c, *sc, *ss, *part;
   int64_t keys_cap;
   evo_key *keys_h;
 };
 
 void evo_anti_dev_free(evo_anti_dev *d) {
   if (!d) return;
-  evo_tensor *all[] = {d->keys, d->mean, d->stdev, d->mean64, d->h, d->c, d->sc, d->ss};
+  evo_tensor *all[] = {d->keys, d->mean, d->stdev, d->mean64, d->h, d->c, d->sc, d->ss, d->part};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) evo_tensor_free(all[i]);
   free(d->keys_h);
   free(d);
@@ -103,11 +103,13 @@ evo_status evo_anti_dev_sums(evo_anti_dev *d, const evo_algo *a, int64_t gen, co
   if (!st) st = reserve(d, &d->sc, EVO_F64, n);
   if (!st && c) st = reserve(d, &d->c, EVO_F64, nd);
   if (!st && c) st = reserve(d, &d->ss, EVO_F64, n);
+  const int64_t part = evo_anti_cuda_part_len(n, nd, c != NULL);
+  if (!st && part) st = reserve(d, &d->part, EVO_F64, part);
   if (!st) st = evo_tensor_write(d->h, 0, h, sizeof(double) * (size_t)nd);
   if (!st && c) st = evo_tensor_write(d->c, 0, c, sizeof(double) * (size_t)nd);
   if (!st)
     st = evo_anti_cuda_sums(evo_backend_stream(d->be), buf(d->keys), nd, buf(d->h), c ? buf(d->c) : NULL,
-                            skip_zero, n, buf(d->sc), c ? buf(d->ss) : NULL);
+                            skip_zero, n, buf(d->sc), c ? buf(d->ss) : NULL, part ? buf(d->part) : NULL);
   if (!st) st = evo_tensor_read(d->sc, 0, sc, sizeof(double) * (size_t)n);
   if (!st && c) st = evo_tensor_read(d->ss, 0, ss, sizeof(double) * (size_t)n);
   return st;

@@ -17,8 +17,8 @@ evo_status evo_anti_dev_ask(evo_anti_dev **d, const evo_algo *a, const float *me
 /* SNES's members: rows [begin, end), row r = mean + sigma (.) z_r, z_r from member r's key (no mirroring). */
 evo_status evo_anti_dev_ask_plain(evo_anti_dev **d, const evo_algo *a, const double *mean, const double *sigma,
                                   int begin, int end, evo_tensor *pop);
-/* Tell's sums over directions t = 0 .. nd - 1 (keys of members dirs[t] of generation gen; dirs NULL: t), in
-   order, as the host loops compute them (antithetic_cuda.h): sc = sum_t h[t] eps_t, and with c also ss = sum_t
+/* Tell's sums over directions t = 0 .. nd - 1 (keys of members dirs[t] of generation gen; dirs NULL: t), the
+   host's evo_anti_sums bit for bit (antithetic_cuda.h): sc = sum_t h[t] eps_t, and with c also ss = sum_t
    c[t] (eps_t^2 - 1); directions with h[t] == 0 are skipped when c is NULL or skip_zero. sc, ss: n host values. */
 evo_status evo_anti_dev_sums(evo_anti_dev *d, const evo_algo *a, int64_t gen, const int *dirs, const double *h,
                             const double *c, bool skip_zero, int nd, double *sc, double *ss);

@@ -25,7 +25,7 @@ typedef struct {
   double *w;     /* pop scratch: per-direction weights of the two gradient sums */
   evo_key *keys; /* pop / 2 + 2 scratch */
   evo_anti_dev *dev; /* set once asked on a device: tell's sums run there too */
-  double *sums;      /* 2n: the device's sums, allocated with dev */
+  double *sums;      /* 2n: tell's two sums */
 } pgpe_state;
 
 static const evo_option_spec pgpe_options[] = {
@@ -77,7 +77,8 @@ static evo_status pgpe_init(evo_algo *a) {
   s->u = malloc((size_t)a->pop * sizeof(double));
   s->w = malloc((size_t)a->pop * sizeof(double));
   s->keys = malloc(((size_t)a->pop / 2 + 2) * sizeof(evo_key));
-  if (!s->center || !s->stdev || !s->g32 || !s->u || !s->w || !s->keys)
+  s->sums = malloc(2 * n * sizeof(double));
+  if (!s->center || !s->stdev || !s->g32 || !s->u || !s->w || !s->keys || !s->sums)
     return evo_error(EVO_STATUS_OUT_OF_MEMORY, "pgpe: out of memory for %lld parameters", (long long)a->n);
   for (size_t i = 0; i < n; i++) s->center[i] = a->init_mean[i], s->stdev[i] = a->init_stdev;
   evo_optim_params op;
@@ -103,8 +104,6 @@ static evo_status pgpe_ask(evo_algo *a, int begin, int end, float *pop) {
 
 static evo_status pgpe_ask_device(evo_algo *a, int begin, int end, evo_tensor *pop) {
   pgpe_state *s = a->state;
-  if (!s->sums && !(s->sums = malloc(sizeof(double) * 2 * (size_t)a->n)))
-    return evo_error(EVO_STATUS_OUT_OF_MEMORY, "pgpe: out of memory for %lld parameters", (long long)a->n);
   return evo_anti_dev_ask(&s->dev, a, s->center, s->stdev, 0, begin, end, pop);
 }
 
@@ -120,7 +119,7 @@ static inline void pgpe_coord(pgpe_state *s, int64_t i, double sc, double ss, in
    so each coordinate needs two sums over the directions, sum_k h_k eps_k and sum_k c_k (eps_k^2 - 1). */
 static evo_status pgpe_tell(evo_algo *a, const float *fitness) {
   pgpe_state *s = a->state;
-  const int64_t n = a->n, nb = evo_anti_blocks(n);
+  const int64_t n = a->n;
   const int dirs = a->pop / 2;
   if (!evo_anti_any_finite(fitness, a->pop)) return EVO_STATUS_OK;
   double *u = s->u;
@@ -137,21 +136,11 @@ static evo_status pgpe_tell(evo_algo *a, const float *fitness) {
   if (s->dev) {
     evo_status st = evo_anti_dev_sums(s->dev, a, a->gen, NULL, h, c, false, dirs, s->sums, s->sums + n);
     if (st) return st;
-    for (int64_t i = 0; i < n; i++) pgpe_coord(s, i, s->sums[i], s->sums[n + i], dirs, lr, max_change);
   } else {
     evo_anti_keys(a, a->gen, 0, dirs, s->keys);
-#pragma omp parallel for schedule(static) if (n * dirs >= EVO_ANTI_PAR_MIN)
-    for (int64_t b = 0; b < nb; b++) {
-      const int64_t i0 = b * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
-      float eps[EVO_ANTI_BLOCK];
-      double sc[EVO_ANTI_BLOCK] = {0}, ss[EVO_ANTI_BLOCK] = {0};
-      for (int k = 0; k < dirs; k++) {
-        evo_anti_normal_range(s->keys[k], i0, i1, eps);
-        for (int64_t i = 0; i < i1 - i0; i++) sc[i] += h[k] * eps[i], ss[i] += c[k] * ((double)eps[i] * eps[i] - 1);
-      }
-      for (int64_t i = i0; i < i1; i++) pgpe_coord(s, i, sc[i - i0], ss[i - i0], dirs, lr, max_change);
-    }
+    evo_anti_sums(n, s->keys, dirs, h, c, false, s->sums, s->sums + n);
   }
+  for (int64_t i = 0; i < n; i++) pgpe_coord(s, i, s->sums[i], s->sums[n + i], dirs, lr, max_change);
   evo_algo_weight_decay_grad(a, s->center, n, s->g32);
   return evo_optim_step(s->opt, s->center, s->g32);
 }

@@ -11,7 +11,7 @@
    any finite fitness changes nothing. best = mu. The overall sigma reported is the geometric mean of sigma.
 
    Work is split over blocks of EVO_ANTI_BLOCK coordinates that regenerate their part of every z_k (Philox is
-   counter-based), so each coordinate sums over k in member order whatever the thread count (antithetic.h). */
+   counter-based), so each coordinate sums over k in the same order whatever the thread count (antithetic.h). */
 #include <stdlib.h>
 #include "antithetic_dev.h"
 #include "nes.h"
@@ -22,7 +22,7 @@ typedef struct {
   evo_key *keys;        /* pop scratch */
   double eta_mu, eta_sigma;
   evo_anti_dev *dev; /* set once asked on a device: tell's sums run there too */
-  double *sums;      /* 2n: the device's sums, allocated with dev */
+  double *sums;      /* 2n: tell's two sums */
 } snes_state;
 
 static const evo_option_spec snes_options[] = {
@@ -51,7 +51,8 @@ static evo_status snes_init(evo_algo *a) {
   s->sigma = malloc(n * sizeof(double));
   s->u = malloc((size_t)a->pop * sizeof(double));
   s->keys = malloc((size_t)a->pop * sizeof(evo_key));
-  if (!s->mean || !s->sigma || !s->u || !s->keys)
+  s->sums = malloc(2 * n * sizeof(double));
+  if (!s->mean || !s->sigma || !s->u || !s->keys || !s->sums)
     return evo_error(EVO_STATUS_OUT_OF_MEMORY, "snes: out of memory for %lld parameters", (long long)a->n);
   for (size_t i = 0; i < n; i++) s->mean[i] = a->init_mean[i], s->sigma[i] = a->init_stdev;
   s->eta_mu = evo_algo_opt(a, "eta_mu");
@@ -77,8 +78,6 @@ static evo_status snes_ask(evo_algo *a, int begin, int end, float *pop) {
 
 static evo_status snes_ask_device(evo_algo *a, int begin, int end, evo_tensor *pop) {
   snes_state *s = a->state;
-  if (!s->sums && !(s->sums = malloc(sizeof(double) * 2 * (size_t)a->n)))
-    return evo_error(EVO_STATUS_OUT_OF_MEMORY, "snes: out of memory for %lld parameters", (long long)a->n);
   return evo_anti_dev_ask_plain(&s->dev, a, s->mean, s->sigma, begin, end, pop);
 }
 
@@ -91,32 +90,17 @@ static inline void snes_coord(snes_state *s, int64_t i, double gm, double gs) {
 static evo_status snes_tell(evo_algo *a, const float *fitness) {
   snes_state *s = a->state;
   const int P = a->pop;
-  const int64_t n = a->n, nb = evo_anti_blocks(n);
+  const int64_t n = a->n;
   if (!evo_anti_any_finite(fitness, P)) return EVO_STATUS_OK;
   evo_shape_nes_utilities(fitness, P, s->u);
   if (s->dev) {
     evo_status st = evo_anti_dev_sums(s->dev, a, a->gen, NULL, s->u, s->u, true, P, s->sums, s->sums + n);
     if (st) return st;
-    for (int64_t i = 0; i < n; i++) snes_coord(s, i, s->sums[i], s->sums[n + i]);
-    return EVO_STATUS_OK;
+  } else {
+    evo_anti_keys(a, a->gen, 0, P, s->keys);
+    evo_anti_sums(n, s->keys, P, s->u, s->u, true, s->sums, s->sums + n);
   }
-  evo_anti_keys(a, a->gen, 0, P, s->keys);
-#pragma omp parallel for schedule(static) if (n * P >= EVO_ANTI_PAR_MIN)
-  for (int64_t b = 0; b < nb; b++) {
-    const int64_t i0 = b * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
-    double gm[EVO_ANTI_BLOCK] = {0}, gs[EVO_ANTI_BLOCK] = {0};
-    float z[EVO_ANTI_BLOCK];
-    for (int k = 0; k < P; k++) {
-      if (s->u[k] == 0) continue; /* adds exactly 0 */
-      evo_anti_normal_range(s->keys[k], i0, i1, z);
-      for (int64_t i = 0; i < i1 - i0; i++) {
-        const double zi = z[i];
-        gm[i] += s->u[k] * zi;
-        gs[i] += s->u[k] * (zi * zi - 1);
-      }
-    }
-    for (int64_t i = i0; i < i1; i++) snes_coord(s, i, gm[i - i0], gs[i - i0]);
-  }
+  for (int64_t i = 0; i < n; i++) snes_coord(s, i, s->sums[i], s->sums[n + i]);
   return EVO_STATUS_OK;
 }
 
