@@ -1,8 +1,8 @@
 /* The antithetic strategies' kernels (contracts in antithetic_cuda.h). A thread owns one Philox block, i.e. four
    consecutive coordinates, as algos/normals.c generates them: ask spreads threads over (pair, block); the sums give
-   each thread its block's coordinates and one group of directions (anti_order.h), walked in order as the host
-   loop walks them, and a second kernel adds the groups' sums in group order, so nothing reorders the additions. Built with --fmad=false (CMakeLists.txt): a contracted a*b+c would round differently
-   from the host. */
+   each thread its block's coordinates and one group of directions (anti_order.h), walked in order as the host loop
+   walks them, and a second kernel adds the groups' sums in group order, so nothing reorders the additions. Built
+   with --fmad=false (CMakeLists.txt): a contracted a*b+c would round differently from the host. */
 #include <cuda_runtime.h>
 #include "anti_order.h"
 #include "antithetic_cuda.h"

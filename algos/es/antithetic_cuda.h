@@ -1,7 +1,7 @@
 /* Internal: the antithetic strategies' population-sized work on a CUDA device (antithetic_cuda.cu). The kernels
-   compute what antithetic.h's host loops compute, element for element and in the same order (anti_order.h),
-   from the same noise (algos/normal_math.h, built without FMA contraction), so members and gradient sums are bit-identical to the
-   host's. Every pointer is device memory; every call only enqueues on `stream` (a cudaStream_t) and checks the
+   compute what antithetic.h's host loops compute, element for element and in the same order (anti_order.h), from the
+   same noise (algos/normal_math.h, built without FMA contraction), so members and gradient sums are bit-identical to
+   the host's. Every pointer is device memory; every call only enqueues on `stream` (a cudaStream_t) and checks the
    launch. keys are evo_key values (two words each). */
 #ifndef EVOC_ES_ANTITHETIC_CUDA_H
 #define EVOC_ES_ANTITHETIC_CUDA_H
