@@ -5,7 +5,10 @@
    read only by a unary one fuses with it, where the backend takes the result (jit_fuse.c). Running a plan
    allocates nothing. On a
    backend with graph hooks (CUDA) the first run records the kernels and output copies into a device graph and
-   every run replays it; the recording holds the bound tensors' addresses, so binding other tensors re-records. */
+   every run replays it; the recording holds the bound tensors' addresses, so binding other tensors re-records.
+   On the other backends, kernels that depend only on static inputs (evo_jit_params) run first and are skipped
+   while those inputs stay the same: their results keep their arena space for the plan's life. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include "evoc/jit.h"
@@ -38,6 +41,11 @@ struct evo_plan {
   const void **rec_in;
   void **rec_out;
   int n_records, n_launches;
+  /* hoisting: the first n_static kernels of order depend only on static inputs and constants */
+  uint64_t static_mask;
+  int n_static, n_static_runs;
+  bool static_valid;        /* their results are current for static_bound */
+  const void **static_bound; /* per input: the buffer bound when they last ran */
 };
 
 /* First-fit allocator over [0, high) with 64-byte alignment; free blocks kept sorted by offset. */
@@ -126,6 +134,7 @@ void evo_plan_free(evo_plan *p) {
   free(p->bound);
   free(p->rec_in);
   free(p->rec_out);
+  free(p->static_bound);
   free(p);
 }
 
@@ -134,7 +143,48 @@ static evo_status plan_fail(evo_plan *p, evo_status s) {
   return s;
 }
 
+evo_jit_params evo_jit_default_params(void) { return (evo_jit_params){.static_inputs = 0}; }
+
 evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out) {
+  const evo_jit_params jp = evo_jit_default_params();
+  return evo_jit_with(g, be, &jp, out);
+}
+
+/* Moves the kernels that depend only on static inputs and constants to the front of the order (a stable
+   partition keeps it topological) and returns a per-node flag array (NULL: out of memory). */
+static char *hoist(evo_plan *p, const char *live) {
+  char *st = calloc((size_t)p->n_nodes, 1);
+  int *rest = malloc(sizeof(int) * (size_t)(p->n_order + 1));
+  if (!st || !rest) {
+    free(st), free(rest);
+    return NULL;
+  }
+  for (int i = 0; i < p->n_nodes; i++) {
+    const evo_node_t *n = &p->nodes[i];
+    if (!live[i]) continue;
+    if (n->op == EVO_OP_INPUT) {
+      const int j = p->slots[i].input_idx;
+      st[i] = j < 64 && ((p->static_mask >> j) & 1);
+    } else if (n->op == EVO_OP_CONST) {
+      st[i] = 1;
+    } else {
+      st[i] = 1;
+      for (int k = 0; k < n->n_in; k++) st[i] &= st[n->in[k]];
+    }
+  }
+  int ns = 0, nr = 0;
+  for (int oi = 0; oi < p->n_order; oi++) {
+    const int i = p->order[oi];
+    if (st[i]) p->order[ns++] = i;
+    else rest[nr++] = i;
+  }
+  memcpy(p->order + ns, rest, sizeof(int) * (size_t)nr);
+  free(rest);
+  p->n_static = ns;
+  return st;
+}
+
+evo_status evo_jit_with(const evo_graph *g, evo_backend *be, const evo_jit_params *jp, evo_plan **out) {
   *out = NULL;
   if (!g || !be) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "jit: null graph or backend");
   if (g->status != EVO_STATUS_OK) return evo_error(g->status, "jit: the graph has an error: %s", g->error);
@@ -154,10 +204,12 @@ evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out) {
   p->bound = calloc((size_t)g->n_inputs + 1, sizeof(void *));
   p->rec_in = calloc((size_t)g->n_inputs + 1, sizeof(void *));
   p->rec_out = calloc((size_t)g->n_outputs, sizeof(void *));
+  p->static_bound = calloc((size_t)g->n_inputs + 1, sizeof(void *));
+  p->static_mask = jp ? jp->static_inputs : 0;
   int *last_use = malloc(sizeof(int) * (size_t)nn);
   char *live = calloc((size_t)nn, 1);
   if (!p->nodes || !p->slots || !p->order || !p->inputs || !p->outputs || !p->bound || !p->rec_in || !p->rec_out ||
-      !last_use || !live) {
+      !p->static_bound || !last_use || !live) {
     free(last_use);
     free(live);
     return plan_fail(p, evo_error(EVO_STATUS_OUT_OF_MEMORY, "jit: out of memory"));
@@ -222,11 +274,24 @@ evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out) {
     return plan_fail(p, st);
   }
 
-  /* Liveness on storage roots: a root lives until the last compute node reading it (or any alias of it). */
+  /* Hoisting (host backends: a device plan replays one recording of every kernel). */
+  char *stat = NULL;
+  if (p->static_mask && !be->iface->graph_begin && !(stat = hoist(p, live))) {
+    free(last_use);
+    free(live);
+    return plan_fail(p, evo_error(EVO_STATUS_OUT_OF_MEMORY, "jit: out of memory"));
+  }
+
+  /* Liveness on storage roots: a root lives until the last compute node reading it (or any alias of it); a
+     hoisted result read by the rest lives as long as the plan. */
   for (int oi = 0; oi < p->n_order; oi++) {
     const evo_node_t *n = &p->nodes[p->order[oi]];
-    for (int k = 0; k < n->n_in; k++) last_use[root_of(p->slots, n->in[k])] = oi;
+    for (int k = 0; k < n->n_in; k++) {
+      const int r = root_of(p->slots, n->in[k]);
+      last_use[r] = stat && stat[r] && oi >= p->n_static ? p->n_order : oi;
+    }
   }
+  free(stat);
   for (int j = 0; j < g->n_outputs; j++) last_use[root_of(p->slots, g->outputs[j])] = p->n_order;
 
   arena_alloc aa = {0};
@@ -292,10 +357,11 @@ static evo_status check_tensor(const evo_node_t *n, const evo_tensor *t, evo_bac
   return EVO_STATUS_OK;
 }
 
-/* Enqueues every kernel and the copies into the output tensors (the plan's own buffers never escape). */
-static evo_status enqueue(evo_plan *p, evo_tensor *const *outputs) {
+/* Enqueues the kernels from order[from] on and the copies into the output tensors (the plan's own buffers never
+   escape). */
+static evo_status enqueue(evo_plan *p, evo_tensor *const *outputs, int from) {
   evo_status st;
-  for (int oi = 0; oi < p->n_order; oi++) {
+  for (int oi = from; oi < p->n_order; oi++) {
     int i = p->order[oi];
     const evo_node_t *n = &p->nodes[i];
     evo_kernel_args a = {.node = n, .dst = (void *)slot_ptr(p, i), .scratch = p->scratch,
@@ -319,14 +385,14 @@ static evo_status enqueue(evo_plan *p, evo_tensor *const *outputs) {
    makes of its own (a simulation chunk), the kernels go straight into that one. */
 static evo_status run_graph(evo_plan *p, evo_tensor *const *outputs) {
   const evo_backend_iface *f = p->be->iface;
-  if (f->capturing && f->capturing(p->be->ctx)) return enqueue(p, outputs);
+  if (f->capturing && f->capturing(p->be->ctx)) return enqueue(p, outputs, 0);
   int same = p->gexec != NULL;
   for (int j = 0; same && j < p->n_inputs; j++) same = p->rec_in[j] == p->bound[j];
   for (int j = 0; same && j < p->n_outputs; j++) same = p->rec_out[j] == evo_tensor_buffer(outputs[j]);
   if (!same) {
     evo_status st = f->graph_begin(p->be->ctx);
     if (st != EVO_STATUS_OK) return st;
-    st = enqueue(p, outputs);
+    st = enqueue(p, outputs, 0);
     evo_status end = f->graph_end(p->be->ctx, st == EVO_STATUS_OK, &p->gexec);
     if (st != EVO_STATUS_OK || end != EVO_STATUS_OK) return st != EVO_STATUS_OK ? st : end;
     for (int j = 0; j < p->n_inputs; j++) p->rec_in[j] = p->bound[j];
@@ -346,8 +412,25 @@ evo_status evo_plan_run(evo_plan *p, evo_tensor *const *inputs, evo_tensor *cons
   for (int j = 0; j < p->n_outputs; j++)
     if ((st = check_tensor(&p->nodes[p->outputs[j]], outputs[j], p->be, "output", j)) != EVO_STATUS_OK) return st;
   if (p->be->iface->graph_begin) return run_graph(p, outputs);
-  if ((st = enqueue(p, outputs)) != EVO_STATUS_OK) return st;
-  return p->be->iface->sync(p->be->ctx);
+  bool skip = p->n_static && p->static_valid;
+  for (int j = 0; skip && j < p->n_inputs && j < 64; j++)
+    if ((p->static_mask >> j) & 1) skip = p->static_bound[j] == p->bound[j];
+  p->static_valid = false; /* until this run has completed */
+  if ((st = enqueue(p, outputs, skip ? p->n_static : 0)) != EVO_STATUS_OK) return st;
+  if ((st = p->be->iface->sync(p->be->ctx)) != EVO_STATUS_OK) return st;
+  if (p->n_static && !skip) p->n_static_runs++;
+  memcpy(p->static_bound, p->bound, sizeof(void *) * (size_t)p->n_inputs);
+  p->static_valid = true;
+  return EVO_STATUS_OK;
+}
+
+void evo_plan_static_changed(evo_plan *p) {
+  if (p) p->static_valid = false;
+}
+
+void evo_plan_static_stats(const evo_plan *p, int *kernels, int *runs) {
+  if (kernels) *kernels = p->n_static;
+  if (runs) *runs = p->n_static_runs;
 }
 
 void evo_plan_graph_stats(const evo_plan *p, int *records, int *launches) {

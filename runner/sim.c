@@ -123,7 +123,10 @@ static bool use_shared_obs(const evo_sim *s) { return s->max_steps == 1 && s->p.
 static evo_status jit_population(const evo_sim *s, int n, int reps, bool shared, evo_graph **g, evo_plan **plan) {
   evo_status st = evo_policy_population_graph(s->pol, n, reps, shared, g);
   if (st != EVO_STATUS_OK) return st;
-  if ((st = evo_jit(*g, s->be, plan)) != EVO_STATUS_OK) {
+  /* The parameters (input 0) stay put for a rollout: slicing them into weights runs once per rollout. */
+  evo_jit_params jp = evo_jit_default_params();
+  jp.static_inputs = 1;
+  if ((st = evo_jit_with(*g, s->be, &jp, plan)) != EVO_STATUS_OK) {
     evo_graph_free(*g);
     *g = NULL;
   }

@@ -99,6 +99,7 @@ evo_status evo_sim_rollout_host(evo_sim *s, rollout_plan *r, int64_t n_valid, bo
   const int64_t obs_rows = r->shared ? r->reps : E;
   evo_status st;
   for (int64_t e = 0; e < E; e++) r->alive[e] = e < n_valid, r->ret[e] = 0;
+  evo_plan_static_changed(r->plan); /* new parameters in r->params */
   for (int k = 0; k < s->n_state; k++)
     if ((st = zero_tensor(r->state[0][k])) != EVO_STATUS_OK) return st;
   if ((st = evo_task_reset(s->task, E, r->keys, r->obs_h)) != EVO_STATUS_OK) return st;

@@ -4,6 +4,7 @@
 #ifndef EVOC_JIT_H
 #define EVOC_JIT_H
 #include <stddef.h>
+#include <stdint.h>
 #include "evoc/backend.h"
 #include "evoc/graph.h"
 #ifdef __cplusplus
@@ -12,8 +13,22 @@ extern "C" {
 
 typedef struct evo_plan evo_plan; /* opaque */
 
-evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out);
+typedef struct {
+  /* Bit j: graph input j (j < 64) is static: the caller rebinds or rewrites it rarely (a population's parameters
+     during a rollout). On host backends the kernels that depend only on static inputs and constants (slicing the
+     parameter vector into weights, say) then run once and are skipped by later runs, until a static input is bound
+     to another buffer or evo_plan_static_changed says its data changed. Device plans ignore it. Default 0. */
+  uint64_t static_inputs;
+} evo_jit_params;
+
+evo_jit_params evo_jit_default_params(void);
+evo_status evo_jit(const evo_graph *g, evo_backend *be, evo_plan **out); /* default params */
+evo_status evo_jit_with(const evo_graph *g, evo_backend *be, const evo_jit_params *jp, evo_plan **out);
 void evo_plan_free(evo_plan *p);
+/* The data of a static input changed in place: the next run recomputes what depends on it. */
+void evo_plan_static_changed(evo_plan *p);
+/* Hoisted kernels, and how many runs have run them (for tests and reports). */
+void evo_plan_static_stats(const evo_plan *p, int *kernels, int *runs);
 
 /* inputs: one tensor per graph input (shapes and dtypes must match); outputs: one preallocated tensor per graph
    output. Tensors must live on the plan's backend. On a device backend (CUDA) the first run records the plan into

@@ -1,0 +1,131 @@
+/* jit hoisting (evo_jit_params.static_inputs, core/jit.c): kernels that depend only on static inputs and
+   constants run once and are skipped by later runs until a static input is rebound or evo_plan_static_changed is
+   called. The graph is a policy's shape: a flat parameter row per member sliced into a weight matrix and a bias,
+   a static-only chain (tanh of the weights), a static-only output, and a non-static tail long enough for the arena
+   to reuse space. Every run must equal the plan without hoisting, bit for bit (same kernels, same order). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "evoc/backend.h"
+#include "evoc/graph.h"
+#include "evoc/jit.h"
+#include "cuda_test_util.h"
+
+enum { M = 3, NP = 25 };
+
+/* y = tanh(x @ tanh(W) + b) ... ; W = w[:, 0:15] as [M, 5, 3], b = w[:, 15:18] as [M, 1, 3]; out2 = exp(w[:, 18:]). */
+static evo_graph *policy_graph(void) {
+  evo_graph *g = evo_graph_new();
+  const int64_t sw[2] = {M, NP}, sx[3] = {M, 4, 5};
+  evo_node w = evo_input(g, "w", EVO_F32, 2, sw), x = evo_input(g, "x", EVO_F32, 3, sx);
+  evo_node W = evo_tanh(g, evo_reshape(g, evo_slice(g, w, 1, 0, 15), 3, (int64_t[]){M, 5, 3}));
+  evo_node b = evo_reshape(g, evo_slice(g, w, 1, 15, 18), 3, (int64_t[]){M, 1, 3});
+  evo_node y = evo_tanh(g, evo_add(g, evo_matmul(g, x, W), b));
+  for (int k = 0; k < 3; k++) y = evo_add(g, evo_mul(g, y, y), evo_add_scalar(g, y, 0.25f)); /* arena churn */
+  evo_output(g, y);
+  evo_output(g, evo_exp(g, evo_slice(g, w, 1, 18, NP)));
+  cr_assert_eq(evo_graph_status(g), EVO_STATUS_OK, "%s", evo_graph_error(g));
+  return g;
+}
+
+static evo_tensor *filled(evo_backend *be, int ndim, const int64_t *shape, float seed) {
+  evo_tensor *t = evo_tensor_new(be, EVO_F32, ndim, shape);
+  cr_assert(t);
+  const int64_t n = evo_tensor_numel(t);
+  float *h = malloc(sizeof(float) * (size_t)n);
+  for (int64_t i = 0; i < n; i++) h[i] = sinf(seed + 0.37f * (float)i);
+  cr_assert_eq(evo_tensor_copy_from_host(t, h, sizeof(float) * (size_t)n), EVO_STATUS_OK);
+  free(h);
+  return t;
+}
+
+/* Runs p and q (the reference plan) on (w, x): both outputs equal bit for bit. */
+static void same_as_reference(evo_graph *g, evo_plan *p, evo_plan *q, evo_tensor *w, evo_tensor *x) {
+  evo_backend *be = evo_tensor_backend(w);
+  evo_tensor *out[2][2];
+  for (int r = 0; r < 2; r++)
+    for (int j = 0; j < 2; j++) {
+      const evo_node o = evo_graph_output(g, j);
+      out[r][j] = evo_tensor_new(be, EVO_F32, evo_node_ndim(g, o), evo_node_shape(g, o));
+    }
+  evo_tensor *in[2] = {w, x};
+  cr_assert_eq(evo_plan_run(p, in, out[0]), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_plan_run(q, in, out[1]), EVO_STATUS_OK, "%s", evo_last_error());
+  for (int j = 0; j < 2; j++) {
+    const int64_t n = evo_tensor_numel(out[0][j]);
+    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+    cr_assert_eq(evo_tensor_copy_to_host(out[0][j], a, sizeof(float) * (size_t)n), EVO_STATUS_OK);
+    cr_assert_eq(evo_tensor_copy_to_host(out[1][j], b, sizeof(float) * (size_t)n), EVO_STATUS_OK);
+    for (int64_t i = 0; i < n; i++)
+      cr_assert(memcmp(&a[i], &b[i], sizeof(float)) == 0, "output %d[%lld]: %.9g, reference %.9g", j, (long long)i,
+                a[i], b[i]);
+    free(a), free(b);
+  }
+  for (int r = 0; r < 2; r++) evo_tensor_free(out[r][0]), evo_tensor_free(out[r][1]);
+}
+
+Test(jit_hoist, static_kernels_run_once_until_the_parameters_change) {
+  evo_backend *be = evo_backend_cpu_new(NULL);
+  evo_graph *g = policy_graph();
+  evo_jit_params jp = evo_jit_default_params();
+  jp.static_inputs = 1; /* w */
+  evo_plan *p, *q;
+  cr_assert_eq(evo_jit_with(g, be, &jp, &p), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_jit(g, be, &q), EVO_STATUS_OK, "%s", evo_last_error());
+  int kernels, runs;
+  evo_plan_static_stats(q, &kernels, &runs);
+  cr_assert_eq(kernels, 0, "no static inputs, nothing hoisted");
+  evo_plan_static_stats(p, &kernels, &runs);
+  cr_assert_eq(kernels, 5, "hoisted: 3 slices, tanh(W), exp; got %d", kernels);
+  cr_assert_eq(evo_plan_n_kernels(p), evo_plan_n_kernels(q));
+
+  const int64_t sw[2] = {M, NP}, sx[3] = {M, 4, 5};
+  evo_tensor *w = filled(be, 2, sw, 0.1f), *w2 = filled(be, 2, sw, 2.0f), *x = filled(be, 3, sx, 0.7f);
+  same_as_reference(g, p, q, w, x);
+  evo_plan_static_stats(p, NULL, &runs);
+  cr_assert_eq(runs, 1);
+  for (int k = 0; k < 3; k++) { /* new observations, same parameters: the hoisted kernels are skipped */
+    evo_tensor_free(x);
+    x = filled(be, 3, sx, 1.3f + (float)k);
+    same_as_reference(g, p, q, w, x);
+  }
+  evo_plan_static_stats(p, NULL, &runs);
+  cr_assert_eq(runs, 1, "hoisted kernels ran %d times", runs);
+
+  float *h = evo_tensor_data(w); /* new parameters in place, announced */
+  for (int i = 0; i < M * NP; i++) h[i] = cosf(0.5f * (float)i);
+  evo_plan_static_changed(p);
+  same_as_reference(g, p, q, w, x);
+  evo_plan_static_stats(p, NULL, &runs);
+  cr_assert_eq(runs, 2);
+  same_as_reference(g, p, q, w2, x); /* another parameter tensor: recomputed without being told */
+  evo_plan_static_stats(p, NULL, &runs);
+  cr_assert_eq(runs, 3);
+
+  evo_tensor_free(w), evo_tensor_free(w2), evo_tensor_free(x);
+  evo_plan_free(p), evo_plan_free(q);
+  evo_graph_free(g);
+  evo_backend_free(be);
+}
+
+/* A device plan replays one recording of all its kernels: static inputs change nothing there. */
+Test(jit_hoist, device_plans_do_not_hoist) {
+  evo_backend *be = cuda_or_skip();
+  evo_graph *g = policy_graph();
+  evo_jit_params jp = evo_jit_default_params();
+  jp.static_inputs = 1;
+  evo_plan *p, *q;
+  cr_assert_eq(evo_jit_with(g, be, &jp, &p), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_jit(g, be, &q), EVO_STATUS_OK, "%s", evo_last_error());
+  int kernels;
+  evo_plan_static_stats(p, &kernels, NULL);
+  cr_assert_eq(kernels, 0);
+  const int64_t sw[2] = {M, NP}, sx[3] = {M, 4, 5};
+  evo_tensor *w = filled(be, 2, sw, 0.1f), *x = filled(be, 3, sx, 0.7f);
+  same_as_reference(g, p, q, w, x);
+  evo_tensor_free(w), evo_tensor_free(x);
+  evo_plan_free(p), evo_plan_free(q);
+  evo_graph_free(g);
+  evo_backend_free(be);
+}
