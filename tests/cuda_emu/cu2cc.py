@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Rewrites a .cu file for the CUDA emulator: each launch `kernel<targs><<<cfg>>>(args)` becomes
 `evo_emu::kernel(evo_emu::make_cfg(cfg), [=](auto... a_) { kernel<targs>(a_...); })(args)`
-(a generic lambda, so template arguments are deduced from the call as in a real launch), everything else is kept line for line (a #line
+(a generic lambda, so template arguments are deduced from the call as in a real launch), each __shared__ declaration is followed (on its line) by a call that poisons the variable per block,
+everything else is kept line for line (a #line
 directive points diagnostics and sanitizer reports at the original file).
 Usage: cu2cc.py IN.cu OUT.cc"""
 import os
+import re
 import sys
 
 
@@ -45,11 +47,21 @@ def rewrite(src):
         pos = b + 3
 
 
+SHARED = re.compile(r'__shared__([^;{}]*?)\b([A-Za-z_]\w*)\s*((?:\[[^\];]*\]\s*)*);')
+
+
+def poison_shared(src):
+    """Appends to each `__shared__ ... name[...];` declaration a call that fills the variable with garbage at the
+    start of every block, as a GPU leaves shared memory (a function-local static would keep the last block's)."""
+    return SHARED.sub(lambda m: m.group(0) + ' evo_emu::poison_shared(&%s, sizeof %s);' % (m.group(2), m.group(2)),
+                      src)
+
+
 def main():
     src_path, out_path = sys.argv[1], sys.argv[2]
     with open(src_path) as f:
         src = f.read()
-    text = '#line 1 "%s"\n' % src_path + rewrite(src)
+    text = '#line 1 "%s"\n' % src_path + poison_shared(rewrite(src))
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, 'w') as f:
         f.write(text)

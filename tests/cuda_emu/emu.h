@@ -33,6 +33,11 @@ void launch(const launch_cfg &c, std::function<void()> body, const void *key);
    cudaErrorIllegalAddress, as the faulting kernel would. */
 bool pointer_arg_ok(const void *p, int k);
 
+/* A block's shared variable p (n bytes) as a GPU leaves it at the block's start: garbage (0xFF bytes: NaN floats,
+   -1 integers), written once per block, by the first of its threads to pass the declaration (cu2cc.py adds the
+   call after each __shared__ declaration). */
+void poison_shared(void *p, size_t n);
+
 /* Block and warp synchronisation for the running kernel. */
 void sync_block();
 /* Exchanges n <= 8 bytes with the lanes of `mask`: returns, in out, lane src's value. */

@@ -5,12 +5,13 @@
    faster). UB that a GPU may forgive is reported and aborts: a full-mask shuffle after lanes of the warp exited,
    a shuffle from an exited lane, threads waiting at different barriers (deadlock). EVO_EMU_ORDER=reverse runs
    the threads between two barriers in reverse order, so a read that only works because a lower thread happened
-   to write first (a missing barrier) fails. */
+   to write first (a missing barrier) fails. Shared variables start each block as garbage (poison_shared). */
 #include <string.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <map>
 #include <vector>
 #include "emu.h"
 #if defined(__SANITIZE_ADDRESS__)
@@ -60,10 +61,13 @@ struct block_run {
   uint64_t slot[32][32]; /* per warp, per lane: the values being exchanged */
   const void *main_bottom = nullptr;
   size_t main_size = 0;
+  uint64_t seq = 0; /* which block this is, unique per OS thread: shared variables are poisoned once per block */
 };
 
 thread_local block_run *cur_block = nullptr;
 thread_local std::vector<char *> stacks;
+thread_local uint64_t block_seq = 0;
+thread_local std::map<void *, uint64_t> poisoned; /* shared variable -> the block that last poisoned it */
 
 [[noreturn]] void fail(const char *what) {
   const thread_ids *t = cur_ids;
@@ -177,6 +181,15 @@ void schedule(block_run *b) {
 
 const thread_ids *ids() { return cur_ids; }
 
+void poison_shared(void *p, size_t n) {
+  block_run *b = cur_block;
+  if (!b) return;
+  uint64_t &last = poisoned[p];
+  if (last == b->seq) return;
+  last = b->seq;
+  memset(p, 0xFF, n);
+}
+
 int lane_id() {
   const thread_ids *t = cur_ids;
   const unsigned lin = t->t.x + t->bd.x * (t->t.y + t->bd.y * t->t.z);
@@ -240,6 +253,7 @@ cudaError_t run_grid(const launch_cfg &c, const std::function<void()> &body) {
           f.ids.bd = bd;
           f.ids.gd = g;
         }
+        b->seq = ++block_seq;
         /* thread 0 on a fiber: if it never synchronises, the others run as plain calls */
         b->direct = false;
         make_fiber(b, 0);

@@ -42,6 +42,15 @@ __global__ void racy_shift(const int *x, int *y) {
   y[threadIdx.x] = t[threadIdx.x ? threadIdx.x - 1 : 0];
 }
 
+/* Half the threads fill a shared tile, the barrier, then every thread reads its slot: the unwritten half is
+   whatever the block's shared memory held, garbage on a GPU. */
+__global__ void half_filled(int *y) {
+  __shared__ int t[64];
+  if (threadIdx.x < 32) t[threadIdx.x] = (int)(blockIdx.x * 100 + threadIdx.x);
+  __syncthreads();
+  y[blockIdx.x * 64 + threadIdx.x] = t[threadIdx.x];
+}
+
 __global__ void add_one(float *x, int n) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) x[i] += 1.0f;
 }
@@ -75,6 +84,20 @@ Test(cuda_emu, block_and_warp_synchronisation_compute_as_on_a_gpu) {
   cudaMemcpy(ho, yi, sizeof ho, cudaMemcpyDeviceToHost);
   for (int i = 0; i < 512; i++) cr_assert_eq(ho[i], (i / 256) * 256 + 255 - i % 256, "element %d", i);
   cudaFree(x), cudaFree(y), cudaFree(xi), cudaFree(yi);
+}
+
+Test(cuda_emu, shared_memory_starts_each_block_as_garbage) {
+  int h[2 * 64], *y = (int *)dev(sizeof h);
+  for (int launch = 0; launch < 2; launch++) { /* a later block, or launch, does not see an earlier one's values */
+    half_filled<<<2, 64>>>(y);
+    cr_assert_eq(cudaGetLastError(), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(h, y, sizeof h, cudaMemcpyDeviceToHost), cudaSuccess);
+    for (int b = 0; b < 2; b++)
+      for (int i = 0; i < 64; i++)
+        cr_assert_eq(h[b * 64 + i], i < 32 ? b * 100 + i : -1, "launch %d block %d slot %d: %d", launch, b, i,
+                     h[b * 64 + i]);
+  }
+  cudaFree(y);
 }
 
 Test(cuda_emu, capture_records_and_graphs_replay) {
