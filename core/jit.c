@@ -6,7 +6,7 @@
    allocates nothing. On a
    backend with graph hooks (CUDA) the first run records the kernels and output copies into a device graph and
    every run replays it; the recording holds the bound tensors' addresses, so binding other tensors re-records.
-   On the other backends, kernels that depend only on static inputs (evo_jit_params) run first and are skipped
+   Kernels that depend only on static inputs (evo_jit_params) run first, outside the recording, and are skipped
    while those inputs stay the same: their results keep their arena space for the plan's life. */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -274,9 +274,9 @@ evo_status evo_jit_with(const evo_graph *g, evo_backend *be, const evo_jit_param
     return plan_fail(p, st);
   }
 
-  /* Hoisting (host backends: a device plan replays one recording of every kernel). */
+  /* Hoisting: the kernels on static inputs only go first. */
   char *stat = NULL;
-  if (p->static_mask && !be->iface->graph_begin && !(stat = hoist(p, live))) {
+  if (p->static_mask && !(stat = hoist(p, live))) {
     free(last_use);
     free(live);
     return plan_fail(p, evo_error(EVO_STATUS_OUT_OF_MEMORY, "jit: out of memory"));
@@ -357,11 +357,10 @@ static evo_status check_tensor(const evo_node_t *n, const evo_tensor *t, evo_bac
   return EVO_STATUS_OK;
 }
 
-/* Enqueues the kernels from order[from] on and the copies into the output tensors (the plan's own buffers never
-   escape). */
-static evo_status enqueue(evo_plan *p, evo_tensor *const *outputs, int from) {
+/* Enqueues kernels order[from .. to). */
+static evo_status run_kernels(evo_plan *p, int from, int to) {
   evo_status st;
-  for (int oi = from; oi < p->n_order; oi++) {
+  for (int oi = from; oi < to; oi++) {
     int i = p->order[oi];
     const evo_node_t *n = &p->nodes[i];
     evo_kernel_args a = {.node = n, .dst = (void *)slot_ptr(p, i), .scratch = p->scratch,
@@ -372,27 +371,32 @@ static evo_status enqueue(evo_plan *p, evo_tensor *const *outputs, int from) {
     }
     if ((st = p->be->iface->run(p->be->ctx, &a)) != EVO_STATUS_OK) return st;
   }
-  for (int j = 0; j < p->n_outputs; j++) {
-    const evo_node_t *n = &p->nodes[p->outputs[j]];
-    st = p->be->iface->copy(p->be->ctx, evo_tensor_buffer(outputs[j]), slot_ptr(p, p->outputs[j]), node_bytes(n));
-    if (st != EVO_STATUS_OK) return st;
-  }
   return EVO_STATUS_OK;
 }
 
-/* Device backends: replay the recording, re-recording first when it was made with other tensors. The run stays
-   queued on the backend's stream; reading an output back (to_host) waits for it. Inside a recording the caller
-   makes of its own (a simulation chunk), the kernels go straight into that one. */
+/* Enqueues the kernels from order[from] on and the copies into the output tensors (the plan's own buffers never
+   escape). */
+static evo_status enqueue(evo_plan *p, evo_tensor *const *outputs, int from) {
+  evo_status st = run_kernels(p, from, p->n_order);
+  for (int j = 0; st == EVO_STATUS_OK && j < p->n_outputs; j++) {
+    const evo_node_t *n = &p->nodes[p->outputs[j]];
+    st = p->be->iface->copy(p->be->ctx, evo_tensor_buffer(outputs[j]), slot_ptr(p, p->outputs[j]), node_bytes(n));
+  }
+  return st;
+}
+
+/* Device backends: replay the recording of the kernels after the hoisted ones, re-recording first when it was
+   made with other tensors. The run stays queued on the backend's stream; reading an output back (to_host) waits
+   for it. */
 static evo_status run_graph(evo_plan *p, evo_tensor *const *outputs) {
   const evo_backend_iface *f = p->be->iface;
-  if (f->capturing && f->capturing(p->be->ctx)) return enqueue(p, outputs, 0);
   int same = p->gexec != NULL;
   for (int j = 0; same && j < p->n_inputs; j++) same = p->rec_in[j] == p->bound[j];
   for (int j = 0; same && j < p->n_outputs; j++) same = p->rec_out[j] == evo_tensor_buffer(outputs[j]);
   if (!same) {
     evo_status st = f->graph_begin(p->be->ctx);
     if (st != EVO_STATUS_OK) return st;
-    st = enqueue(p, outputs, 0);
+    st = enqueue(p, outputs, p->n_static);
     evo_status end = f->graph_end(p->be->ctx, st == EVO_STATUS_OK, &p->gexec);
     if (st != EVO_STATUS_OK || end != EVO_STATUS_OK) return st != EVO_STATUS_OK ? st : end;
     for (int j = 0; j < p->n_inputs; j++) p->rec_in[j] = p->bound[j];
@@ -403,25 +407,57 @@ static evo_status run_graph(evo_plan *p, evo_tensor *const *outputs) {
   return f->graph_launch(p->be->ctx, p->gexec);
 }
 
-evo_status evo_plan_run(evo_plan *p, evo_tensor *const *inputs, evo_tensor *const *outputs) {
+static evo_status bind_inputs(evo_plan *p, evo_tensor *const *inputs) {
   evo_status st;
   for (int j = 0; j < p->n_inputs; j++) {
     if ((st = check_tensor(&p->nodes[p->inputs[j]], inputs[j], p->be, "input", j)) != EVO_STATUS_OK) return st;
     p->bound[j] = evo_tensor_buffer(inputs[j]);
   }
-  for (int j = 0; j < p->n_outputs; j++)
-    if ((st = check_tensor(&p->nodes[p->outputs[j]], outputs[j], p->be, "output", j)) != EVO_STATUS_OK) return st;
-  if (p->be->iface->graph_begin) return run_graph(p, outputs);
-  bool skip = p->n_static && p->static_valid;
-  for (int j = 0; skip && j < p->n_inputs && j < 64; j++)
-    if ((p->static_mask >> j) & 1) skip = p->static_bound[j] == p->bound[j];
-  p->static_valid = false; /* until this run has completed */
-  if ((st = enqueue(p, outputs, skip ? p->n_static : 0)) != EVO_STATUS_OK) return st;
-  if ((st = p->be->iface->sync(p->be->ctx)) != EVO_STATUS_OK) return st;
-  if (p->n_static && !skip) p->n_static_runs++;
+  return EVO_STATUS_OK;
+}
+
+/* Whether the hoisted kernels' results are those of the bound static inputs. */
+static bool static_current(const evo_plan *p) {
+  bool ok = p->static_valid;
+  for (int j = 0; ok && j < p->n_inputs && j < 64; j++)
+    if ((p->static_mask >> j) & 1) ok = p->static_bound[j] == p->bound[j];
+  return ok;
+}
+
+/* Runs (enqueues, on a device) the hoisted kernels unless their results are current. */
+static evo_status refresh_static(evo_plan *p) {
+  if (!p->n_static || static_current(p)) return EVO_STATUS_OK;
+  p->static_valid = false;
+  evo_status st = run_kernels(p, 0, p->n_static);
+  if (st != EVO_STATUS_OK) return st;
   memcpy(p->static_bound, p->bound, sizeof(void *) * (size_t)p->n_inputs);
   p->static_valid = true;
+  p->n_static_runs++;
   return EVO_STATUS_OK;
+}
+
+evo_status evo_plan_run(evo_plan *p, evo_tensor *const *inputs, evo_tensor *const *outputs) {
+  evo_status st = bind_inputs(p, inputs);
+  if (st != EVO_STATUS_OK) return st;
+  for (int j = 0; j < p->n_outputs; j++)
+    if ((st = check_tensor(&p->nodes[p->outputs[j]], outputs[j], p->be, "output", j)) != EVO_STATUS_OK) return st;
+  const evo_backend_iface *f = p->be->iface;
+  /* Inside a recording the caller makes of its own (a simulation chunk) the kernels go straight into that one:
+     the hoisted ones too unless they are current (recorded work has not run, so it makes nothing current). */
+  if (f->capturing && f->capturing(p->be->ctx)) return enqueue(p, outputs, static_current(p) ? p->n_static : 0);
+  if ((st = refresh_static(p)) != EVO_STATUS_OK) return st;
+  if (f->graph_begin) return run_graph(p, outputs);
+  if ((st = enqueue(p, outputs, p->n_static)) != EVO_STATUS_OK) return st;
+  return f->sync(p->be->ctx);
+}
+
+evo_status evo_plan_run_static(evo_plan *p, evo_tensor *const *inputs) {
+  evo_status st = bind_inputs(p, inputs);
+  if (st != EVO_STATUS_OK) return st;
+  const evo_backend_iface *f = p->be->iface;
+  if (p->n_static && f->capturing && f->capturing(p->be->ctx))
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "plan_run_static: called while the stream is being recorded");
+  return refresh_static(p);
 }
 
 void evo_plan_static_changed(evo_plan *p) {

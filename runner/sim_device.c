@@ -158,6 +158,10 @@ evo_status evo_sim_rollout_device(evo_sim *s, rollout_plan *r, int64_t n_valid, 
   evo_status st = update_norm ? evo_sim_cuda_memset0(c.stream, buf(r->d_macc), evo_tensor_nbytes(r->d_macc))
                               : EVO_STATUS_OK;
   if (!st) st = begin(s, r, c.stream, E, n_valid, c.task_obs);
+  /* New parameters: their slicing into weights runs once now, not in every recorded step. */
+  evo_plan_static_changed(r->plan);
+  evo_tensor *in[4] = {r->params, r->obs, r->state[0][0], r->state[0][1]};
+  if (!st) st = evo_plan_run_static(r->plan, in);
   const bool graphs = chunk_graphs(s);
   bool recorded = false;
   int64_t n_alive = n_valid;

@@ -2,7 +2,8 @@
    constants run once and are skipped by later runs until a static input is rebound or evo_plan_static_changed is
    called. The graph is a policy's shape: a flat parameter row per member sliced into a weight matrix and a bias,
    a static-only chain (tanh of the weights), a static-only output, and a non-static tail long enough for the arena
-   to reuse space. Every run must equal the plan without hoisting, bit for bit (same kernels, same order). */
+   to reuse space. Every run must equal the plan without hoisting, bit for bit (same kernels, same order), on the
+   CPU and on a device (plain runs, and runs inside a recording of the caller's). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "evoc/backend.h"
 #include "evoc/graph.h"
 #include "evoc/jit.h"
+#include "backend_impl.h"
 #include "cuda_test_util.h"
 
 enum { M = 3, NP = 25 };
@@ -109,8 +111,42 @@ Test(jit_hoist, static_kernels_run_once_until_the_parameters_change) {
   evo_backend_free(be);
 }
 
-/* A device plan replays one recording of all its kernels: static inputs change nothing there. */
-Test(jit_hoist, device_plans_do_not_hoist) {
+/* Runs p inside a recording of the caller's (as a simulation chunk records its steps), launches it, and compares
+   with the reference plan q run plainly. */
+static void recorded_same_as_reference(evo_graph *g, evo_plan *p, evo_plan *q, evo_tensor *w, evo_tensor *x) {
+  evo_backend *be = evo_tensor_backend(w);
+  const evo_backend_iface *f = be->iface;
+  evo_tensor *out[2][2];
+  for (int r = 0; r < 2; r++)
+    for (int j = 0; j < 2; j++) {
+      const evo_node o = evo_graph_output(g, j);
+      out[r][j] = evo_tensor_new(be, EVO_F32, evo_node_ndim(g, o), evo_node_shape(g, o));
+    }
+  evo_tensor *in[2] = {w, x};
+  void *exec = NULL;
+  cr_assert_eq(f->graph_begin(be->ctx), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_plan_run(p, in, out[0]), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_neq(evo_plan_run_static(p, in), EVO_STATUS_OK, "refused while recording");
+  cr_assert_eq(f->graph_end(be->ctx, 1, &exec), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(f->graph_launch(be->ctx, exec), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_plan_run(q, in, out[1]), EVO_STATUS_OK, "%s", evo_last_error());
+  for (int j = 0; j < 2; j++) {
+    const int64_t n = evo_tensor_numel(out[0][j]);
+    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+    cr_assert_eq(evo_tensor_copy_to_host(out[0][j], a, sizeof(float) * (size_t)n), EVO_STATUS_OK);
+    cr_assert_eq(evo_tensor_copy_to_host(out[1][j], b, sizeof(float) * (size_t)n), EVO_STATUS_OK);
+    for (int64_t i = 0; i < n; i++)
+      cr_assert(memcmp(&a[i], &b[i], sizeof(float)) == 0, "recorded output %d[%lld]: %.9g, reference %.9g", j,
+                (long long)i, a[i], b[i]);
+    free(a), free(b);
+  }
+  f->graph_destroy(be->ctx, exec);
+  for (int r = 0; r < 2; r++) evo_tensor_free(out[r][0]), evo_tensor_free(out[r][1]);
+}
+
+/* On a device the hoisted kernels run outside the plan's CUDA Graph, and outside a caller's recording once
+   evo_plan_run_static has run them: the recordings hold only the rest. */
+Test(jit_hoist, device_plans_record_without_the_hoisted_kernels) {
   evo_backend *be = cuda_or_skip();
   evo_graph *g = policy_graph();
   evo_jit_params jp = evo_jit_default_params();
@@ -118,13 +154,34 @@ Test(jit_hoist, device_plans_do_not_hoist) {
   evo_plan *p, *q;
   cr_assert_eq(evo_jit_with(g, be, &jp, &p), EVO_STATUS_OK, "%s", evo_last_error());
   cr_assert_eq(evo_jit(g, be, &q), EVO_STATUS_OK, "%s", evo_last_error());
-  int kernels;
+  int kernels, runs;
   evo_plan_static_stats(p, &kernels, NULL);
-  cr_assert_eq(kernels, 0);
+  cr_assert_eq(kernels, 5);
   const int64_t sw[2] = {M, NP}, sx[3] = {M, 4, 5};
-  evo_tensor *w = filled(be, 2, sw, 0.1f), *x = filled(be, 3, sx, 0.7f);
+  evo_tensor *w = filled(be, 2, sw, 0.1f), *x = filled(be, 3, sx, 0.7f), *x2 = filled(be, 3, sx, 1.9f);
   same_as_reference(g, p, q, w, x);
-  evo_tensor_free(w), evo_tensor_free(x);
+  same_as_reference(g, p, q, w, x);
+  evo_plan_static_stats(p, NULL, &runs);
+  cr_assert_eq(runs, 1);
+  float h[M * NP]; /* new parameters in place: the hoisted kernels run again */
+  for (int i = 0; i < M * NP; i++) h[i] = cosf(0.5f * (float)i);
+  cr_assert_eq(evo_tensor_copy_from_host(w, h, sizeof h), EVO_STATUS_OK);
+  evo_plan_static_changed(p);
+  same_as_reference(g, p, q, w, x);
+  evo_plan_static_stats(p, NULL, &runs);
+  cr_assert_eq(runs, 2);
+  recorded_same_as_reference(g, p, q, w, x2); /* current: the caller's recording leaves them out */
+  for (int i = 0; i < M * NP; i++) h[i] = sinf(0.3f * (float)i) - 0.2f;
+  cr_assert_eq(evo_tensor_copy_from_host(w, h, sizeof h), EVO_STATUS_OK);
+  evo_plan_static_changed(p); /* not current: recorded with the rest, so each replay computes them */
+  recorded_same_as_reference(g, p, q, w, x);
+  evo_tensor *in[2] = {w, x};
+  cr_assert_eq(evo_plan_run_static(p, in), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_plan_run_static(p, in), EVO_STATUS_OK, "%s", evo_last_error()); /* current: nothing to do */
+  evo_plan_static_stats(p, NULL, &runs);
+  cr_assert_eq(runs, 3);
+  recorded_same_as_reference(g, p, q, w, x2);
+  evo_tensor_free(w), evo_tensor_free(x), evo_tensor_free(x2);
   evo_plan_free(p), evo_plan_free(q);
   evo_graph_free(g);
   evo_backend_free(be);

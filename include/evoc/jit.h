@@ -15,9 +15,10 @@ typedef struct evo_plan evo_plan; /* opaque */
 
 typedef struct {
   /* Bit j: graph input j (j < 64) is static: the caller rebinds or rewrites it rarely (a population's parameters
-     during a rollout). On host backends the kernels that depend only on static inputs and constants (slicing the
-     parameter vector into weights, say) then run once and are skipped by later runs, until a static input is bound
-     to another buffer or evo_plan_static_changed says its data changed. Device plans ignore it. Default 0. */
+     during a rollout). The kernels that depend only on static inputs and constants (slicing the parameter vector
+     into weights, say) then run once and are skipped by later runs, until a static input is bound to another
+     buffer or evo_plan_static_changed says its data changed. On a device they run outside the plan's CUDA Graph
+     (and outside a caller's recording, when evo_plan_run_static ran them first). Default 0. */
   uint64_t static_inputs;
 } evo_jit_params;
 
@@ -27,6 +28,9 @@ evo_status evo_jit_with(const evo_graph *g, evo_backend *be, const evo_jit_param
 void evo_plan_free(evo_plan *p);
 /* The data of a static input changed in place: the next run recomputes what depends on it. */
 void evo_plan_static_changed(evo_plan *p);
+/* Binds inputs (all of them, as evo_plan_run) and runs the hoisted kernels now unless their results are current;
+   not while the caller records the stream (a recording made afterwards then leaves them out). */
+evo_status evo_plan_run_static(evo_plan *p, evo_tensor *const *inputs);
 /* Hoisted kernels, and how many runs have run them (for tests and reports). */
 void evo_plan_static_stats(const evo_plan *p, int *kernels, int *runs);
 
