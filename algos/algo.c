@@ -1,5 +1,7 @@
 /* The ask/tell wrapper shared by every strategy: option resolution and validation, the maximize switch, NaN
    handling, counters, and state save/load through one registration list. */
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +212,25 @@ evo_status evo_algo_save(const evo_algo *a, const char *path) {
   return evo_st_write(path, t, l.n, meta, 2);
 }
 
+/* The counters become integers that steer the run: a corrupt file must not turn NaN or 1e300 into one (undefined
+   behaviour), nor size the population at will (restarts at most double it, IPOP's rule). */
+static evo_status check_counters(const char *path, const counters *c, const evo_algo *a) {
+  static const char *const names[7] = {"generation", "evaluations", "nan_count", "best_fitness", "restarts", "stop",
+                                       "population"};
+  for (int k = 0; k < 7; k++) {
+    const double v = c->v[k];
+    if (k == 3) continue; /* best fitness: any value, -inf before the first finite one */
+    if (!(v >= 0 && v <= 9007199254740992.0 && v == floor(v)) || (k == 5 && v > 1) || (k == 4 && v > 1e6))
+      return evo_error(EVO_STATUS_FORMAT, "%s: algo.counters %s is %g (corrupt state?)", path, names[k], v);
+  }
+  const int shift = c->v[4] < 24 ? (int)c->v[4] : 24;
+  const double most = fmin((double)(a->pop > 0 ? a->pop : 1) * (double)(1 << shift), (double)INT_MAX);
+  if (c->v[6] < 1 || c->v[6] > most)
+    return evo_error(EVO_STATUS_FORMAT, "%s: algo.counters population %g is outside [1, %.0f] for %g restarts from "
+                     "%d (corrupt state?)", path, c->v[6], most, c->v[4], a->pop);
+  return EVO_STATUS_OK;
+}
+
 evo_status evo_algo_load(evo_algo *a, const char *path) {
   evo_st_reader *r;
   evo_status st = evo_st_open(path, &r);
@@ -224,11 +245,13 @@ evo_status evo_algo_load(evo_algo *a, const char *path) {
   /* Restarts may have changed the population: restore it before the strategy's arrays are sized. */
   counters c;
   int ci = evo_st_find(r, "algo.counters");
-  if (ci < 0 || evo_st_read(r, ci, c.v, sizeof c.v) != EVO_STATUS_OK || c.v[7] != (double)a->n) {
+  const evo_st_info *cinf = ci >= 0 ? evo_st_info_at(r, ci) : NULL;
+  if (!cinf || cinf->dtype != EVO_F64 || cinf->numel != 8 || evo_st_read(r, ci, c.v, sizeof c.v) != EVO_STATUS_OK ||
+      c.v[7] != (double)a->n) {
     evo_st_close(r);
     return evo_error(EVO_STATUS_FORMAT, "%s: missing counters or a different number of parameters", path);
   }
-  if ((st = evo_algo_set_pop(a, (int)c.v[6])) != EVO_STATUS_OK) {
+  if ((st = check_counters(path, &c, a)) != EVO_STATUS_OK || (st = evo_algo_set_pop(a, (int)c.v[6])) != EVO_STATUS_OK) {
     evo_st_close(r);
     return st;
   }

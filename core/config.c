@@ -72,6 +72,16 @@ fail:
   return NULL;
 }
 
+int evo_cfg_depth(const evo_cfg *n) {
+  if (n->kind != EVO_CFG_MAP && n->kind != EVO_CFG_LIST) return 0;
+  int d = 0;
+  for (int i = 0; i < n->n; i++) {
+    int di = evo_cfg_depth(n->kind == EVO_CFG_MAP ? n->entries[i].val : n->items[i]);
+    if (di > d) d = di;
+  }
+  return d + 1;
+}
+
 static bool evo_cfg_grow(void **p, int *cap, int need, size_t elem) {
   if (need <= *cap) return true;
   int cap2 = *cap ? 2 * *cap : 4;
@@ -369,6 +379,14 @@ evo_status evo_config_set(evo_config *c, const char *assignment) {
   if (st || (st = evo_cfg_set_origin(c, p0, (size_t)(p1 - p0), &origin))) return st;
   evo_cfg *val;
   if ((st = evo_cfg_yaml_parse(c, v0, vlen, origin, &val))) return st;
+  /* The value's container sits n levels deep (the root is level 1); a deeper document would be written to
+     config.yaml and then refused when read back (and the recursive walks assume the bound). */
+  int vdepth = evo_cfg_depth(val);
+  if (n + vdepth > EVO_CFG_MAX_DEPTH) { /* named by origin: quoting a value that deep would fill the message */
+    evo_cfg_node_free(val);
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "%s: the value would nest deeper than %d levels (%d of key path, %d "
+                     "in the value)", origin, EVO_CFG_MAX_DEPTH, n, vdepth);
+  }
   evo_cfg_loc loc = {0, 0, origin};
   evo_cfg *cur = c->root;
   for (int i = 0; i < n - 1 && !st; i++) {

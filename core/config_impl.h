@@ -52,6 +52,9 @@ evo_cfg *evo_cfg_node_new(evo_config *doc, evo_cfg_kind kind, evo_cfg_loc loc);
 void evo_cfg_node_free(evo_cfg *n);
 /* Deep copy with parent links; locations are kept (they name where the text really is). */
 evo_cfg *evo_cfg_node_copy(const evo_cfg *n, evo_cfg *parent);
+/* Collections nested in n's subtree: 0 for a scalar, 1 + the deepest child for a map or list. An alias copy or a
+   --set value is checked with it, so no way of building a document gets past EVO_CFG_MAX_DEPTH. */
+int evo_cfg_depth(const evo_cfg *n);
 /* Appends an entry (no duplicate check); takes ownership of val on success. */
 evo_status evo_cfg_map_append(evo_cfg *map, const char *key, evo_cfg *val, evo_cfg_loc kloc);
 evo_status evo_cfg_list_append(evo_cfg *list, evo_cfg *item);

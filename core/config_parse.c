@@ -274,6 +274,11 @@ static evo_status evo_cfg_on_alias(evo_cfg_parser *p, const yaml_event_t *ev) {
   if (evo_cfg_is_key_position(p) && target->kind != EVO_CFG_SCALAR)
     return evo_cfg_parse_error(p, p->set_origin ? EVO_STATUS_INVALID_ARGUMENT : EVO_STATUS_FORMAT, ev->start_mark,
                                "a key must be a non-empty string%s%s", NULL, NULL);
+  /* The copy lands p->depth levels deep: without this check, aliases of aliases nest without bound and overflow
+     the stack of the recursive walks (and the written document would not read back). */
+  if (p->depth + evo_cfg_depth(target) > EVO_CFG_MAX_DEPTH)
+    return evo_cfg_parse_error(p, p->set_origin ? EVO_STATUS_INVALID_ARGUMENT : EVO_STATUS_FORMAT, ev->start_mark,
+                               "alias '*%s' would nest deeper than %s levels", name, "256");
   evo_status st = evo_cfg_count_nodes(p, evo_cfg_tree_size(target), ev->start_mark);
   if (st) return st;
   evo_cfg *copy = evo_cfg_node_copy(target, NULL);

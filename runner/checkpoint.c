@@ -3,6 +3,7 @@
    marks a complete checkpoint; both are atomic. Only the newest keep_checkpoints are kept. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,19 @@ evo_status evo_checkpoint_save(evo_trainer *t) {
   return EVO_STATUS_OK;
 }
 
+/* The counters come back as int64 and steer the loop, the budgets and the metrics.jsonl truncation: a corrupt file
+   must not turn NaN or 1e300 into one (undefined behaviour) or a negative length. */
+static evo_status check_state(const char *path, const double *v, int64_t it) {
+  static const char *const names[5] = {"iteration", "evaluations", "last_test_iter", "metrics_bytes", "wall_s"};
+  for (int k = 0; k < 5; k++)
+    if (!(v[k] >= 0 && v[k] <= 9007199254740992.0) || (k < 4 && v[k] != floor(v[k])))
+      return evo_error(EVO_STATUS_FORMAT, "%s: trainer.state %s is %g (corrupt checkpoint?)", path, names[k], v[k]);
+  if (v[0] != (double)it)
+    return evo_error(EVO_STATUS_FORMAT, "%s: trainer.state says iteration %.0f but the file is for iteration %lld",
+                     path, v[0], (long long)it);
+  return EVO_STATUS_OK;
+}
+
 static evo_status read_exact(evo_st_reader *r, const char *name, evo_dtype dt, int64_t n, void *dst) {
   int i = evo_st_find(r, name);
   const evo_st_info *in = i >= 0 ? evo_st_info_at(r, i) : NULL;
@@ -140,6 +154,7 @@ evo_status evo_checkpoint_load(evo_trainer *t) {
     st = evo_error(EVO_STATUS_INVALID_ARGUMENT, "%s was written by algorithm '%s'; the config says '%s'", tpath,
                    algo ? algo : "?", t->algo_name);
   if (!st) st = read_exact(r, "trainer.state", EVO_F64, STATE_N, v);
+  if (!st) st = check_state(tpath, v, it);
   if (!st) st = read_exact(r, "trainer.key", EVO_U32, 2, key.w);
   if (!st && (key.w[0] != t->root.w[0] || key.w[1] != t->root.w[1]))
     st = evo_error(EVO_STATUS_INVALID_ARGUMENT, "%s was written with another seed than the config's %lld", tpath,

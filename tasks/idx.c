@@ -103,8 +103,9 @@ evo_status evo_idx_read(const char *path, evo_idx *out) {
   }
   out->ndim = ndim;
   out->numel = numel;
-  /* Grow as data arrives, so a corrupt header promising terabytes fails on the short read, not in malloc. */
-  int64_t cap = numel < (1 << 26) ? numel : (1 << 26), have = 0;
+  /* Grow as data arrives (from 1 MiB, doubling), so a corrupt header promising terabytes fails on the short read,
+     not in malloc, and a 20-byte file never costs more than 1 MiB. */
+  int64_t cap = numel < (1 << 20) ? numel : (1 << 20), have = 0;
   out->data = malloc((size_t)cap);
   while (out->data) {
     got = gz_read_all(f, out->data + have, cap - have, &zmsg);

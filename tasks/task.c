@@ -157,6 +157,10 @@ evo_status evo_task_new(evo_cfg *cfg, const evo_task_args *args, evo_task **out)
   const char *value;
   evo_status st = evo_cfg_string(cfg, name_node ? "name" : "plugin", NULL, NULL, &value);
   if (st) return st;
+  if (!value) /* `name: ~` */
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "%s: the task's %s is empty",
+                     evo_cfg_where(name_node ? name_node : plugin_node, where, sizeof where),
+                     name_node ? "name" : "plugin");
   if (name_node) {
     if (!evo_task_builtin_find(value)) return evo_task_error_at(evo_task_unknown(value), name_node);
     return evo_task_new_builtin(value, cfg, args, out);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "algo_test_util.h"
+#include "safetensors.h"
 
 #define DIM 10
 
@@ -157,6 +158,56 @@ Test(algos_common, save_load_continue_is_bit_identical) {
   free(log1);
   free(log2);
   evo_fn_free(f);
+}
+
+/* path's state with algo.counters[k] = v (every other tensor and the metadata kept), written to out. */
+static void corrupt_counter(const char *path, const char *out, int k, double v) {
+  evo_st_reader *r;
+  cr_assert_eq(evo_st_open(path, &r), EVO_STATUS_OK, "%s", evo_last_error());
+  const int n = evo_st_count(r);
+  evo_st_tensor t[64];
+  void *data[64];
+  cr_assert_leq(n, 64);
+  for (int i = 0; i < n; i++) {
+    const evo_st_info *in = evo_st_info_at(r, i);
+    data[i] = malloc(in->end - in->begin + 1);
+    cr_assert_eq(evo_st_read(r, i, data[i], in->end - in->begin), EVO_STATUS_OK);
+    if (strcmp(in->name, "algo.counters") == 0) ((double *)data[i])[k] = v;
+    t[i] = (evo_st_tensor){in->name, in->dtype, in->ndim, in->shape, data[i]};
+  }
+  const char *meta[4] = {"format", evo_st_metadata(r, "format"), "algo", evo_st_metadata(r, "algo")};
+  cr_assert_eq(evo_st_write(out, t, n, meta, 2), EVO_STATUS_OK, "%s", evo_last_error());
+  for (int i = 0; i < n; i++) free(data[i]);
+  evo_st_close(r);
+}
+
+/* Counters that would be undefined as integers, or would size the population at will, are refused by name. */
+Test(algos_common, corrupt_counters_are_refused) {
+  const struct {
+    int k;
+    double v;
+    const char *what;
+  } bad[] = {{0, NAN, "generation is nan"},      {1, 1e300, "evaluations is 1e+300"}, {2, -1, "nan_count is -1"},
+             {4, 2.5, "restarts is 2.5"},        {5, 7, "stop is 7"},                 {6, 0, "population 0 is outside"},
+             {6, 1e9, "population 1e+09 is outside"}, {6, 9, "population 9 is outside [1, 8]"}};
+  char path[256], out[256];
+  snprintf(path, sizeof path, "/tmp/evoc_test_counters_%d.safetensors", (int)getpid());
+  snprintf(out, sizeof out, "/tmp/evoc_test_counters_bad_%d.safetensors", (int)getpid());
+  float mean[DIM] = {0};
+  evo_algo *a = test_algo("pgpe", DIM, 8, 0, mean, false, 7, NULL, 0);
+  cr_assert_eq(evo_algo_save(a, path), EVO_STATUS_OK, "%s", evo_last_error());
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    corrupt_counter(path, out, bad[i].k, bad[i].v);
+    evo_algo *b = test_algo("pgpe", DIM, 8, 0, mean, false, 7, NULL, 0);
+    cr_assert_eq(evo_algo_load(b, out), EVO_STATUS_FORMAT, "counter %d = %g loaded", bad[i].k, bad[i].v);
+    cr_assert(strstr(evo_last_error(), bad[i].what), "%s", evo_last_error());
+    evo_algo_free(b);
+  }
+  corrupt_counter(path, out, 6, 8); /* the population it has: fine */
+  evo_algo *b = test_algo("pgpe", DIM, 8, 0, mean, false, 7, NULL, 0);
+  cr_assert_eq(evo_algo_load(b, out), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_algo_free(b), evo_algo_free(a);
+  unlink(path), unlink(out);
 }
 
 Test(algos_common, minimize_f_equals_maximize_minus_f) {

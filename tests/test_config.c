@@ -582,6 +582,49 @@ Test(config, malformed_yaml) {
   parse_fails(deep, EVO_STATUS_FORMAT, "t.yaml:1:259: nesting deeper than 256 levels");
 }
 
+/* Found by tests/fuzz/fuzz_config: aliases copy their target where they stand, so a deep anchor aliased deep inside
+   another collection (and aliases of such aliases) nested past the 256-level bound. The written config.yaml could not
+   be read back, and a 45 KB chain of them overflowed the stack of the recursive copy. */
+/* "a: &a" 200 nested lists, then "b:" with *a inside `outer` more (1 + 200 + outer levels in all). */
+static void alias_doc(char doc[1400], int outer) {
+  strcpy(doc, "a: &a ");
+  for (int i = 0; i < 200; i++) strcat(doc, "[");
+  for (int i = 0; i < 200; i++) strcat(doc, "]");
+  strcat(doc, "\nb: ");
+  for (int i = 0; i < outer; i++) strcat(doc, "[");
+  strcat(doc, "*a");
+  for (int i = 0; i < outer; i++) strcat(doc, "]");
+}
+
+Test(config, aliases_cannot_nest_past_the_depth_bound) {
+  char doc[1400];
+  alias_doc(doc, 100);
+  parse_fails(doc, EVO_STATUS_FORMAT, "t.yaml:2:104: alias '*a' would nest deeper than 256 levels");
+  alias_doc(doc, 55); /* at the bound exactly it is accepted and reads back */
+  evo_config *c = parse_ok(doc);
+  round_trip(c);
+  evo_config_free(c);
+}
+
+/* Found by tests/fuzz/fuzz_config: a --set value is bounded by the parser on its own, but it lands under its key
+   path, so "k.k...k=[[...]]" built a document deeper than the reader accepts; its config.yaml could not be resumed. */
+Test(config, set_cannot_nest_past_the_depth_bound) {
+  evo_config *c = parse_ok("x: 1\n");
+  char a[1200] = "k.k.k.k=";
+  for (int i = 0; i < 253; i++) strcat(a, "[");
+  for (int i = 0; i < 253; i++) strcat(a, "]");
+  evo_status st = evo_config_set(c, a);
+  cr_assert_eq(st, EVO_STATUS_INVALID_ARGUMENT, "status %d: %s", st, evo_last_error());
+  cr_assert_str_eq(evo_last_error(), "--set k.k.k.k: the value would nest deeper than 256 levels (4 of key path, 253 "
+                   "in the value)");
+  cr_assert_null(evo_cfg_get(evo_config_root(c), "k"), "a refused --set changes nothing");
+  a[strlen(a) - 1] = '\0';
+  memmove(a + 8, a + 9, strlen(a + 9) + 1); /* 252 levels under k.k.k.k: exactly 256 */
+  cr_assert_eq(evo_config_set(c, a), EVO_STATUS_OK, "%s", evo_last_error());
+  round_trip(c);
+  evo_config_free(c);
+}
+
 Test(config, empty_and_missing_files) {
   evo_config *c = parse_ok("");
   cr_assert_eq(evo_cfg_kind_of(evo_config_root(c)), EVO_CFG_MAP);

@@ -142,6 +142,14 @@ Test(mnist, idx_errors) {
   expect_error(EVO_STATUS_FORMAT, "long.idx", "unexpected bytes");
   write_idx("zero.idx", 3, (uint32_t[]){0, 28, 28}, 0, data, 0);
   expect_error(EVO_STATUS_FORMAT, "zero.idx", "size 0");
+  /* bounded memory: a header promising 2^40 bytes is refused on the short read (at most 1 MiB is allocated), one
+     promising more is refused outright, plain or gzip'd */
+  write_idx("tera.idx", 2, (uint32_t[]){1048576, 1048576}, 16, data, 0);
+  expect_error(EVO_STATUS_FORMAT, "tera.idx", "promises 1048576 x 1048576 = 1099511627776 data bytes, the file has 16");
+  write_idx("tera.gz", 2, (uint32_t[]){1048576, 1048576}, 16, data, 1);
+  expect_error(EVO_STATUS_FORMAT, "tera.gz", "promises 1048576 x 1048576 = 1099511627776 data bytes, the file has 16");
+  write_idx("peta.idx", 3, (uint32_t[]){1024, 1048576, 1048576}, 16, data, 0);
+  expect_error(EVO_STATUS_FORMAT, "peta.idx", "dimensions too large");
 }
 
 Test(mnist, idx_corrupt_gzip) {

@@ -356,6 +356,16 @@ Test(ptree, malformed_files_report_path_and_problem) {
       {"duplicate tensor", "{\"w\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]},"
                            "\"w\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[2,4]}}",
        0, 4, EVO_STATUS_FORMAT, "duplicate"},
+      {"duplicate among many", "{\"w\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]},"
+                               "\"v\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[2,2]},"
+                               "\"w\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[2,4]}}",
+       0, 4, EVO_STATUS_FORMAT, "duplicate tensor name 'w'"},
+      /* bounded memory: a 2^40-element shape is checked against its byte span, never allocated */
+      {"2^40 elements, small span", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1048576,1048576],\"data_offsets\":[0,16]}}",
+       0, 16, EVO_STATUS_FORMAT, "shape needs 4398046511104 bytes of F32 but data_offsets span 16"},
+      {"2^40 elements, span past the file",
+       "{\"w\":{\"dtype\":\"F32\",\"shape\":[1048576,1048576],\"data_offsets\":[0,4398046511104]}}", 0, 16,
+       EVO_STATUS_FORMAT, "outside the 16-byte data section"},
       {"metadata not strings", "{\"__metadata__\":{\"a\":1}}", 0, 0, EVO_STATUS_FORMAT, "metadata"},
       {"missing entry", "{\"v\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 0, 16,
        EVO_STATUS_NOT_FOUND, "'w'"},
@@ -399,6 +409,35 @@ Test(ptree, malformed_files_report_path_and_problem) {
   cr_assert_eq(evo_ptree_save(t, x, nodir), EVO_STATUS_IO);
   cr_assert(strstr(evo_last_error(), nodir), "%s", evo_last_error());
   evo_ptree_free(t);
+}
+
+/* Found while fuzzing core/safetensors.c: duplicate names were found by comparing every pair of entries, so a 6 MB
+   header of 100k (valid, empty) tensors took a minute to open and one near the 100 MB header limit hours. */
+Test(ptree, many_entries_open_in_linearithmic_time, .timeout = 20) {
+  enum { N = 100000 };
+  size_t cap = (size_t)N * 64 + 16, len = 0;
+  char *h = malloc(cap);
+  cr_assert_not_null(h);
+  h[len++] = '{';
+  for (int i = 0; i < N; i++)
+    len += (size_t)snprintf(h + len, cap - len, "%s\"t%07d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                            i ? "," : "", i);
+  snprintf(h + len, cap - len, "}");
+  char path[256];
+  tmp_path(path, sizeof path, "many.safetensors");
+  write_st(path, h, 0, 0);
+  evo_st_reader *r = NULL;
+  cr_assert_eq(evo_st_open(path, &r), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_st_count(r), N);
+  cr_assert_eq(evo_st_find(r, "t0099999"), N - 1);
+  evo_st_close(r);
+  /* the same header with the last name repeated is still refused */
+  memcpy(strstr(h, "\"t0099999\""), "\"t0000000\"", 10);
+  write_st(path, h, 0, 0);
+  cr_assert_eq(evo_st_open(path, &r), EVO_STATUS_FORMAT);
+  cr_assert(strstr(evo_last_error(), "duplicate tensor name 't0000000'"), "%s", evo_last_error());
+  remove(path);
+  free(h);
 }
 
 Test(ptree, writer_rejects_bad_tensor_lists) {

@@ -459,6 +459,10 @@ Test(task, config_errors) {
   expect_new_error("task: {name: functions, plugin: x.so}\n", EVO_STATUS_INVALID_ARGUMENT,
                    (const char *[]){"test.yaml:1:", "not both", NULL});
   expect_new_error("task: {variant: easy}\n", EVO_STATUS_NOT_FOUND, (const char *[]){"test.yaml:1:", "plugin", NULL});
+  expect_new_error("task: {name: ~}\n", EVO_STATUS_INVALID_ARGUMENT, /* found by tests/fuzz/fuzz_run_config */
+                   (const char *[]){"test.yaml:1:", "the task's name is empty", NULL});
+  expect_new_error("task: {plugin: }\n", EVO_STATUS_INVALID_ARGUMENT,
+                   (const char *[]){"test.yaml:1:", "the task's plugin is empty", NULL});
   expect_new_error("task: {name: functions, function: sphear}\n", EVO_STATUS_INVALID_ARGUMENT,
                    (const char *[]){"test.yaml:1:", "function", NULL});
 }

@@ -12,6 +12,7 @@
 #include "evoc/config.h"
 #include "evoc/run.h"
 #include "evoc/trainer.h"
+#include "safetensors.h"
 
 static evo_config *parse(const char *text) {
   evo_config *c = NULL;
@@ -229,6 +230,56 @@ Test(trainer, map_elites_gets_descriptors_from_the_task) {
   evo_config_free(c);
   new_fails(SPHERE "algo: {name: map_elites, bd_dim: 3}\n", "provides 2");
   new_fails("task: {name: cartpole_swingup}\nalgo: {name: map_elites}\n", "a device task");
+}
+
+/* Found by tests/fuzz/fuzz_checkpoint: the trainer file's counters were cast to int64 unchecked, so a corrupt
+   checkpoint (NaN, 1e300, negative) meant undefined behaviour and a nonsense iteration, budget or metrics length. */
+static void resume_fails(const char *dir, double iteration, const char *msg) {
+  char tpath[300];
+  snprintf(tpath, sizeof tpath, "%s/checkpoints/iter_000000002.trainer.safetensors", dir);
+  evo_st_reader *r;
+  cr_assert_eq(evo_st_open(tpath, &r), EVO_STATUS_OK, "%s", evo_last_error());
+  double v[9];
+  uint32_t key[2];
+  cr_assert_eq(evo_st_read(r, evo_st_find(r, "trainer.state"), v, sizeof v), EVO_STATUS_OK);
+  cr_assert_eq(evo_st_read(r, evo_st_find(r, "trainer.key"), key, sizeof key), EVO_STATUS_OK);
+  evo_st_close(r);
+  v[0] = iteration;
+  int64_t nine = 9, two = 2;
+  evo_st_tensor ts[2] = {{"trainer.state", EVO_F64, 1, &nine, v}, {"trainer.key", EVO_U32, 1, &two, key}};
+  const char *meta[] = {"format", "evoc-trainer", "algo", "pgpe", "task", "functions"};
+  cr_assert_eq(evo_st_write(tpath, ts, 2, meta, 3), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_config *c = parse(SPHERE "algo: {name: pgpe, pop_size: 8}\ntrainer: {max_iter: 4, plot: false}\n");
+  evo_trainer_params p = evo_trainer_default_params();
+  p.out_dir = dir;
+  p.resume = true;
+  evo_trainer *t = trainer(c, &p);
+  cr_assert_eq(evo_trainer_open_dir(t), EVO_STATUS_FORMAT, "%s", evo_last_error());
+  char want[512];
+  snprintf(want, sizeof want, "%s: %s", tpath, msg);
+  cr_assert_str_eq(evo_last_error(), want);
+  evo_trainer_free(t);
+  evo_config_free(c);
+}
+
+Test(trainer, corrupt_checkpoint_counters_are_refused) {
+  char dir[] = "/tmp/evoc_ckpt_XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  evo_config *c = parse(SPHERE "algo: {name: pgpe, pop_size: 8}\ntrainer: {max_iter: 2, plot: false}\n");
+  evo_trainer_params p = evo_trainer_default_params();
+  p.out_dir = dir;
+  evo_trainer *t = trainer(c, &p);
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_free(t);
+  evo_config_free(c);
+  resume_fails(dir, NAN, "trainer.state iteration is nan (corrupt checkpoint?)");
+  resume_fails(dir, 1e300, "trainer.state iteration is 1e+300 (corrupt checkpoint?)");
+  resume_fails(dir, -2, "trainer.state iteration is -2 (corrupt checkpoint?)");
+  resume_fails(dir, 2.5, "trainer.state iteration is 2.5 (corrupt checkpoint?)");
+  resume_fails(dir, 7, "trainer.state says iteration 7 but the file is for iteration 2");
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  cr_assert_eq(system(cmd), 0);
 }
 
 /* ---------------------------------------------------------------- run folder helpers */

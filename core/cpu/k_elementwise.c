@@ -9,7 +9,11 @@
 #include "cpu_util.h"
 
 /* a*b+c as one FMA in the polynomial forms (-std=c11 turns contraction off): fewer instructions, no worse error */
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=fast")
+#endif
 
 #define PRAGMA(x) _Pragma(#x)
 
