@@ -109,7 +109,8 @@ Test(algo_device, direction_groups_give_the_host_bits) {
   cr_assert_eq(evo_anti_groups(37, 35), 3);          /* 16 16 3 */
   cr_assert_eq(evo_anti_groups(37, 20), 2);
   cr_assert_eq(evo_anti_groups(5003, 40), 3);
-  cr_assert_eq(evo_anti_groups(4609, 512), 32);      /* EvoJAX's MNIST ConvNet at P = 1024: 37k GPU threads */
+  cr_assert_eq(evo_anti_groups(4609, 512), 32);      /* CartPole's MLP at P = 1,024: 37k GPU threads */
+  cr_assert_eq(evo_anti_groups(11274, 512), 24);     /* EvoJAX's MNIST ConvNet at P = 1,024: 68k */
   cr_assert_eq(evo_anti_groups(1000000, 512), 1);    /* n alone fills a GPU: the plain sequential sum */
   cr_assert_eq(evo_anti_groups(37, 16), 1);
   evo_backend *be = cuda_or_skip();
