@@ -377,19 +377,22 @@ evo_status evo_sim_evaluate_tensor(evo_sim *s, const evo_tensor *params, int n, 
    parameters or the policy's outputs were not finite, and (ret != NULL) each episode's return, NaN from the first
    plan in which the policy misbehaved. Episodes are independent of the plan they share, so a range gives the same
    returns as the same episodes inside a larger one. */
-static evo_status test_episodes(evo_sim *s, const float *params, int64_t first, int n_episodes, evo_key key,
-                                double *ret, double *sum_out, bool *bad_out) {
+static evo_status test_episodes(evo_sim *s, const float *params, int64_t first, int n_episodes, int total,
+                                evo_key key, double *ret, double *sum_out, bool *bad_out) {
   if (!s || !params) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: NULL argument");
   if (n_episodes < 1) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: n_episodes must be >= 1");
   if (first < 0) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: first episode must be >= 0");
-  /* Episodes per test plan: as many as a training chunk has when chunk_members is set, else the budget's. */
+  if (total < first + n_episodes)
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: episodes [%lld, %lld) lie outside a test of %d",
+                     (long long)first, (long long)first + n_episodes, total);
+  /* Episodes per test plan: as many as a training chunk has when chunk_members is set, else the budget's; from the
+     whole test's size, so a rank's share runs in plans of the same shape as the whole test. */
   int64_t requested = (int64_t)s->p.chunk_members * s->p.n_repeats;
   evo_status st = EVO_STATUS_OK;
   if (requested <= 0 && s->p.max_plan_mb > 0) st = probe_bytes(s, 1, 1, false);
   rollout_plan *r;
   if (st == EVO_STATUS_OK)
-    st = get_plan(s, 1, 1, chunk_size(s, 1, n_episodes, requested > INT32_MAX ? INT32_MAX : (int)requested), false,
-                  &r);
+    st = get_plan(s, 1, 1, chunk_size(s, 1, total, requested > INT32_MAX ? INT32_MAX : (int)requested), false, &r);
   if (st != EVO_STATUS_OK) return st;
   if (s->p.normalize_obs) {
     evo_sim_norm_prepare(s);
@@ -415,17 +418,17 @@ evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key
   if (!mean_return) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: NULL argument");
   double sum;
   bool bad;
-  evo_status st = test_episodes(s, params, 0, n_episodes, key, NULL, &sum, &bad);
+  evo_status st = test_episodes(s, params, 0, n_episodes, n_episodes, key, NULL, &sum, &bad);
   if (st == EVO_STATUS_OK) *mean_return = bad ? NAN : sum / n_episodes;
   return st;
 }
 
-evo_status evo_sim_test_returns(evo_sim *s, const float *params, int64_t first_episode, int n_episodes, evo_key key,
-                                double *returns) {
+evo_status evo_sim_test_returns(evo_sim *s, const float *params, int64_t first_episode, int n_episodes,
+                                int total_episodes, evo_key key, double *returns) {
   if (!returns) return evo_error(EVO_STATUS_INVALID_ARGUMENT, "sim test: NULL argument");
   double sum;
   bool bad;
-  return test_episodes(s, params, first_episode, n_episodes, key, returns, &sum, &bad);
+  return test_episodes(s, params, first_episode, n_episodes, total_episodes, key, returns, &sum, &bad);
 }
 
 void evo_sim_stats_get(const evo_sim *s, evo_sim_stats *out) { *out = s->stats; }

@@ -190,8 +190,8 @@ static evo_status test_params(evo_trainer *t, const float *params, int n, double
   }
   int64_t b, e;
   evo_comm_slice(n, t->rank, t->ranks, &b, &e);
-  evo_status st = e > b ? evo_evaluator_test_returns(&t->ev, params, b, (int)(e - b), t->test_key, t->test_ret + b)
-                        : EVO_STATUS_OK;
+  evo_status st = EVO_STATUS_OK;
+  if (e > b) st = evo_evaluator_test_returns(&t->ev, params, b, (int)(e - b), n, t->test_key, t->test_ret + b);
   if ((st = evo_comm_agree(t->comm, st))) return st;
   if ((st = evo_comm_allgather(t->comm, t->test_ret, n, sizeof(double)))) return st;
   double sum = 0;

@@ -117,8 +117,8 @@ evo_status evo_evaluator_population(evo_evaluator *e, const evo_tensor *pop, int
   return EVO_STATUS_OK;
 }
 
-evo_status evo_evaluator_test_returns(evo_evaluator *e, const float *params, int64_t first, int n, evo_key key,
-                                      double *ret) {
+evo_status evo_evaluator_test_returns(evo_evaluator *e, const float *params, int64_t first, int n, int total,
+                                      evo_key key, double *ret) {
   if (!e->direct) {
     if (e->normalize_obs) {
       double *c0, *m0, *v0, *c1, *m1, *v1;
@@ -129,7 +129,7 @@ evo_status evo_evaluator_test_returns(evo_evaluator *e, const float *params, int
       memcpy(m1, m0, sizeof(double) * (size_t)m);
       memcpy(v1, v0, sizeof(double) * (size_t)m);
     }
-    return evo_sim_test_returns(e->test_sim, params, first, n, key, ret);
+    return evo_sim_test_returns(e->test_sim, params, first, n, total, key, ret);
   }
   evo_status st = direct_reserve(e, e->test_task, n);
   if (st) return st;

@@ -34,10 +34,10 @@ typedef struct {
    averaged over its repeats). */
 evo_status evo_evaluator_population(evo_evaluator *e, const evo_tensor *pop, int n, int64_t first_member,
                                     evo_key key, float *fitness, float *bd);
-/* Returns of test episodes first .. first + n - 1 (episode j from fold_in(key, j)); copies the training normaliser
-   into the test simulation first. */
-evo_status evo_evaluator_test_returns(evo_evaluator *e, const float *params, int64_t first, int n, evo_key key,
-                                      double *ret);
+/* Returns of test episodes first .. first + n - 1 of a test of total (episode j from fold_in(key, j)); copies the
+   training normaliser into the test simulation first. */
+evo_status evo_evaluator_test_returns(evo_evaluator *e, const float *params, int64_t first, int n, int total,
+                                      evo_key key, double *ret);
 const evo_ptree *evo_evaluator_tree(const evo_evaluator *e);
 /* Saves params (+ normaliser statistics when normalize_obs) as safetensors that evo_ptree_load reads. */
 evo_status evo_evaluator_save_params(evo_evaluator *e, const float *params, const char *path, int64_t iteration,

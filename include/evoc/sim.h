@@ -95,10 +95,12 @@ evo_backend *evo_sim_device_backend(const evo_sim *s);
 evo_status evo_sim_test(evo_sim *s, const float *params, int n_episodes, evo_key key, double *mean_return);
 
 /* Returns of episodes first_episode .. first_episode + n_episodes - 1 of evo_sim_test's numbering (episode e from
-   fold_in(key, e)): a rank's share of a test; summed in episode order they give evo_sim_test's mean bit for bit.
-   Episodes from the first plan in which the parameters or the policy's outputs were not finite are NaN. */
-evo_status evo_sim_test_returns(evo_sim *s, const float *params, int64_t first_episode, int n_episodes, evo_key key,
-                                double *returns);
+   fold_in(key, e)): a rank's share of a test of total_episodes (>= first_episode + n_episodes); summed in episode
+   order they give evo_sim_test's mean bit for bit. Plans are sized from total_episodes, so every share runs in
+   plans of the whole test's shape (a GPU may choose kernels by shape, and round differently). Episodes from the
+   first plan in which the parameters or the policy's outputs were not finite are NaN. */
+evo_status evo_sim_test_returns(evo_sim *s, const float *params, int64_t first_episode, int n_episodes,
+                                int total_episodes, evo_key key, double *returns);
 
 typedef struct {
   int64_t env_steps;    /* episode steps actually simulated (alive episodes only) */
