@@ -74,8 +74,8 @@ for d in cuda cpu; do
   status "run cartpole $d" "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") $(sed -n \
     's/.*"wall_s":\([0-9.]*\),.*"test_score":\([^,]*\),.*/\1 s, test \2/p' "$logs/run_$d.log" | tail -1)"
 done
-# The same GPU run as two in-process ranks sharing the GPU (evoc run --ranks 2): on the CPU it is bit-identical to
-# one rank; on the GPU cuBLAS may pick another kernel for the other batch size, so this records which it is.
+# The same GPU run as two in-process ranks sharing the GPU (evoc run --ranks 2): bit-identical to one rank on the
+# CPU and on the emulated GPU (test plans are sized from the whole test); this records whether a real GPU agrees.
 if [ "$(left)" -lt 90 ] || [ ! -f "$bdir/run_cuda/best.safetensors" ]; then status "run cartpole cuda --ranks 2" "skipped"
 else
   rm -rf "${bdir:?}/run_cuda2"
