@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include "cli_test_util.h"
 #include "comm_checks.h"
+#include "evoc/backend.h"
 #include "evoc/comm.h"
 
 #define CFG EVOC_CONFIGS_DIR
@@ -227,6 +228,17 @@ Test(threads, three_ranks_equal_one_with_uneven_shares_noise_and_normalizer) {
 #ifdef EVOC_HAVE_MUJOCO
   ranks_match(2, false, CFG "/hopper_ars.yaml", "--set trainer.n_evaluations=3 --set trainer.test_interval=2", 3);
 #endif
+}
+
+/* On a device the plan's shape picks the kernel (the fused matmul+bias+tanh for <= 64 rows per member, cuBLAS
+   beyond), so a test split over ranks must run in plans of the whole test's shape: 100 test episodes, 50 per rank.
+   GPU test: runs on a GPU or the emulated one, skips elsewhere. */
+Test(threads, two_ranks_on_a_gpu_equal_one_with_a_split_test) {
+  if (evo_cuda_device_count() == 0) cr_skip_test("no usable CUDA device");
+  ranks_match(2, false, CFG "/cartpole_swingup_easy_pgpe.yaml",
+              "--set device=cuda --set task.max_steps=50 --set algo.pop_size=14 --set trainer.n_evaluations=100 "
+              "--set trainer.test_interval=2 --set trainer.log_interval=1",
+              3);
 }
 
 Test(threads, map_elites_restarts_empty_shares_and_a_one_episode_test) {
