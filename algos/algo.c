@@ -23,6 +23,8 @@ evo_key evo_algo_member_key(const evo_algo *a, int64_t gen, int64_t i) {
   return evo_key_fold_in(evo_key_fold_in(a->key, (uint32_t)gen), (uint32_t)i);
 }
 
+const char *const evo_option_bool[] = {"false", "true", NULL};
+
 static int option_index(const evo_algo_info *info, const char *key) {
   for (int i = 0; i < info->n_options; i++)
     if (strcmp(info->options[i].key, key) == 0) return i;

@@ -91,17 +91,24 @@ void evo_algo_normals_f64(evo_key key, int64_t n, double *out);          /* elem
 /* Centered ranks in [-0.5, 0.5]: worst -> -0.5, best -> 0.5 (OpenAI-ES, EvoJAX); equal values share the mean of
    their ranks (EvoJAX breaks ties by index instead), so all-equal fitness gives zeros. */
 void evo_shape_centered_ranks(const float *f, int n, double *out);
-/* z-score; constant fitness gives zeros. */
+/* z-scores (f - mean) / std over the finite values (population std); -inf scores as the worst finite value, +inf
+   as the best; fewer than two finite values or a constant fitness give zeros. */
 void evo_shape_zscore(const float *f, int n, double *out);
 /* NES utilities: u_k = max(0, ln(n/2 + 1) - ln k) / sum_j max(0, ...) - 1/n, k = rank (1 = best). */
 void evo_shape_nes_utilities(const float *f, int n, double *out);
+/* The `fitness_shaping` option of the antithetic strategies: its value indexes evo_shape_names. */
+enum { EVO_SHAPE_CENTERED_RANKS, EVO_SHAPE_ZSCORE };
+extern const char *const evo_shape_names[]; /* "centered_ranks", "z_score" */
+void evo_shape(int kind, const float *f, int n, double *out);
 /* order[0..n): indices sorted best first (stable: ties by index). */
 void evo_shape_argsort_desc(const float *f, int n, int *order);
 
 /* Shared weight decay (algos/weight_decay.c). A strategy declares the option "weight_decay" (c >= 0, 0 = off):
    EVO_WEIGHT_DECAY_OPTION for the fitness form, or its own row, under the same key, that names the gradient form. */
 #define EVO_WEIGHT_DECAY_OPTION \
-  { "weight_decay", 0, 0, 1e3, "L2 coefficient c: fitness -= c mean(x^2) (estool es.py compute_weight_decay); 0 = off" }
+  { "weight_decay", 0, 0, 1e3, \
+    "L2 coefficient c: fitness -= c mean(x^2) (estool es.py compute_weight_decay); 0 = off", \
+    NULL }
 /* c: the resolved "weight_decay" option, 0 when the strategy has none. */
 double evo_algo_weight_decay_coef(const evo_algo *a);
 /* Fitness penalty c * mean(params[0..n)^2) (estool's compute_weight_decay): subtract it from a member's fitness. */

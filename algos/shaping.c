@@ -57,21 +57,33 @@ void evo_shape_centered_ranks(const float *f, int n, double *out) {
   if (order != stack_order) free(order);
 }
 
+const char *const evo_shape_names[] = {"centered_ranks", "z_score", NULL};
+
+void evo_shape(int kind, const float *f, int n, double *out) {
+  if (kind == EVO_SHAPE_ZSCORE)
+    evo_shape_zscore(f, n, out);
+  else
+    evo_shape_centered_ranks(f, n, out);
+}
+
 void evo_shape_zscore(const float *f, int n, double *out) {
   double mean = 0, var = 0;
   int finite = 0;
   for (int i = 0; i < n; i++)
     if (isfinite(f[i])) mean += f[i], finite++;
   mean = finite ? mean / finite : 0;
-  double lo = INFINITY;
+  double lo = INFINITY, hi = -INFINITY;
   for (int i = 0; i < n; i++)
     if (isfinite(f[i])) {
       var += (f[i] - mean) * (f[i] - mean);
       if (f[i] < lo) lo = f[i];
+      if (f[i] > hi) hi = f[i];
     }
   double sd = finite > 1 ? sqrt(var / finite) : 0;
   for (int i = 0; i < n; i++) {
-    double v = isfinite(f[i]) ? f[i] : lo; /* -inf (NaN) members score as the worst finite one */
+    /* -inf (a NaN fitness) scores as the worst finite member, +inf as the best: ranks stay as centered ranks
+       order them, and one infinite value cannot turn every score into NaN */
+    double v = isfinite(f[i]) ? f[i] : f[i] > 0 ? hi : lo;
     out[i] = sd > 0 && isfinite(v) ? (v - mean) / sd : 0;
   }
 }

@@ -164,6 +164,28 @@ static evo_status build_sims(evo_trainer *t, int64_t n_repeats, bool normalize, 
   return st;
 }
 
+/* An algorithm option: a number in [lo, hi], or for an option with names (evo_option_spec.choices) one of them,
+   which stands for lo + its index (`optimizer: adam`; on/off options take true / false); an absent one is
+   recorded by name. */
+static evo_status read_algo_option(evo_cfg *sec, const evo_option_spec *o, double *out) {
+  const evo_cfg *node = o->choices ? evo_cfg_get(sec, o->key) : NULL;
+  const char *text = node ? evo_cfg_scalar(node) : NULL;
+  char *end = NULL;
+  if (text && *text) strtod(text, &end);
+  if (!o->choices || (end && *end == '\0')) return evo_cfg_double(sec, o->key, o->def, o->lo, o->hi, out);
+  if (o->choices == evo_option_bool) { /* a YAML boolean, recorded as one */
+    bool b = false;
+    evo_status st = evo_cfg_bool(sec, o->key, o->def != 0, &b);
+    *out = b;
+    return st;
+  }
+  const char *name = NULL;
+  evo_status st = evo_cfg_string(sec, o->key, o->choices[(int)(o->def - o->lo)], o->choices, &name);
+  for (int k = 0; !st && o->choices[k]; k++)
+    if (!strcmp(o->choices[k], name)) *out = o->lo + k;
+  return st;
+}
+
 static evo_status build_algo(evo_trainer *t, evo_cfg *root) {
   evo_cfg *sec;
   evo_status st = evo_cfg_require(root, "algo");
@@ -209,7 +231,7 @@ static evo_status build_algo(evo_trainer *t, evo_cfg *root) {
   for (int i = 0; !st && i < info->n_options; i++) {
     const evo_option_spec *o = &info->options[i];
     opts[i].key = o->key;
-    st = evo_cfg_double(sec, o->key, o->def, o->lo, o->hi, &opts[i].value);
+    st = read_algo_option(sec, o, &opts[i].value);
   }
   if (!st) st = evo_cfg_check_unused(sec);
   if (!st) {

@@ -54,6 +54,15 @@ Test(algos_common, registry_is_consistent) {
       cr_assert(o->key && o->doc && o->doc[0], "%s option %d lacks a key or doc", info->name, k);
       cr_assert(o->def >= o->lo && o->def <= o->hi, "%s.%s default %g outside [%g, %g]", info->name, o->key, o->def,
                 o->lo, o->hi);
+      if (!o->choices) continue;
+      /* named values: one distinct name per integer in [lo, hi], the default among them */
+      int k_n = 0;
+      while (o->choices[k_n]) k_n++;
+      cr_assert_eq(k_n, (int)(o->hi - o->lo) + 1, "%s.%s: %d names for [%g, %g]", info->name, o->key, k_n, o->lo,
+                   o->hi);
+      cr_assert_eq(o->def, floor(o->def), "%s.%s: a named option has an integral default", info->name, o->key);
+      for (int x = 0; x < k_n; x++)
+        for (int y = x + 1; y < k_n; y++) cr_assert_str_neq(o->choices[x], o->choices[y]);
     }
   }
   cr_assert_null(evo_algo_find("no_such_algorithm"));

@@ -249,7 +249,7 @@ Test(threads, map_elites_restarts_empty_shares_and_a_one_episode_test) {
   ranks_match(4, false, CFG "/cartpole_swingup_easy_pgpe.yaml", "--set algo.pop_size=2 --set trainer.n_repeats=1 "
               "--set trainer.normalize_obs=true --set trainer.n_evaluations=3 --set device=cpu", 3);
   /* BIPOP-CMA-ES on Rastrigin: restarts change the population size mid-run */
-  ranks_match(3, false, CFG "/quick_cmaes.yaml", "--set algo.restarts=2 --set task.function=rastrigin "
+  ranks_match(3, false, CFG "/quick_cmaes.yaml", "--set algo.restarts=bipop --set task.function=rastrigin "
               "--set trainer.target_objective=0 --set trainer.test_interval=100", 400);
 }
 

@@ -31,18 +31,34 @@ static void ranks(const float *f, int n, double *u) {
   }
 }
 
+/* z-scores of finite values, population std (evosax's z_score_fitness_shaping) */
+static void zscores(const float *f, int n, double *u) {
+  double m = 0, v = 0;
+  for (int i = 0; i < n; i++) m += f[i];
+  m /= n;
+  for (int i = 0; i < n; i++) v += (f[i] - m) * (f[i] - m);
+  for (int i = 0; i < n; i++) u[i] = (f[i] - m) / sqrt(v / n);
+}
+
+/* the fitness_shaping option: 0 centered ranks (default), 1 z-scores */
+static void shaped(int shaping, const float *f, int n, double *u) {
+  if (shaping) zscores(f, n, u);
+  else ranks(f, n, u);
+}
+
 /* ---- PGPE ---- */
 
 /* One tell recomputed from the asked rows with EvoJAX's compute_reinforce_update, update_stdev and ClipUp. */
-Test(pgpe, one_step_matches_the_formulas) {
+static void pgpe_one_step(int shaping) {
   enum { n = 6, P = 10, D = P / 2 };
   const float mean[n] = {0.5f, -0.3f, 0.0f, 1.0f, 0.2f, -0.7f};
-  evo_algo *a = test_algo("pgpe", n, P, 0.1, mean, true, 11, NULL, 0);
+  const evo_option opt = {"fitness_shaping", shaping};
+  evo_algo *a = test_algo("pgpe", n, P, 0.1, mean, true, 11, &opt, 1);
   float pop[P * n], fit[P];
   test_ask(a, 0, P, pop);
   for (int j = 0; j < P; j++) fit[j] = (float)(sin(1.7 * j + 0.3) + 0.01 * j); /* distinct, unordered */
   double u[P], gc[n] = {0}, gs[n] = {0}, base = 0;
-  ranks(fit, P, u);
+  shaped(shaping, fit, P, u);
   for (int j = 0; j < P; j++) base += u[j] / P;
   for (int k = 0; k < D; k++)
     for (int i = 0; i < n; i++) {
@@ -66,6 +82,9 @@ Test(pgpe, one_step_matches_the_formulas) {
   }
   evo_algo_free(a);
 }
+
+Test(pgpe, one_step_matches_the_formulas) { pgpe_one_step(0); }
+Test(pgpe, one_step_with_z_scores_matches_the_formulas) { pgpe_one_step(1); }
 
 /* With a large stdev learning rate and random fitness the clip is active, but no step changes a stdev by more
    than stdev_max_change (20%) either way. */
@@ -202,17 +221,18 @@ Test(openes, gradient_estimate_on_linear_function_points_along_c) {
 
 /* One tell recomputed from the asked rows: g = sum_k (u_2k - u_2k+1) eps_k / (N sigma), and Adam's first moments
    after one step are (1 - beta1) G and (1 - beta2) G^2 with G = -g + c theta (weight_decay c, default 0.005). */
-Test(openes, one_step_matches_the_formulas) {
+static void openes_one_step(int shaping) {
   enum { n = 8, P = 20 };
   const double sigma = 0.02, l2 = 0.005;
   float theta0[n];
   for (int i = 0; i < n; i++) theta0[i] = (float)(0.3 * i - 1.0);
-  evo_algo *a = test_algo("openes", n, P, sigma, theta0, true, 17, NULL, 0);
+  const evo_option opt = {"fitness_shaping", shaping};
+  evo_algo *a = test_algo("openes", n, P, sigma, theta0, true, 17, &opt, 1);
   float pop[P * n], fit[P];
   test_ask(a, 0, P, pop);
   for (int j = 0; j < P; j++) fit[j] = (float)(cos(2.1 * j) + 0.001 * j);
   double u[P], g[n] = {0};
-  ranks(fit, P, u);
+  shaped(shaping, fit, P, u);
   for (int k = 0; k < P / 2; k++)
     for (int i = 0; i < n; i++) {
       const double eps = ((double)pop[2 * k * n + i] - pop[(2 * k + 1) * n + i]) / (2 * sigma);
@@ -228,6 +248,9 @@ Test(openes, one_step_matches_the_formulas) {
   }
   evo_algo_free(a);
 }
+
+Test(openes, one_step_matches_the_formulas) { openes_one_step(0); }
+Test(openes, one_step_with_z_scores_matches_the_formulas) { openes_one_step(1); }
 
 Test(openes, sigma_decay_and_floor) {
   const evo_option opt[] = {{"sigma_decay", 0.5}, {"sigma_min", 0.004}};
@@ -329,6 +352,32 @@ Test(shaping, centered_ranks_average_ties) {
   const float flat[4] = {2, 2, 2, 2};
   evo_shape_centered_ranks(flat, 4, u);
   for (int i = 0; i < 4; i++) cr_assert_eq(u[i], 0.0);
+}
+
+/* z-scores against a two-pass computation in long double; -inf scores as the worst finite value, +inf as the best;
+   a flat fitness, or a single finite value, gives zeros. */
+Test(shaping, z_scores_against_two_pass) {
+  const float f[7] = {3.5f, -1.25f, 8.0f, -INFINITY, 0.5f, INFINITY, 2.0f};
+  long double mean = 0, var = 0;
+  const int fin[5] = {0, 1, 2, 4, 6};
+  for (int k = 0; k < 5; k++) mean += f[fin[k]] / 5.0L;
+  for (int k = 0; k < 5; k++) var += (f[fin[k]] - mean) * (f[fin[k]] - mean) / 5.0L;
+  const long double sd = sqrtl(var);
+  double u[7];
+  evo_shape(EVO_SHAPE_ZSCORE, f, 7, u);
+  for (int i = 0; i < 7; i++) {
+    const long double v = i == 3 ? -1.25L : i == 5 ? 8.0L : f[i];
+    const double want = (double)((v - mean) / sd);
+    cr_assert(fabs(u[i] - want) < 1e-14, "u[%d] = %.17g want %.17g", i, u[i], want);
+  }
+  const float flat[4] = {2, 2, 2, 2}, one[3] = {-INFINITY, 5, -INFINITY};
+  evo_shape(EVO_SHAPE_ZSCORE, flat, 4, u);
+  for (int i = 0; i < 4; i++) cr_assert_eq(u[i], 0.0);
+  evo_shape(EVO_SHAPE_ZSCORE, one, 3, u);
+  for (int i = 0; i < 3; i++) cr_assert_eq(u[i], 0.0);
+  evo_shape(EVO_SHAPE_CENTERED_RANKS, f, 7, u); /* the other kind is the centered ranks */
+  cr_assert_eq(u[5], 0.5);
+  cr_assert_eq(u[3], -0.5);
 }
 
 /* On a flat fitness the strategy's own gradient is 0 and the mean follows its optimizer on the loss
@@ -596,13 +645,18 @@ typedef struct {
 
 /* Budgets are about 1.2x the worst generation at which seeds 1-5 reached the target when measured (the test runs
    seed 1, which reached them at 24, 118, 324, 461, 190, 403, 106 and 166; the worst of seeds 1-5 now: 24, 172, 328,
-   605, 193, 477, 125, 204). f0 = 10 (sphere), 1.47e6 (ellipsoid). */
+   605, 193, 477, 125, 204). With fitness_shaping: z_score (z-score rows, same order) seed 1 reached them at 23, 94, 195
+   and 614, the worst of seeds 1-5 at 24, 127, 200 and 743. f0 = 10 (sphere), 1.47e6 (ellipsoid). */
 static const conv_case conv_cases[] = {
     {"pgpe", EVO_FN_SPHERE, 1e-1, 40, {{0}}, 0},
     {"pgpe", EVO_FN_SPHERE, 1e-4, 230, {{"optimizer", 1}, {"center_lr", 0.05}}, 2},
     {"pgpe", EVO_FN_ELLIPSOID, 10, 550, {{0}}, 0},
     {"pgpe", EVO_FN_ELLIPSOID, 1e-3, 750, {{"optimizer", 1}, {"center_lr", 0.05}}, 2},
+    {"pgpe", EVO_FN_SPHERE, 1e-1, 30, {{"fitness_shaping", 1}}, 1},
+    {"pgpe", EVO_FN_ELLIPSOID, 10, 155, {{"fitness_shaping", 1}}, 1},
     {"openes", EVO_FN_SPHERE, 1e-4, 250, {{0}}, 0},
+    {"openes", EVO_FN_SPHERE, 1e-4, 240, {{"fitness_shaping", 1}}, 1},
+    {"openes", EVO_FN_ELLIPSOID, 100, 900, {{"fitness_shaping", 1}}, 1},
     {"openes", EVO_FN_ELLIPSOID, 100, 620, {{0}}, 0},
     {"ars", EVO_FN_SPHERE, 1e-8, 180, {{0}}, 0},
     {"ars", EVO_FN_ELLIPSOID, 1000, 280, {{0}}, 0},
@@ -621,7 +675,7 @@ Test(convergence, fixed_seed_targets) {
     int g = 0;
     while (g < k->gens && fb > k->target) fb = test_generation(a, f, pop, fit), g++;
     cr_log_info("%s%s on %s-10: f %.3g at generation %d (target %g within %d)", k->algo,
-                k->n_opt ? " (adam)" : "", evo_fn_name(k->fn), fb, g, k->target, k->gens);
+                k->n_opt ? (strcmp(k->opt[0].key, "fitness_shaping") ? " (adam)" : " (z-scores)") : "", evo_fn_name(k->fn), fb, g, k->target, k->gens);
     cr_assert(fb <= k->target, "%s on %s: f = %g after %d generations, target %g", k->algo, evo_fn_name(k->fn), fb,
               g, k->target);
     evo_algo_free(a);

@@ -164,6 +164,55 @@ Test(trainer, algo_options_and_defaults_are_recorded) {
   evo_config_free(c);
 }
 
+/* Runs algo (a flow map's inside) for 30 iterations on the sphere; the summary and the recorded config. */
+static evo_trainer_summary run_sphere(const char *algo, char **text) {
+  char cfg[512];
+  snprintf(cfg, sizeof cfg, SPHERE "algo: {name: %s, x0: 1}\ntrainer: {max_iter: 30, test_interval: 10}\n", algo);
+  evo_config *c = parse(cfg);
+  evo_trainer *t = trainer(c, NULL);
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_summary s;
+  evo_trainer_summary_get(t, &s);
+  *text = written(c);
+  evo_trainer_free(t);
+  evo_config_free(c);
+  return s;
+}
+
+/* Options with named values take the name or the number alike (same run, same bits), and a default is recorded
+   by name. */
+Test(trainer, named_option_values_equal_their_numbers) {
+  const char *pairs[][2] = {
+      {"pgpe, optimizer: adam", "pgpe, optimizer: 1"},
+      {"pgpe, fitness_shaping: z_score", "pgpe, fitness_shaping: 1"},
+      {"openes, fitness_shaping: z_score", "openes, fitness_shaping: 1"},
+      {"cmaes, active: false, restarts: ipop", "cmaes, active: 0, restarts: 1"},
+      {"simple_ga, elitism: true", "simple_ga, elitism: 1"},
+      {"ars, version: v2", "ars, version: 2"},
+  };
+  for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+    char *ta, *tb;
+    evo_trainer_summary a = run_sphere(pairs[i][0], &ta), b = run_sphere(pairs[i][1], &tb);
+    cr_assert_eq(a.best_objective, b.best_objective, "%s: %.17g vs %.17g", pairs[i][0], a.best_objective,
+                 b.best_objective);
+    cr_assert_eq(a.test_score, b.test_score, "%s", pairs[i][0]);
+    free(ta), free(tb);
+  }
+  char *text;
+  run_sphere("pgpe, fitness_shaping: z_score", &text);
+  cr_assert(strstr(text, "optimizer: clipup") && strstr(text, "fitness_shaping: z_score"), "%s", text);
+  free(text);
+  run_sphere("cmaes", &text);
+  cr_assert(strstr(text, "active: true") && strstr(text, "restarts: none"), "%s", text);
+  free(text);
+  /* the option changes the run: z-scores are not the centered ranks */
+  char *tc;
+  evo_trainer_summary z = run_sphere("pgpe, fitness_shaping: z_score", &text),
+                      r = run_sphere("pgpe, fitness_shaping: centered_ranks", &tc);
+  cr_assert_neq(z.best_objective, r.best_objective);
+  free(text), free(tc);
+}
+
 static void new_fails(const char *text, const char *msg) {
   evo_config *c = parse(text);
   evo_trainer *t = (evo_trainer *)1;
@@ -183,6 +232,10 @@ Test(trainer, config_errors) {
   new_fails(SPHERE "algo: {name: pgpe}\npolicy: {name: direct, hidden: [3]}\n", "unknown key 'hidden' in policy");
   new_fails(SPHERE "algo: {name: pgpe}\ntrainer: {normalize_obs: true}\n", "normalize_obs needs a policy");
   new_fails(SPHERE "algo: {name: pgpe}\ndevice: gpu\n", "t.yaml:4:9: device must be one of");
+  new_fails(SPHERE "algo: {name: pgpe, optimizer: adm}\n", "t.yaml:3:31: algo.optimizer must be one of 'clipup', "
+                                                           "'adam', got 'adm' (did you mean 'adam'?)");
+  new_fails(SPHERE "algo: {name: cmaes, active: maybe}\n", "algo.active must be a boolean (true/false, yes/no, on/off), got 'maybe'");
+  new_fails(SPHERE "algo: {name: pgpe, optimizer: 2}\n", "algo.optimizer must be a number in [0, 1]");
   new_fails(SPHERE "algo: {name: pgpe}\ntrainer: {target_objective: -1}\n", "trainer.target_objective must be");
   new_fails("task: {name: cartpole_balance}\nalgo: {name: pgpe}\ntrainer: {target_objective: 1}\n",
             "unknown key 'target_objective' in trainer");

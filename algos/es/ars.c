@@ -28,14 +28,17 @@ typedef struct {
   evo_anti_dev *dev; /* set once asked on a device: tell's sum runs there too */
 } ars_state;
 
+static const char *const ars_version_names[] = {"v1", "v2", NULL};
+
 static const evo_option_spec ars_options[] = {
-    {"step_size", 0.02, 0, 1e3, "alpha (Mania et al. 2018; ARS code/ars.py default step_size)"},
+    {"step_size", 0.02, 0, 1e3, "alpha (Mania et al. 2018; ARS code/ars.py default step_size)", NULL},
     {"top_b", 0, 0, 1e9, "directions kept, b <= pop_size / 2; 0 = all (ARS code/ars.py default deltas_used = "
-                         "n_directions)"},
-    {"version", 1, 1, 2, "1 = ARS V1; 2 = V2, observations normalised by the run system (same update here)"},
+                         "n_directions)", NULL},
+    {"version", 1, 1, 2, "v1 = ARS V1; v2 = V2, observations normalised by the run system (same update here)",
+     ars_version_names},
     {"weight_decay", 0, 0, 1e3,
      "L2 coefficient c, gradient form: theta -= step_size c theta per step; 0 = off (the ARS paper and code have "
-     "none)"},
+     "none)", NULL},
 };
 
 static void ars_destroy(evo_algo *a) {

@@ -60,33 +60,41 @@ static void threads_pop(int prev) {
 #endif
 }
 
+static const char *const cmaes_restart_names[] = {"none", "ipop", "bipop", NULL};
+
 static const evo_option_spec cmaes_options[] = {
-    {"active", 1, 0, 1, "1: active CMA, negative weights in the C update (Jastrebski & Arnold 2006; tutorial eq. 53)"},
+    {"active", 1, 0, 1, "active CMA: negative weights in the C update (Jastrebski & Arnold 2006; tutorial eq. 53)",
+     evo_option_bool},
     {"pycma_cmu", 0, 0, 1,
-     "1: c_mu with pycma's rank-mu offset +0.25 in the numerator (pycma 4.x); 0: tutorial eq. 58"},
-    {"restarts", 0, 0, 2, "restart on a stop criterion: 0 none, 1 IPOP (Auger & Hansen 2005), 2 BIPOP (Hansen 2009)"},
+     "true: c_mu with pycma's rank-mu offset +0.25 in the numerator (pycma 4.x); false: tutorial eq. 58",
+     evo_option_bool},
+    {"restarts", 0, 0, 2, "restart on a stop criterion: none, ipop (Auger & Hansen 2005), bipop (Hansen 2009)",
+     cmaes_restart_names},
     {"max_restarts", 9, 0, 1000,
-     "restarts before a->stop; BIPOP counts large ones only (Auger & Hansen 2005; pycma fmin restarts=9)"},
+     "restarts before a->stop; BIPOP counts large ones only (Auger & Hansen 2005; pycma fmin restarts=9)", NULL},
     {"inc_popsize", 2, 1, 16,
-     "population factor per IPOP / large BIPOP restart (Auger & Hansen 2005; pycma incpopsize)"},
+     "population factor per IPOP / large BIPOP restart (Auger & Hansen 2005; pycma incpopsize)", NULL},
     {"restart_box", 0, 0, 1e30,
      "restart x0 = init_mean + U[-restart_box, restart_box]^n (IPOP paper: uniform in the "
-     "box); 0: init_mean (pycma with a fixed x0)"},
+     "box); 0: init_mean (pycma with a fixed x0)", NULL},
     {"tol_fun", 1e-12, 0, 1e300,
      "stop: range of this generation's f and of the best f of the last 10 + ceil(30 n / "
-     "lambda) generations < tol_fun (tutorial B.3 TolFun)"},
-    {"tol_x", 1e-12, 0, 1e300, "stop: sigma max(sqrt(C_ii), |p_c,i|) < tol_x sigma0 for all i (tutorial B.3 TolX)"},
-    {"tol_upsigma", 1e20, 1, 1e300, "stop: sigma / sigma0 > tol_upsigma max sqrt(eig C) (pycma tolupsigma)"},
+     "lambda) generations < tol_fun (tutorial B.3 TolFun)", NULL},
+    {"tol_x", 1e-12, 0, 1e300, "stop: sigma max(sqrt(C_ii), |p_c,i|) < tol_x sigma0 for all i (tutorial B.3 TolX)",
+     NULL},
+    {"tol_upsigma", 1e20, 1, 1e300, "stop: sigma / sigma0 > tol_upsigma max sqrt(eig C) (pycma tolupsigma)", NULL},
     {"cond_limit", 1e14, 10, 1e300,
      "stop, and regularize C + s I to this condition, when cond(C) exceeds it "
-     "(tutorial B.3 ConditionCov; pycma tolconditioncov)"},
-    {"stagnation", 1, 0, 1, "1: stop on stagnation of the best and median f medians (tutorial B.3 Stagnation)"},
-    {"flat_fitness", 1, 0, 1, "1: sigma *= exp(0.2 + c_s / d_s) when f_1 == f_ceil(0.7 lambda) (tutorial cmaes.m)"},
+     "(tutorial B.3 ConditionCov; pycma tolconditioncov)", NULL},
+    {"stagnation", 1, 0, 1, "true: stop on stagnation of the best and median f medians (tutorial B.3 Stagnation)",
+     evo_option_bool},
+    {"flat_fitness", 1, 0, 1, "true: sigma *= exp(0.2 + c_s / d_s) when f_1 == f_ceil(0.7 lambda) (tutorial cmaes.m)",
+     evo_option_bool},
     {"eigen_gap", 0, 0, 1e9,
      "generations between eigendecompositions; 0: max(1, floor(1 / (10 n (c_1 + c_mu)))) "
-     "(tutorial B.2; pycma lazy_update_gap)"},
-    {"sigma_min", 1e-300, 0, 1e300, "lower bound on sigma (safeguard)"},
-    {"sigma_max", 1e300, 0, 1e300, "upper bound on sigma (safeguard)"},
+     "(tutorial B.2; pycma lazy_update_gap)", NULL},
+    {"sigma_min", 1e-300, 0, 1e300, "lower bound on sigma (safeguard)", NULL},
+    {"sigma_max", 1e300, 0, 1e300, "upper bound on sigma (safeguard)", NULL},
 };
 
 /* z of member (gen, i) in double: the member key's evo_algo_normals stream. */

@@ -54,7 +54,7 @@ typedef struct {
 } crfm_state;
 
 static const evo_option_spec crfmnes_options[] = {
-    {"eta_m", 1, 0, 10, "mean learning rate (Nomura & Ono 2022, eta_m = 1)"},
+    {"eta_m", 1, 0, 10, "mean learning rate (Nomura & Ono 2022, eta_m = 1)", NULL},
 };
 
 /* ---- parameters ---- */

@@ -38,7 +38,7 @@ typedef struct {
 } lm_state;
 
 static const evo_option_spec lmmaes_options[] = {
-    {"m", 0, 0, 100000, "number of direction vectors M_i; 0: 4 + floor(3 ln n) (Loshchilov et al. 2019, Alg. 1)"},
+    {"m", 0, 0, 100000, "number of direction vectors M_i; 0: 4 + floor(3 ln n) (Loshchilov et al. 2019, Alg. 1)", NULL},
 };
 
 void evo_lmmaes_params_compute(int64_t n, int lambda, int m, evo_lmmaes_params *p, double *w) {

@@ -46,14 +46,16 @@ typedef struct {
 } me_state;
 
 static const evo_option_spec me_options[] = {
-    {"bd_dim", 2, 1, 16, "behaviour descriptor dimension (2 in most of Mouret & Clune 2015's maps)"},
-    {"cells_per_dim", 10, 1, 1e9, "grid cells per descriptor dimension (cells = cells_per_dim^bd_dim <= 2^62)"},
-    {"bd_lo", 0, -1e30, 1e30, "lower end of every descriptor's range (descriptors normalised to [0, 1])"},
-    {"bd_hi", 1, -1e30, 1e30, "upper end of every descriptor's range; outside values go to the edge cells"},
-    {"iso_sigma", 0, 0, 1e6, "isotropic mutation stdev; 0 = init_stdev (default 0.05 = EvoJAX MAPElites iso_sigma)"},
+    {"bd_dim", 2, 1, 16, "behaviour descriptor dimension (2 in most of Mouret & Clune 2015's maps)", NULL},
+    {"cells_per_dim", 10, 1, 1e9, "grid cells per descriptor dimension (cells = cells_per_dim^bd_dim <= 2^62)", NULL},
+    {"bd_lo", 0, -1e30, 1e30, "lower end of every descriptor's range (descriptors normalised to [0, 1])", NULL},
+    {"bd_hi", 1, -1e30, 1e30, "upper end of every descriptor's range; outside values go to the edge cells", NULL},
+    {"iso_sigma", 0, 0, 1e6, "isotropic mutation stdev; 0 = init_stdev (default 0.05 = EvoJAX MAPElites iso_sigma)",
+     NULL},
     {"line_sigma", 0, 0, 1e6, "stdev along x_q - x_p (Iso+LineDD, Vassiliades & Mouret 2018 use 0.2); 0 = iso "
-                              "Gaussian only (Mouret & Clune 2015)"},
-    {"qd_offset", 0, -1e30, 1e30, "subtracted from each elite's fitness in the QD score (pyribs qd_score_offset)"},
+                              "Gaussian only (Mouret & Clune 2015)", NULL},
+    {"qd_offset", 0, -1e30, 1e30, "subtracted from each elite's fitness in the QD score (pyribs qd_score_offset)",
+     NULL},
     EVO_WEIGHT_DECAY_OPTION,
 };
 

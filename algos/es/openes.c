@@ -6,8 +6,9 @@
    gradient form of algos/weight_decay.c, default the starter's 0.005). The 1/sigma makes g the
    estimate of the gradient of the smoothed objective (the starter code leaves it out; with Adam only the relative
    weight of the l2 term changes). sigma is fixed by default; sigma_decay / sigma_min and lr_decay give evosax's
-   decaying variants. Equal fitnesses share their centered rank, so a flat fitness gives g = 0 (Adam steps on the
-   decay alone). A generation without any finite fitness changes nothing. best = theta. */
+   decaying variants; fitness_shaping: z_score replaces the centered ranks by z-scores. Equal fitnesses share
+   their centered rank, so a flat fitness gives g = 0 (Adam steps on the decay alone). A generation without any
+   finite fitness changes nothing. best = theta. */
 #include <stdlib.h>
 #include "antithetic.h"
 #include "antithetic_dev.h"
@@ -25,15 +26,18 @@ typedef struct {
 } openes_state;
 
 static const evo_option_spec openes_options[] = {
-    {"lr", 0.01, 0, 1e3, "Adam step size (Salimans et al. 2017; es-starter configs stepsize 0.01)"},
+    {"lr", 0.01, 0, 1e3, "Adam step size (Salimans et al. 2017; es-starter configs stepsize 0.01)", NULL},
     {"weight_decay", 0.005, 0, 1e3,
      "L2 coefficient c, gradient form: Adam sees -g + c theta (Salimans et al. 2017; es-starter configs l2coeff "
-     "0.005); 0 = off"},
-    {"beta1", 0.9, 0, 0.9999, "Adam beta1 (es-starter Adam default)"},
-    {"beta2", 0.999, 0, 0.999999, "Adam beta2 (es-starter Adam default)"},
-    {"sigma_decay", 1, 1e-6, 1, "sigma <- max(sigma * sigma_decay, sigma_min) per step; 1 = fixed as in the paper"},
-    {"sigma_min", 0, 0, 1e6, "lower bound for a decaying sigma (evosax OpenES sigma_limit)"},
-    {"lr_decay", 1, 1e-6, 1, "lr_t = lr * lr_decay^t (evosax OpenES lr_decay); 1 = constant as in the paper"},
+     "0.005); 0 = off", NULL},
+    {"beta1", 0.9, 0, 0.9999, "Adam beta1 (es-starter Adam default)", NULL},
+    {"beta2", 0.999, 0, 0.999999, "Adam beta2 (es-starter Adam default)", NULL},
+    {"sigma_decay", 1, 1e-6, 1, "sigma <- max(sigma * sigma_decay, sigma_min) per step; 1 = fixed as in the paper",
+     NULL},
+    {"sigma_min", 0, 0, 1e6, "lower bound for a decaying sigma (evosax OpenES sigma_limit)", NULL},
+    {"lr_decay", 1, 1e-6, 1, "lr_t = lr * lr_decay^t (evosax OpenES lr_decay); 1 = constant as in the paper", NULL},
+    {"fitness_shaping", 0, 0, 1, "u: centered_ranks over all N evaluations (Salimans et al. 2017) or z_score "
+     "(evosax's option)", evo_shape_names},
 };
 
 static void openes_destroy(evo_algo *a) {
@@ -91,7 +95,7 @@ static evo_status openes_tell(evo_algo *a, const float *fitness) {
   const int64_t n = a->n;
   if (!evo_anti_any_finite(fitness, a->pop)) return EVO_STATUS_OK;
   const int dirs = a->pop / 2;
-  evo_shape_centered_ranks(fitness, a->pop, s->u);
+  evo_shape((int)evo_algo_opt(a, "fitness_shaping"), fitness, a->pop, s->u);
   for (int k = 0; k < dirs; k++) s->u[k] = s->u[2 * k] - s->u[2 * k + 1]; /* in place: k <= 2k */
   if (s->dev) {
     evo_status st = evo_anti_dev_sums(s->dev, a, a->gen, NULL, s->u, NULL, true, dirs, s->g, NULL);

@@ -4,7 +4,7 @@
    nnaisense/pgpelib).
 
    Directions k = 0..P/2-1 with scaled noise d_k = stdev * eps_k; members 2k, 2k+1 = center +- d_k. With shaped
-   fitness u (centered ranks in [-0.5, 0.5]) and baseline b = mean(u):
+   fitness u (centered ranks in [-0.5, 0.5]; z-scores with fitness_shaping: z_score) and baseline b = mean(u):
      grad_center = mean_k d_k (u_2k - u_2k+1) / 2
      grad_stdev  = mean_k ((u_2k + u_2k+1) / 2 - b) (d_k^2 - stdev^2) / stdev
    The optimizer (ClipUp or Adam) minimises -grad_center + c center (c = weight_decay, the shared gradient form of
@@ -28,21 +28,27 @@ typedef struct {
   double *sums;      /* 2n: tell's two sums */
 } pgpe_state;
 
+static const char *const pgpe_optimizer_names[] = {"clipup", "adam", NULL};
+
 static const evo_option_spec pgpe_options[] = {
-    {"center_lr", 0.15, 0, 1e3, "center step size: ClipUp's alpha or Adam's lr (EvoJAX PGPE center_learning_rate)"},
-    {"stdev_lr", 0.1, 0, 1e3, "stdev learning rate (EvoJAX PGPE stdev_learning_rate)"},
-    {"stdev_max_change", 0.2, 0, 1, "max relative stdev change per step (EvoJAX PGPE; Toklu et al. 2020)"},
-    {"optimizer", 0, 0, 1, "center optimizer: 0 = ClipUp (Toklu et al. 2020), 1 = Adam (EvoJAX PGPE option)"},
-    {"max_speed", 0.15, 1e-12, 1e6, "ClipUp max speed (EvoJAX PGPE clipup default)"},
-    {"momentum", 0.9, 0, 0.9999, "ClipUp momentum (Toklu et al. 2020; EvoJAX PGPE clipup default)"},
-    {"beta1", 0.9, 0, 0.9999, "Adam beta1 (EvoJAX PGPE adam default, Kingma & Ba 2015)"},
-    {"beta2", 0.999, 0, 0.999999, "Adam beta2 (EvoJAX PGPE adam default, Kingma & Ba 2015)"},
+    {"center_lr", 0.15, 0, 1e3, "center step size: ClipUp's alpha or Adam's lr (EvoJAX PGPE center_learning_rate)",
+     NULL},
+    {"stdev_lr", 0.1, 0, 1e3, "stdev learning rate (EvoJAX PGPE stdev_learning_rate)", NULL},
+    {"stdev_max_change", 0.2, 0, 1, "max relative stdev change per step (EvoJAX PGPE; Toklu et al. 2020)", NULL},
+    {"optimizer", 0, 0, 1, "center optimizer: clipup (Toklu et al. 2020) or adam (EvoJAX PGPE option)",
+     pgpe_optimizer_names},
+    {"max_speed", 0.15, 1e-12, 1e6, "ClipUp max speed (EvoJAX PGPE clipup default)", NULL},
+    {"momentum", 0.9, 0, 0.9999, "ClipUp momentum (Toklu et al. 2020; EvoJAX PGPE clipup default)", NULL},
+    {"beta1", 0.9, 0, 0.9999, "Adam beta1 (EvoJAX PGPE adam default, Kingma & Ba 2015)", NULL},
+    {"beta2", 0.999, 0, 0.999999, "Adam beta2 (EvoJAX PGPE adam default, Kingma & Ba 2015)", NULL},
     {"weight_decay", 0, 0, 1e3,
      "L2 coefficient c, gradient form: the optimizer sees -grad_center + c center; 0 = off (EvoJAX's and "
-     "pgpelib's PGPE have none)"},
+     "pgpelib's PGPE have none)", NULL},
     {"adam_count_every", 1, 1, 1e9,
      "Adam's bias-correction step advances every k generations: 1 = Kingma & Ba; 1000 = as EvoJAX's PGPE runs "
-     "Adam (step t // center_lr_decay_steps), which boosts early steps ~2x and shrinks late ones to ~0.4x"},
+     "Adam (step t // center_lr_decay_steps), which boosts early steps ~2x and shrinks late ones to ~0.4x", NULL},
+    {"fitness_shaping", 0, 0, 1, "u: centered_ranks in [-0.5, 0.5] (EvoJAX PGPE) or z_score (evosax's option)",
+     evo_shape_names},
 };
 
 static void pgpe_destroy(evo_algo *a) {
@@ -123,7 +129,7 @@ static evo_status pgpe_tell(evo_algo *a, const float *fitness) {
   const int dirs = a->pop / 2;
   if (!evo_anti_any_finite(fitness, a->pop)) return EVO_STATUS_OK;
   double *u = s->u;
-  evo_shape_centered_ranks(fitness, a->pop, u);
+  evo_shape((int)evo_algo_opt(a, "fitness_shaping"), fitness, a->pop, u);
   double baseline = 0;
   for (int j = 0; j < a->pop; j++) baseline += u[j];
   baseline /= a->pop;

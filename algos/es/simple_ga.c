@@ -29,14 +29,15 @@ typedef struct {
 } ga_state;
 
 static const evo_option_spec ga_options[] = {
-    {"elite_ratio", 0.5, 1e-6, 1, "fraction of the population kept as parents (EvoJAX truncation_divisor = 2)"},
-    {"sigma", 0, 0, 1e6, "mutation stdev; 0 = init_stdev (default 0.01 = EvoJAX SimpleGA sigma)"},
+    {"elite_ratio", 0.5, 1e-6, 1, "fraction of the population kept as parents (EvoJAX truncation_divisor = 2)", NULL},
+    {"sigma", 0, 0, 1e6, "mutation stdev; 0 = init_stdev (default 0.01 = EvoJAX SimpleGA sigma)", NULL},
     {"sigma_decay", 1, 1e-6, 1, "sigma <- max(sigma * sigma_decay, sigma_min) per generation (evosax); 1 = fixed "
-                                "(EvoJAX)"},
-    {"sigma_min", 0, 0, 1e6, "lower bound of a decaying sigma (evosax sigma_limit)"},
-    {"elitism", 0, 0, 1, "1 = member 0 is the best elite unchanged (Such et al. 2017); 0 = none (EvoJAX)"},
+                                "(EvoJAX)", NULL},
+    {"sigma_min", 0, 0, 1e6, "lower bound of a decaying sigma (evosax sigma_limit)", NULL},
+    {"elitism", 0, 0, 1, "true: member 0 is the best elite unchanged (Such et al. 2017); false: none (EvoJAX)",
+     evo_option_bool},
     {"crossover_rate", 0, 0, 1, "probability that a coordinate comes from a second elite (uniform crossover, "
-                                "evosax cross_over_rate); 0 = mutation only (EvoJAX)"},
+                                "evosax cross_over_rate); 0 = mutation only (EvoJAX)", NULL},
     EVO_WEIGHT_DECAY_OPTION,
 };
 

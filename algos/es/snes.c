@@ -26,8 +26,9 @@ typedef struct {
 } snes_state;
 
 static const evo_option_spec snes_options[] = {
-    {"eta_mu", 1, 0, 10, "mean learning rate (Wierstra et al. 2014, Table 1: 1)"},
-    {"eta_sigma", 0, 0, 10, "step-size learning rate; 0: (3 + ln d) / (5 sqrt d) (Wierstra et al. 2014, Table 1)"},
+    {"eta_mu", 1, 0, 10, "mean learning rate (Wierstra et al. 2014, Table 1: 1)", NULL},
+    {"eta_sigma", 0, 0, 10, "step-size learning rate; 0: (3 + ln d) / (5 sqrt d) (Wierstra et al. 2014, Table 1)",
+     NULL},
 };
 
 double evo_snes_eta_sigma(int64_t d) { return (3 + log((double)d)) / (5 * sqrt((double)d)); }

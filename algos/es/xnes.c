@@ -30,9 +30,10 @@ typedef struct {
 } xnes_state;
 
 static const evo_option_spec xnes_options[] = {
-    {"eta_mu", 1, 0, 10, "mean learning rate (Glasmachers et al. 2010; Wierstra et al. 2014, Table 1: 1)"},
-    {"eta_sigma", 0, 0, 10, "step-size learning rate; 0: (9 + 3 ln d) / (5 d sqrt d) (Wierstra et al. 2014, Table 1)"},
-    {"eta_b", 0, 0, 10, "shape learning rate; 0: (9 + 3 ln d) / (5 d sqrt d) (Wierstra et al. 2014, Table 1)"},
+    {"eta_mu", 1, 0, 10, "mean learning rate (Glasmachers et al. 2010; Wierstra et al. 2014, Table 1: 1)", NULL},
+    {"eta_sigma", 0, 0, 10, "step-size learning rate; 0: (9 + 3 ln d) / (5 d sqrt d) (Wierstra et al. 2014, Table 1)",
+     NULL},
+    {"eta_b", 0, 0, 10, "shape learning rate; 0: (9 + 3 ln d) / (5 d sqrt d) (Wierstra et al. 2014, Table 1)", NULL},
 };
 
 double evo_xnes_eta(int64_t d) { return (9 + 3 * log((double)d)) / (5 * (double)d * sqrt((double)d)); }

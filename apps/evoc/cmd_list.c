@@ -47,6 +47,12 @@ static void list_algos(void) {
     for (int k = 0; k < in->n_options; k++) {
       const evo_option_spec *o = &in->options[k];
       printf("      %-18s ", o->key);
+      if (o->choices) { /* named values: the default's name, then all names (numbers lo.. still accepted) */
+        printf("%s  [", o->choices[(int)(o->def - o->lo)]);
+        for (int c = 0; o->choices[c]; c++) printf("%s%s", c ? " | " : "", o->choices[c]);
+        printf("]  %s\n", o->doc ? o->doc : "");
+        continue;
+      }
       print_num(o->def);
       printf("  [");
       print_num(o->lo);

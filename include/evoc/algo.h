@@ -28,7 +28,13 @@ typedef struct {
   double def;     /* default */
   double lo, hi;  /* inclusive bounds */
   const char *doc; /* one line, with the source of the default */
+  /* NULL, or the names of the values lo, lo + 1, ..., hi (NULL-terminated; an enumeration or a switch): a config may
+     give the name (`optimizer: adam`) instead of the number. */
+  const char *const *choices;
 } evo_option_spec;
+
+/* choices of an on/off option: false = 0, true = 1 */
+extern const char *const evo_option_bool[];
 
 typedef struct {
   const char *name; /* "pgpe", "openes", "cmaes", "sep_cmaes", "ars", "snes", "xnes", "crfmnes", "lmmaes",
