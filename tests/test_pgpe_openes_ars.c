@@ -674,8 +674,9 @@ Test(convergence, fixed_seed_targets) {
     double fb = evo_fn_eval_f32(f, x0);
     int g = 0;
     while (g < k->gens && fb > k->target) fb = test_generation(a, f, pop, fit), g++;
-    cr_log_info("%s%s on %s-10: f %.3g at generation %d (target %g within %d)", k->algo,
-                k->n_opt ? (strcmp(k->opt[0].key, "fitness_shaping") ? " (adam)" : " (z-scores)") : "", evo_fn_name(k->fn), fb, g, k->target, k->gens);
+    const char *variant = !k->n_opt ? "" : strcmp(k->opt[0].key, "fitness_shaping") ? " (adam)" : " (z-scores)";
+    cr_log_info("%s%s on %s-10: f %.3g at generation %d (target %g within %d)", k->algo, variant,
+                evo_fn_name(k->fn), fb, g, k->target, k->gens);
     cr_assert(fb <= k->target, "%s on %s: f = %g after %d generations, target %g", k->algo, evo_fn_name(k->fn), fb,
               g, k->target);
     evo_algo_free(a);

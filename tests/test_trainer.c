@@ -234,7 +234,8 @@ Test(trainer, config_errors) {
   new_fails(SPHERE "algo: {name: pgpe}\ndevice: gpu\n", "t.yaml:4:9: device must be one of");
   new_fails(SPHERE "algo: {name: pgpe, optimizer: adm}\n", "t.yaml:3:31: algo.optimizer must be one of 'clipup', "
                                                            "'adam', got 'adm' (did you mean 'adam'?)");
-  new_fails(SPHERE "algo: {name: cmaes, active: maybe}\n", "algo.active must be a boolean (true/false, yes/no, on/off), got 'maybe'");
+  new_fails(SPHERE "algo: {name: cmaes, active: maybe}\n",
+            "algo.active must be a boolean (true/false, yes/no, on/off), got 'maybe'");
   new_fails(SPHERE "algo: {name: pgpe, optimizer: 2}\n", "algo.optimizer must be a number in [0, 1]");
   new_fails(SPHERE "algo: {name: pgpe}\ntrainer: {target_objective: -1}\n", "trainer.target_objective must be");
   new_fails("task: {name: cartpole_balance}\nalgo: {name: pgpe}\ntrainer: {target_objective: 1}\n",
