@@ -132,6 +132,35 @@ static void conv2d_backward(evo_ad_ctx *c, const evo_node_t *n, evo_node gy) {
   }
 }
 
+/* Second derivatives of conv2d. Both gradient ops are bilinear (gx = J_x(w)^T gy, gw = J_w(x)^T gy with J the
+   conv's Jacobians), so the adjoints of each are the family's other two ops with the same stride and padding:
+     CONV2D_GRAD_INPUT(gy, w), adjoint G of x's shape:  gy: conv2d(G, w)   w: conv2d_grad_kernel(G, gy)
+     CONV2D_GRAD_KERNEL(x, gy), adjoint G of w's shape: gy: conv2d(x, G)   x: conv2d_grad_input(gy, G) */
+static void conv2d_grad_backward(evo_ad_ctx *c, const evo_node_t *n, evo_node G) {
+  evo_graph *g = c->g;
+  const evo_node a = n->in[0], b = n->in[1];
+  const evo_op_params p = n->p; /* stride, padding and KH, KW (conv2d's builder sets them on every op) */
+  if (n->op == EVO_OP_CONV2D_GRAD_INPUT) { /* a = gy, b = w */
+    if (c->needs[a]) acc(c, a, emit2(g, EVO_OP_CONV2D, G, b, &p, 0, NULL));
+    if (c->needs[b]) {
+      const evo_node_t wn = g->nodes[b];
+      acc(c, b, emit2(g, EVO_OP_CONV2D_GRAD_KERNEL, G, a, &p, wn.ndim, wn.shape));
+    }
+    return;
+  }
+  /* a = x, b = gy */
+  if (c->needs[b]) acc(c, b, emit2(g, EVO_OP_CONV2D, a, G, &p, 0, NULL));
+  if (c->needs[a]) {
+    /* x's adjoint has gy's loop dims (the broadcast of x's and w's) and x's core dims; acc sums the extra ones */
+    const evo_node_t xn = g->nodes[a], gyn = g->nodes[b];
+    int64_t s[EVO_MAX_DIMS];
+    const int nl = gyn.ndim - 3;
+    memcpy(s, gyn.shape, sizeof(int64_t) * (size_t)nl);
+    memcpy(s + nl, xn.shape + xn.ndim - 3, sizeof(int64_t) * 3);
+    acc(c, a, emit2(g, EVO_OP_CONV2D_GRAD_INPUT, b, G, &p, nl + 3, s));
+  }
+}
+
 static void take_backward(evo_ad_ctx *c, const evo_node_t *n, evo_node gy) {
   evo_graph *g = c->g;
   evo_node x = n->in[0], idx = n->in[1];
@@ -227,7 +256,12 @@ evo_status evo_ad_backward(evo_ad_ctx *c, evo_node id, evo_node gy) {
 
   case EVO_OP_MATMUL: matmul_backward(c, &n, gy); break;
   case EVO_OP_CONV2D: conv2d_backward(c, &n, gy); break;
+  case EVO_OP_CONV2D_GRAD_INPUT: case EVO_OP_CONV2D_GRAD_KERNEL: conv2d_grad_backward(c, &n, gy); break;
   case EVO_OP_MAX_POOL2D: acc(c, a, emit2(g, EVO_OP_MAX_POOL2D_GRAD, a, gy, &n.p, 0, NULL)); break;
+  /* max_pool2d_grad(x, gy) is linear in gy and piecewise constant in x (no adjoint for x, as for the argmax): its
+     adjoint in gy picks the adjoint at each window's first max, and that gather's adjoint is max_pool2d_grad again */
+  case EVO_OP_MAX_POOL2D_GRAD: acc(c, b, emit2(g, EVO_OP_MAX_POOL2D_GATHER, a, gy, &n.p, 0, NULL)); break;
+  case EVO_OP_MAX_POOL2D_GATHER: acc(c, b, emit2(g, EVO_OP_MAX_POOL2D_GRAD, a, gy, &n.p, 0, NULL)); break;
   case EVO_OP_AVG_POOL2D: acc(c, a, emit1(g, EVO_OP_AVG_POOL2D_GRAD, gy, &n.p, x.ndim, x.shape)); break;
   case EVO_OP_AVG_POOL2D_GRAD: acc(c, a, emit1(g, EVO_OP_AVG_POOL2D, gy, &n.p, 0, NULL)); break; /* linear */
 
@@ -253,7 +287,7 @@ evo_status evo_ad_backward(evo_ad_ctx *c, evo_node id, evo_node gy) {
   case EVO_OP_TAKE_ALONG_AXIS: take_backward(c, &n, gy); break;
   case EVO_OP_SCATTER_ADD_ALONG_AXIS: acc(c, a, evo_take_along_axis(g, gy, b, n.p.axis)); break;
 
-  default: /* the *_GRAD ops of conv2d and max_pool2d: second derivatives are not implemented */
+  default: /* every op of the set has a rule; this guards ops added later */
     return evo_error(EVO_STATUS_UNSUPPORTED, "grad: no backward rule for %s (node %d)", evo_op_name(n.op), (int)id);
   }
   return EVO_STATUS_OK;

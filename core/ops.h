@@ -42,8 +42,11 @@ typedef enum {
   EVO_OP_CONV2D, EVO_OP_CONV2D_GRAD_INPUT, EVO_OP_CONV2D_GRAD_KERNEL,
   /* pooling: i[0..1] window h,w; i[2..3] stride h,w; i[4..7] pad top,left,bottom,right.
      MAX_POOL2D_GRAD: (x, gy) -> shape of x (gradient to the first max of each window).
-     AVG_POOL2D_GRAD: (gy) -> node shape (shape of the pooled input). */
-  EVO_OP_MAX_POOL2D, EVO_OP_MAX_POOL2D_GRAD, EVO_OP_AVG_POOL2D, EVO_OP_AVG_POOL2D_GRAD,
+     AVG_POOL2D_GRAD: (gy) -> node shape (shape of the pooled input).
+     MAX_POOL2D_GATHER: (x, v), v of x's shape -> shape of max_pool2d(x): v at the first max of each window of x
+                      (0 for a window wholly in the padding); the adjoint of MAX_POOL2D_GRAD in gy, so the second
+                      derivative of max pooling. */
+  EVO_OP_MAX_POOL2D, EVO_OP_MAX_POOL2D_GRAD, EVO_OP_AVG_POOL2D, EVO_OP_AVG_POOL2D_GRAD, EVO_OP_MAX_POOL2D_GATHER,
 
   /* shape ops (any dtype) */
   EVO_OP_RESHAPE,      /* to node shape (same numel) */

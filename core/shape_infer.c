@@ -134,9 +134,15 @@ evo_node evo_graph_emit(evo_graph *g, evo_op op, evo_dtype dtype, int n_in, cons
       }
       break;
     }
-    case EVO_OP_MAX_POOL2D: case EVO_OP_AVG_POOL2D: {
+    case EVO_OP_MAX_POOL2D: case EVO_OP_AVG_POOL2D: case EVO_OP_MAX_POOL2D_GATHER: {
       const evo_node_t *x = N(0);
-      if (n_in != 1 || x->dtype != EVO_F32 || x->ndim < 3) FAIL("%s: needs one f32 input [..,H,W,C]", name);
+      if (op == EVO_OP_MAX_POOL2D_GATHER) {
+        if (n_in != 2 || x->dtype != EVO_F32 || N(1)->dtype != EVO_F32 || x->ndim < 3 || N(1)->ndim != x->ndim ||
+            memcmp(x->shape, N(1)->shape, sizeof(int64_t) * (size_t)x->ndim) != 0)
+          FAIL("%s: needs two f32 inputs (x, v) of one shape [..,H,W,C]", name);
+      } else if (n_in != 1 || x->dtype != EVO_F32 || x->ndim < 3) {
+        FAIL("%s: needs one f32 input [..,H,W,C]", name);
+      }
       const int32_t *pi = n.p.i;
       if (pi[0] < 1 || pi[1] < 1 || pi[2] < 1 || pi[3] < 1) FAIL("%s: bad window or stride", name);
       int64_t oh = conv_out(x->shape[x->ndim - 3], pi[0], pi[2], pi[4], pi[6]);

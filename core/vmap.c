@@ -106,7 +106,7 @@ static bool core_ranks(const evo_node_t *n, int *in_core, int *out_core) {
   case EVO_OP_CONV2D: case EVO_OP_CONV2D_GRAD_INPUT: in_core[0] = 3, in_core[1] = 4, *out_core = 3; return true;
   case EVO_OP_CONV2D_GRAD_KERNEL: in_core[0] = in_core[1] = 3, *out_core = 4; return true;
   case EVO_OP_MAX_POOL2D: case EVO_OP_AVG_POOL2D: case EVO_OP_AVG_POOL2D_GRAD: in_core[0] = 3, *out_core = 3; return true;
-  case EVO_OP_MAX_POOL2D_GRAD: in_core[0] = in_core[1] = 3, *out_core = 3; return true;
+  case EVO_OP_MAX_POOL2D_GRAD: case EVO_OP_MAX_POOL2D_GATHER: in_core[0] = in_core[1] = 3, *out_core = 3; return true;
   case EVO_OP_ONE_HOT: *out_core = 1; return true;
   case EVO_OP_RNG_UNIFORM: case EVO_OP_RNG_NORMAL: case EVO_OP_RNG_TRUNC_NORMAL:
     in_core[0] = 1, *out_core = n->p.i[0];
@@ -133,8 +133,9 @@ static evo_node batch_gufunc(const vmap_ctx *c, const evo_node_t *n, const int *
   int nd = batched_shape(c, n, s), L = n->ndim - out_core;
   if (n->op == EVO_OP_MATMUL && c->bat[n->in[0]] && !c->bat[n->in[1]] && old_node(c, n->in[1])->ndim == 2)
     return batch_matmul_shared_b(c, n, c->map[n->in[0]]);
-  /* max_pool2d_grad takes its output shape from x, so x must carry the batch even when only gy does. */
-  bool all = n->op == EVO_OP_MAX_POOL2D_GRAD;
+  /* max_pool2d_grad takes its output shape from x, so x must carry the batch even when only gy does; gather
+     needs x and v of one shape. */
+  bool all = n->op == EVO_OP_MAX_POOL2D_GRAD || n->op == EVO_OP_MAX_POOL2D_GATHER;
   evo_node in[EVO_MAX_INPUTS];
   for (int i = 0; i < n->n_in; i++) {
     bool b = c->bat[n->in[i]] || all;

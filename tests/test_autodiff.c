@@ -3,6 +3,7 @@
    gradients, second derivatives (grad of a grad graph), argument errors, and composition with vmap. The per-op
    harness (test_ops.c) checks each rule in double precision; this suite checks the transform. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -447,6 +448,123 @@ Test(autodiff, grad_of_grad_hessian_vector_product) {
   evo_graph_free(g);
 }
 
+static void check_vmap_of_grad(const char *what, const evo_graph *gg, int64_t B, const int *in_axes, uint64_t seed);
+
+/* Adds to a gradient graph (outputs: gradients of inputs wrt[0..n)) the output sum_k sum(out_k * V_k) with seeded
+   constants V_k: a Hessian-vector product once differentiated again. Returns its output index. */
+static int add_hvp_output(evo_graph *gg, int first_grad, int n, uint64_t seed) {
+  evo_node h = EVO_NODE_INVALID;
+  for (int k = 0; k < n; k++) {
+    evo_node gk = evo_graph_output(gg, first_grad + k);
+    evo_node v = constant_f32(gg, evo_node_ndim(gg, gk), evo_node_shape(gg, gk), seed + (uint64_t)k);
+    evo_node t = evo_sum(gg, evo_mul(gg, gk, v), 0, NULL, false);
+    h = k ? evo_add(gg, h, t) : t;
+  }
+  evo_output(gg, h);
+  return evo_graph_n_outputs(gg) - 1;
+}
+
+/* Second derivatives through conv2d (the rules of conv2d_grad_input and conv2d_grad_kernel): the HVP of
+   f(x, w) = sum(tanh(conv2d(x, w))) in x and w against finite differences, over strides, SAME and VALID padding,
+   a minibatch against a shared kernel, per-member kernels and loop dims that broadcast ([3] images x [2, 1]
+   kernels); and vmap of the HVP graph equals a loop over examples. */
+Test(autodiff, grad_of_grad_through_conv2d) {
+  static const struct {
+    int xn, wn, sh, sw;
+    int64_t xs[5], ws[6];
+    evo_padding pad;
+  } cases[] = {
+      {3, 4, 1, 1, {5, 5, 2}, {3, 3, 2, 2}, EVO_PAD_VALID},
+      {4, 4, 2, 2, {2, 5, 6, 2}, {3, 2, 2, 3}, EVO_PAD_SAME},
+      {4, 5, 2, 1, {2, 4, 5, 1}, {2, 2, 2, 1, 2}, EVO_PAD_SAME},
+      {4, 6, 1, 1, {3, 4, 4, 2}, {2, 1, 3, 3, 2, 2}, EVO_PAD_SAME},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    evo_graph *g = evo_graph_new();
+    evo_node x = in_f32(g, "x", cases[i].xn, cases[i].xs), w = in_f32(g, "w", cases[i].wn, cases[i].ws);
+    evo_node y = evo_conv2d(g, x, w, cases[i].sh, cases[i].sw, cases[i].pad);
+    evo_output(g, evo_sum(g, evo_tanh(g, evo_mul(g, y, evo_scalar(g, 0.5f))), 0, NULL, false));
+    evo_graph *gg = evo_grad(g, 0, 2, (int[]){0, 1});
+    cr_assert_not_null(gg, "%s", evo_last_error());
+    const int h = add_hvp_output(gg, 0, 2, 100 + i);
+    char what[64];
+    snprintf(what, sizeof what, "conv2d hvp case %zu", i);
+    check_grad_with(what, gg, h, 2, (int[]){0, 1}, NULL, (fd_opts){.step = 5e-3f}, 40 + i);
+    if (i == 1) { /* vmap of the second-derivative graph: per example (x batched) and per member (w batched) */
+      evo_graph *hg = evo_grad(gg, h, 2, (int[]){0, 1});
+      cr_assert_not_null(hg, "%s", evo_last_error());
+      check_vmap_of_grad("conv2d hvp per example", hg, 3, (int[]){0, NONE}, 35);
+      check_vmap_of_grad("conv2d hvp per member", hg, 2, (int[]){NONE, 0}, 36);
+      evo_graph_free(hg);
+    }
+    evo_graph_free(gg);
+    evo_graph_free(g);
+  }
+}
+
+/* Second and third derivatives through max_pool2d (max_pool2d_grad's rule emits max_pool2d_gather, whose rule
+   emits max_pool2d_grad): overlapping SAME windows, x with values 0.1 apart so that no finite-difference step
+   changes a window's argmax. f(x, a) = sum(tanh(max_pool2d(x) * a)). */
+Test(autodiff, grad_of_grad_through_max_pool2d) {
+  enum { H = 6, W = 5, C = 2, N = H * W * C };
+  float xv[N];
+  for (int i = 0; i < N; i++) xv[i] = 0.1f * (float)((i * 37) % N) - 3.0f; /* a permutation of 0.1 k - 3 */
+  evo_graph *g = evo_graph_new();
+  evo_node x = in_f32(g, "x", 3, (int64_t[]){H, W, C}), a = in_f32(g, "a", 3, (int64_t[]){3, 3, C});
+  evo_node p = evo_max_pool2d(g, x, 3, 3, 2, 2, EVO_PAD_SAME); /* [3, 3, C], windows overlap and pad */
+  evo_output(g, evo_sum(g, evo_tanh(g, evo_mul(g, p, a)), 0, NULL, false));
+  evo_graph *gg = evo_grad(g, 0, 2, (int[]){0, 1});
+  cr_assert_not_null(gg, "%s", evo_last_error());
+  const int h = add_hvp_output(gg, 0, 2, 200);
+  void *given[2] = {xv, NULL};
+  check_grad_with("max_pool2d hvp", gg, h, 2, (int[]){0, 1}, given, (fd_opts){.step = 1e-2f}, 51);
+  /* one level up: the gradient graph of the HVP holds max_pool2d_gather, differentiated here */
+  evo_graph *hg = evo_grad(gg, h, 2, (int[]){0, 1});
+  cr_assert_not_null(hg, "%s", evo_last_error());
+  const int h3 = add_hvp_output(hg, 0, 2, 300);
+  check_grad_with("max_pool2d third derivative", hg, h3, 2, (int[]){0, 1}, given, (fd_opts){.step = 1e-2f}, 52);
+  check_vmap_of_grad("max_pool2d hvp per example", hg, 3, (int[]){0, 0}, 37);
+  evo_graph_free(hg);
+  evo_graph_free(gg);
+  evo_graph_free(g);
+}
+
+/* With ties (x from {0, 1, 2}) max_pool2d_gather must pick the pixel max_pool2d_grad routes to (the first max of
+   each window): it is that op's adjoint, <gather(x, v), gy> = <v, max_pool2d_grad(x, gy)> for every v and gy.
+   A gather that took another maximum of a tied window breaks the identity by O(1). */
+Test(autodiff, max_pool2d_gather_is_the_adjoint_with_ties) {
+  enum { H = 7, W = 6, C = 3, OH = 4, OW = 3, N = H * W * C, M = OH * OW * C };
+  evo_graph *g = evo_graph_new();
+  evo_node x = in_f32(g, "x", 3, (int64_t[]){H, W, C}), gy = in_f32(g, "gy", 3, (int64_t[]){OH, OW, C});
+  evo_node p = evo_max_pool2d(g, x, 3, 2, 2, 2, EVO_PAD_SAME); /* overlapping rows, padded */
+  cr_assert_eq(evo_node_shape(g, p)[0], OH);
+  cr_assert_eq(evo_node_shape(g, p)[1], OW);
+  evo_output(g, evo_sum(g, evo_mul(g, p, gy), 0, NULL, false));
+  evo_graph *gg = evo_grad(g, 0, 1, (int[]){0}); /* output 0: max_pool2d_grad(x, gy) */
+  cr_assert_not_null(gg, "%s", evo_last_error());
+  evo_node v = constant_f32(gg, 3, (int64_t[]){H, W, C}, 7);
+  evo_output(gg, evo_sum(gg, evo_mul(gg, evo_graph_output(gg, 0), v), 0, NULL, false));
+  evo_graph *hg = evo_grad(gg, 1, 1, (int[]){1}); /* output 0: max_pool2d_gather(x, v) */
+  cr_assert_not_null(hg, "%s", evo_last_error());
+  float xv[N], gv[M], vv[N];
+  uint64_t st = 11;
+  for (int i = 0; i < N; i++) xv[i] = (float)(rng_next(&st) % 3);
+  for (int i = 0; i < M; i++) gv[i] = (float)((double)(rng_next(&st) >> 11) / 9007199254740992.0 - 0.5);
+  void *in[2] = {xv, gv};
+  void **mg = eval_host(gg, in), **ga = eval_host(hg, in);
+  /* v's values: evaluate the constant through a graph that returns it */
+  evo_graph *vg = evo_graph_new();
+  evo_output(vg, constant_f32(vg, 3, (int64_t[]){H, W, C}, 7));
+  void **vo = eval_host(vg, NULL);
+  memcpy(vv, vo[0], sizeof vv);
+  double lhs = 0, rhs = 0, mag = 0;
+  for (int i = 0; i < M; i++) lhs += (double)((float *)ga[0])[i] * gv[i], mag += fabs(gv[i]);
+  for (int i = 0; i < N; i++) rhs += (double)vv[i] * ((float *)mg[0])[i];
+  cr_assert(fabs(lhs - rhs) <= 1e-6 * mag, "<gather(x, v), gy> = %.9g, <v, max_pool2d_grad(x, gy)> = %.9g", lhs, rhs);
+  free_outputs(mg), free_outputs(ga), free_outputs(vo);
+  evo_graph_free(vg), evo_graph_free(hg), evo_graph_free(gg), evo_graph_free(g);
+}
+
 /* ---- errors ---- */
 
 Test(autodiff, errors) {
@@ -483,17 +601,6 @@ Test(autodiff, errors) {
   cr_assert(strstr(evo_last_error(), "inner dims") != NULL, "message: %s", evo_last_error());
   evo_graph_free(bad);
 
-  /* second derivatives through conv2d are not implemented: a clear UNSUPPORTED, not a wrong answer */
-  evo_graph *c = evo_graph_new();
-  evo_node cx = in_f32(c, "x", 3, (int64_t[]){4, 4, 1}), cw = in_f32(c, "w", 4, (int64_t[]){2, 2, 1, 1});
-  evo_output(c, evo_sum(c, evo_square(c, evo_conv2d(c, cx, cw, 1, 1, EVO_PAD_VALID)), 0, NULL, false));
-  evo_graph *cg = evo_grad(c, 0, 1, (int[]){1});
-  cr_assert_not_null(cg, "%s", evo_last_error());
-  evo_output(cg, evo_sum(cg, evo_graph_output(cg, 0), 0, NULL, false));
-  cr_assert_null(evo_grad(cg, 1, 1, (int[]){0}));
-  cr_assert(strstr(evo_last_error(), "conv2d_grad") != NULL, "message: %s", evo_last_error());
-  evo_graph_free(cg);
-  evo_graph_free(c);
   evo_graph_free(g);
 }
 

@@ -8,7 +8,8 @@
               moves), NaN, +Inf and -Inf planted in the f32 inputs;
      vmap     evo_vmap'd graph, batch 3: all inputs batched; input 0 batched, the rest shared; the reverse;
      grad     evo_grad of loss = sum(op(x) * W) on both backends, every gradient compared, and its vmap
-              (per-example gradients).
+              (per-example gradients); F_GRAD2 rows (conv2d, pooling) also the gradient of a Hessian-vector
+              product, i.e. second derivatives.
    Comparison of CUDA output g against CPU output c: NaN and Inf must sit at the same places (Inf with the same
    sign) whatever the tolerance; non-f32 outputs and F_EXACT rows are exact; other f32 outputs pass when the
    normalized error max|g - c| / max(max|c|, 1e-6) is at most 4 (rtol + atol) of the row (gradients: at least
@@ -338,6 +339,43 @@ static void vmap_modes(xcase *cx, const evo_graph *g, const hbuf *x, int n) {
   vmapped(cx, K_VMAP, g, x, ax, hash_str("rest"), row_tol(cx->row, 0));
 }
 
+/* Second derivatives on both backends: for L = sum(tanh(op(x)) * W) (tanh, so that the upstream gradient depends
+   on x too), the HVP h = sum_k sum(grad_k L * V_k) (seeded V_k) differentiated again: the rules of the gradient
+   ops (conv2d_grad_*, max_pool2d_grad -> max_pool2d_gather, avg_pool2d_grad) and their kernels. */
+static void second_derivatives(xcase *cx, const float *W, int nw, const int *wrt, const hbuf *x, uint64_t *r) {
+  const op_case *c = &cx->row->cases[cx->ci];
+  evo_graph *gl = evo_graph_new();
+  evo_node yl = case_trace(cx->row, c, gl);
+  evo_node w = evo_constant(gl, EVO_F32, evo_node_ndim(gl, yl), evo_node_shape(gl, yl), W);
+  evo_output(gl, evo_sum(gl, evo_mul(gl, evo_tanh(gl, yl), w), 0, NULL, false));
+  evo_graph *gg = evo_graph_status(gl) == EVO_STATUS_OK ? evo_grad(gl, 0, nw, wrt) : NULL;
+  evo_graph_free(gl);
+  if (!gg || evo_graph_status(gg) != EVO_STATUS_OK) {
+    report(cx, "grad", "tanh loss gradient graph: %s", gg ? evo_graph_error(gg) : evo_last_error());
+    evo_graph_free(gg);
+    return;
+  }
+  evo_node h = EVO_NODE_INVALID;
+  for (int k = 0; k < nw; k++) {
+    evo_node gk = evo_graph_output(gg, k);
+    int64_t n = shp_numel(evo_node_ndim(gg, gk), evo_node_shape(gg, gk));
+    float *V = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    for (int64_t e = 0; e < n; e++) V[e] = (float)uni(r, -1.0, 1.0);
+    evo_node v = evo_constant(gg, EVO_F32, evo_node_ndim(gg, gk), evo_node_shape(gg, gk), V);
+    free(V);
+    evo_node t = evo_sum(gg, evo_mul(gg, gk, v), 0, NULL, false);
+    h = k ? evo_add(gg, h, t) : t;
+  }
+  evo_output(gg, h);
+  evo_graph *g2 = evo_grad(gg, evo_graph_n_outputs(gg) - 1, nw, wrt);
+  if (!g2 || evo_graph_status(g2) != EVO_STATUS_OK)
+    report(cx, "grad", "second-derivative graph: %s", g2 ? evo_graph_error(g2) : evo_last_error());
+  else
+    cross(cx, K_GRAD, g2, x, row_tol(cx->row, 1));
+  evo_graph_free(g2);
+  evo_graph_free(gg);
+}
+
 static void gradients(xcase *cx, const evo_graph *g, evo_node y, const hbuf *x) {
   const op_row *R = cx->row;
   const op_case *c = &R->cases[cx->ci];
@@ -361,6 +399,7 @@ static void gradients(xcase *cx, const evo_graph *g, evo_node y, const hbuf *x) 
     cross(cx, K_GRAD, gg, x, row_tol(R, 1));
     int ax[4] = {0, 0, 0, 0}; /* per-example gradients */
     vmapped(cx, K_GRAD, gg, x, ax, hash_str("vgrad"), row_tol(R, 1));
+    if (R->flags & F_GRAD2) second_derivatives(cx, W, nw, wrt, x, &r);
   }
   evo_graph_free(gg);
   evo_graph_free(gl);

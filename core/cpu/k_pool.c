@@ -1,7 +1,8 @@
-/* MAX_POOL2D, AVG_POOL2D and their gradients on the CPU (NHWC, f32). Windows are clipped to the image, so the
-   -inf padding of max pooling never wins a max (unless a window holds no image pixel at all) and average pooling
-   divides by the count of image pixels. Max propagates NaN and its gradient goes to the first NaN of a window if
-   there is one (as the max and argmax reductions do). Inner loops run along channels, which are contiguous. */
+/* MAX_POOL2D, AVG_POOL2D, their gradients and MAX_POOL2D_GATHER on the CPU (NHWC, f32). Windows are clipped to
+   the image, so the -inf padding of max pooling never wins a max (unless a window holds no image pixel at all) and
+   average pooling divides by the count of image pixels. Max propagates NaN and its gradient goes to the first NaN
+   of a window if there is one (as the max and argmax reductions do); the gather reads the same pixel. Inner loops
+   run along channels, which are contiguous. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -53,6 +54,25 @@ static void pool_forward(const pool_geom *g, int is_max, const float *x, float *
   }
 }
 
+/* at[c] = the first max (row-major; the first NaN if any) of channel c0 + c, c < nc <= CB, in the clipped window
+   [h0, h1) x [w0, w1) (not empty) of image xi: the pixel a max window's gradient goes to. */
+static void window_argmax(const pool_geom *g, const float *xi, int64_t h0, int64_t h1, int64_t w0, int64_t w1,
+                          int64_t c0, int64_t nc, int64_t *at) {
+  const int64_t C = g->C, first = h0 * g->W + w0;
+  float best[CB];
+  for (int64_t c = 0; c < nc; c++) best[c] = xi[first * C + c0 + c], at[c] = first;
+  for (int64_t h = h0; h < h1; h++)
+    for (int64_t w = w0; w < w1; w++) {
+      const int64_t pix = h * g->W + w;
+      const float *v = xi + pix * C + c0;
+      for (int64_t c = 0; c < nc; c++) {
+        const int gt = v[c] > best[c] || (v[c] != v[c] && best[c] == best[c]);
+        best[c] = gt ? v[c] : best[c];
+        at[c] = gt ? pix : at[c];
+      }
+    }
+}
+
 /* dx of one output row (oh) of one image: the gradient of each window goes to the first maximum (row-major) of
    each channel, or is spread evenly over the window (average). Accumulates, as windows may overlap. */
 static void pool_grad_row(const pool_geom *g, int is_max, const float *xi, const float *gyr, float *dxi,
@@ -74,21 +94,35 @@ static void pool_grad_row(const pool_geom *g, int is_max, const float *xi, const
     }
     for (int64_t c0 = 0; c0 < C; c0 += CB) {
       const int64_t nc = C - c0 < CB ? C - c0 : CB;
-      float best[CB];
       int64_t at[CB];
-      const int64_t first = h0 * g->W + w0;
-      for (int64_t c = 0; c < nc; c++) best[c] = xi[first * C + c0 + c], at[c] = first;
-      for (int64_t h = h0; h < h1; h++)
-        for (int64_t w = w0; w < w1; w++) {
-          const int64_t pix = h * g->W + w;
-          const float *v = xi + pix * C + c0;
-          for (int64_t c = 0; c < nc; c++) {
-            const int gt = v[c] > best[c] || (v[c] != v[c] && best[c] == best[c]);
-            best[c] = gt ? v[c] : best[c];
-            at[c] = gt ? pix : at[c];
-          }
-        }
+      window_argmax(g, xi, h0, h1, w0, w1, c0, nc, at);
       for (int64_t c = 0; c < nc; c++) dxi[at[c] * C + c0 + c] += gv[c0 + c];
+    }
+  }
+}
+
+/* y[oh, ow, c] = v at the first max (the pixel pool_grad_row picks) of window (oh, ow) of x, channel c; 0 for a
+   window with no image pixel. */
+static void pool_gather(const pool_geom *g, const float *x, const float *v, float *y) {
+  const int64_t C = g->C, T = g->n * g->OH;
+#pragma omp parallel for schedule(static) if (T * g->OW * g->wh * g->ww * C > 32768)
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t n = t / g->OH, oh = t % g->OH, img = n * g->H * g->W * C;
+    const float *xi = x + img, *vi = v + img;
+    for (int64_t ow = 0; ow < g->OW; ow++) {
+      float *o = y + (t * g->OW + ow) * C;
+      int64_t h0, h1, w0, w1;
+      pool_window(g, oh, ow, &h0, &h1, &w0, &w1);
+      if (h1 <= h0 || w1 <= w0) {
+        for (int64_t c = 0; c < C; c++) o[c] = 0.0f;
+        continue;
+      }
+      for (int64_t c0 = 0; c0 < C; c0 += CB) {
+        const int64_t nc = C - c0 < CB ? C - c0 : CB;
+        int64_t at[CB];
+        window_argmax(g, xi, h0, h1, w0, w1, c0, nc, at);
+        for (int64_t c = 0; c < nc; c++) o[c0 + c] = vi[at[c] * C + c0 + c];
+      }
     }
   }
 }
@@ -123,15 +157,15 @@ static void pool_backward(const pool_geom *g, int is_max, const float *x, const 
 evo_status evo_cpu_pool2d(const evo_kernel_args *args) {
   const evo_node_t *node = args->node;
   const evo_op op = node->op;
-  const int n_in = op == EVO_OP_MAX_POOL2D_GRAD ? 2 : 1;
+  const int gather = op == EVO_OP_MAX_POOL2D_GATHER, n_in = op == EVO_OP_MAX_POOL2D_GRAD || gather ? 2 : 1;
   for (int i = 0; i < n_in; i++)
     if (args->in[i]->dtype != EVO_F32 || args->in[i]->ndim < 3)
       return evo_error(EVO_STATUS_UNSUPPORTED, "cpu %s: needs f32 [..,H,W,C] inputs", evo_op_name(op));
   if (node->dtype != EVO_F32 || node->ndim < 3)
     return evo_error(EVO_STATUS_UNSUPPORTED, "cpu %s: f32 only", evo_op_name(op));
   const int32_t *pi = node->p.i;
-  const int fwd = op == EVO_OP_MAX_POOL2D || op == EVO_OP_AVG_POOL2D;
-  const int is_max = op == EVO_OP_MAX_POOL2D || op == EVO_OP_MAX_POOL2D_GRAD;
+  const int fwd = op == EVO_OP_MAX_POOL2D || op == EVO_OP_AVG_POOL2D || gather; /* gather: shaped as a forward */
+  const int is_max = op == EVO_OP_MAX_POOL2D || op == EVO_OP_MAX_POOL2D_GRAD || gather;
   /* The full-size side: the input of a forward op, the output of a gradient. */
   const evo_node_t *big = fwd ? args->in[0] : node;
   const evo_node_t *small = fwd ? node : args->in[n_in - 1];
@@ -143,9 +177,13 @@ evo_status evo_cpu_pool2d(const evo_kernel_args *args) {
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "cpu %s: inconsistent shapes or window", evo_op_name(op));
   g.n = evo_shape_numel(node->ndim - 3, node->shape);
   if (fwd) {
-    if (evo_shape_numel(big->ndim - 3, big->shape) != g.n)
+    if (evo_shape_numel(big->ndim - 3, big->shape) != g.n ||
+        (gather && evo_shape_numel(args->in[1]->ndim, args->in[1]->shape) != evo_shape_numel(big->ndim, big->shape)))
       return evo_error(EVO_STATUS_INVALID_ARGUMENT, "cpu %s: loop dims differ", evo_op_name(op));
-    pool_forward(&g, is_max, args->src[0], args->dst);
+    if (gather)
+      pool_gather(&g, args->src[0], args->src[1], args->dst);
+    else
+      pool_forward(&g, is_max, args->src[0], args->dst);
     return EVO_STATUS_OK;
   }
   /* Gradients: operand 0 the node (dx), 1 gy, 2 x; gy and x may only broadcast into the node's loop dims. */

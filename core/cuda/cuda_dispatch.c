@@ -38,6 +38,7 @@ evo_status evo_cuda_run(evo_cuda_ctx *c, const evo_kernel_args *a) {
   case EVO_OP_MATMUL: return evo_cuda_matmul(c, a);
   case EVO_OP_CONV2D: case EVO_OP_CONV2D_GRAD_INPUT: case EVO_OP_CONV2D_GRAD_KERNEL: return evo_cuda_conv2d(c, a);
   case EVO_OP_MAX_POOL2D: case EVO_OP_MAX_POOL2D_GRAD: case EVO_OP_AVG_POOL2D: case EVO_OP_AVG_POOL2D_GRAD:
+  case EVO_OP_MAX_POOL2D_GATHER:
     return evo_cuda_pool2d(c, a);
   case EVO_OP_CONST: case EVO_OP_TRANSPOSE: case EVO_OP_BROADCAST_TO: case EVO_OP_CONCAT: case EVO_OP_SLICE:
   case EVO_OP_PAD: case EVO_OP_TAKE_ALONG_AXIS: case EVO_OP_SCATTER_ADD_ALONG_AXIS: case EVO_OP_ONE_HOT:

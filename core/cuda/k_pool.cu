@@ -1,4 +1,5 @@
-/* MAX_POOL2D, AVG_POOL2D and their gradients on CUDA (NHWC, f32), with core/cpu/k_pool.c's semantics: windows
+/* MAX_POOL2D, AVG_POOL2D, their gradients and MAX_POOL2D_GATHER on CUDA (NHWC, f32), with core/cpu/k_pool.c's
+   semantics: windows
    clipped to the image (average divides by the count of image pixels), max propagates NaN, and the gradient of a
    max window goes to its first maximum in row-major order (to its first NaN if it has one).
    One thread per output element, channels fastest so neighbouring threads read neighbouring floats. The gradients
@@ -65,6 +66,42 @@ __global__ void k_pool_fwd(pool_geom g, const float *__restrict__ x, float *__re
   }
 }
 
+/* The first max (row-major; the first NaN if any) of the clipped, non-empty window [h0, h1) x [w0, w1) of one
+   channel of an image (xi points at its channel, pixels g.C apart): the pixel a max window's gradient goes to. */
+__device__ __forceinline__ int window_argmax(const pool_geom &g, const float *xi, int h0, int h1, int w0, int w1) {
+  int at = h0 * g.W + w0;
+  float best = xi[(int64_t)at * g.C];
+  for (int h = h0; h < h1; h++)
+    for (int w = w0; w < w1; w++) {
+      const int pix = h * g.W + w;
+      const float v = xi[(int64_t)pix * g.C];
+      const bool gt = v > best || (v != v && best == best);
+      best = gt ? v : best;
+      at = gt ? pix : at;
+    }
+  return at;
+}
+
+/* y[n, oh, ow, c] = v at the first max of window (oh, ow) of x (the pixel k_pool_grad routes to); 0 for a window
+   with no image pixel. x and v share one shape. */
+template <typename I>
+__global__ void k_pool_gather(pool_geom g, const float *__restrict__ x, const float *__restrict__ v,
+                              float *__restrict__ y, I total) {
+  EVO_CUDA_FOR(I, e, total) {
+    int oh, ow, c;
+    const I n = split_nhwc(e, g.OH, g.OW, g.C, &oh, &ow, &c);
+    const int64_t img = (int64_t)n * g.H * g.W * g.C + c;
+    const float *xi = x + img;
+    int h0, h1, w0, w1;
+    window(g, oh, ow, &h0, &h1, &w0, &w1);
+    if (h1 <= h0 || w1 <= w0) {
+      y[e] = 0.0f;
+      continue;
+    }
+    y[e] = v[img + (int64_t)window_argmax(g, xi, h0, h1, w0, w1) * g.C];
+  }
+}
+
 /* dx[n, h, w, c]: the sum over the windows containing (h, w) of their gradient share. */
 template <bool MAX, typename I>
 __global__ void k_pool_grad(pool_geom g, pool_loops lp, const float *__restrict__ x, const float *__restrict__ gy,
@@ -94,16 +131,7 @@ __global__ void k_pool_grad(pool_geom g, pool_loops lp, const float *__restrict_
           acc += gv * (1.0f / (float)((h1 - h0) * (w1 - w0)));
           continue;
         }
-        int at = h0 * g.W + w0;
-        float best = xi[(int64_t)at * g.C];
-        for (int hh = h0; hh < h1; hh++)
-          for (int ww = w0; ww < w1; ww++) {
-            const int pix = hh * g.W + ww;
-            const float v = xi[(int64_t)pix * g.C];
-            const bool gt = v > best || (v != v && best == best);
-            best = gt ? v : best;
-            at = gt ? pix : at;
-          }
+        const int at = window_argmax(g, xi, h0, h1, w0, w1);
         if (at == me) acc += gv;
       }
     dx[e] = acc;
@@ -118,6 +146,14 @@ evo_status launch_fwd(evo_cuda_ctx *c, const pool_geom &g, const float *x, float
   if (evo_cuda_fits32(total)) k_pool_fwd<MAX><<<grid, EVO_CUDA_BLOCK, 0, c->stream>>>(g, x, y, (uint32_t)total);
   else k_pool_fwd<MAX><<<grid, EVO_CUDA_BLOCK, 0, c->stream>>>(g, x, y, (uint64_t)total);
   return EVO_CUDA_LAUNCHED("pool2d: forward kernel");
+}
+
+evo_status launch_gather(evo_cuda_ctx *c, const pool_geom &g, const float *x, const float *v, float *y,
+                         int64_t total) {
+  const unsigned grid = evo_cuda_grid(c, total, EVO_CUDA_BLOCK);
+  if (evo_cuda_fits32(total)) k_pool_gather<<<grid, EVO_CUDA_BLOCK, 0, c->stream>>>(g, x, v, y, (uint32_t)total);
+  else k_pool_gather<<<grid, EVO_CUDA_BLOCK, 0, c->stream>>>(g, x, v, y, (uint64_t)total);
+  return EVO_CUDA_LAUNCHED("pool2d: gather kernel");
 }
 
 template <bool MAX>
@@ -135,15 +171,16 @@ evo_status launch_grad(evo_cuda_ctx *c, const pool_geom &g, const pool_loops &lp
 extern "C" evo_status evo_cuda_pool2d(evo_cuda_ctx *c, const evo_kernel_args *args) {
   const evo_node_t *node = args->node;
   const evo_op op = node->op;
-  const int n_in = op == EVO_OP_MAX_POOL2D_GRAD ? 2 : 1;
+  const bool gather = op == EVO_OP_MAX_POOL2D_GATHER;
+  const int n_in = op == EVO_OP_MAX_POOL2D_GRAD || gather ? 2 : 1;
   for (int i = 0; i < n_in; i++)
     if (args->in[i]->dtype != EVO_F32 || args->in[i]->ndim < 3)
       return evo_error(EVO_STATUS_UNSUPPORTED, "cuda %s: needs f32 [..,H,W,C] inputs", evo_op_name(op));
   if (node->dtype != EVO_F32 || node->ndim < 3)
     return evo_error(EVO_STATUS_UNSUPPORTED, "cuda %s: f32 only", evo_op_name(op));
   const int32_t *pi = node->p.i;
-  const bool fwd = op == EVO_OP_MAX_POOL2D || op == EVO_OP_AVG_POOL2D;
-  const bool is_max = op == EVO_OP_MAX_POOL2D || op == EVO_OP_MAX_POOL2D_GRAD;
+  const bool fwd = op == EVO_OP_MAX_POOL2D || op == EVO_OP_AVG_POOL2D || gather; /* gather: shaped as a forward */
+  const bool is_max = op == EVO_OP_MAX_POOL2D || op == EVO_OP_MAX_POOL2D_GRAD || gather;
   /* The full-size side: the input of a forward op, the output of a gradient. */
   const evo_node_t *big = fwd ? args->in[0] : node;
   const evo_node_t *small = fwd ? node : args->in[n_in - 1];
@@ -157,11 +194,13 @@ extern "C" evo_status evo_cuda_pool2d(evo_cuda_ctx *c, const evo_kernel_args *ar
   const pool_geom g = {(int)H, (int)W, (int)C, (int)OH, (int)OW, pi[0], pi[1], pi[2], pi[3], pi[4], pi[5]};
   const int64_t n = evo_shape_numel(node->ndim - 3, node->shape);
   if (fwd) {
-    if (evo_shape_numel(big->ndim - 3, big->shape) != n)
+    if (evo_shape_numel(big->ndim - 3, big->shape) != n ||
+        (gather && evo_shape_numel(args->in[1]->ndim, args->in[1]->shape) != evo_shape_numel(big->ndim, big->shape)))
       return evo_error(EVO_STATUS_INVALID_ARGUMENT, "cuda %s: loop dims differ", evo_op_name(op));
     const int64_t total = n * OH * OW * C;
     if (total == 0) return EVO_STATUS_OK;
     const float *x = (const float *)args->src[0];
+    if (gather) return launch_gather(c, g, x, (const float *)args->src[1], (float *)args->dst, total);
     return is_max ? launch_fwd<true>(c, g, x, (float *)args->dst, total)
                   : launch_fwd<false>(c, g, x, (float *)args->dst, total);
   }

@@ -17,7 +17,10 @@ extern "C" {
 evo_graph *evo_vmap(const evo_graph *g, int64_t batch, const int *in_axes, const int *out_axes);
 
 /* grad of output `out_index` (must be an f32 scalar; use evo_sum/evo_mean first) w.r.t. inputs wrt[0..n_wrt).
-   New graph: same inputs; outputs = gradients in wrt order (each the shape of its input). */
+   New graph: same inputs; outputs = gradients in wrt order (each the shape of its input). Gradient graphs are
+   ordinary graphs: add an output (e.g. sum(grad * v)) and call evo_grad again for Hessian-vector products and
+   higher derivatives, through every op including conv2d and the poolings. Max pooling's derivative is taken at
+   each window's first maximum (row-major), at every order. */
 evo_graph *evo_grad(const evo_graph *g, int out_index, int n_wrt, const int *wrt);
 /* As evo_grad, with output 0 = the value and outputs 1..n_wrt = the gradients. */
 evo_graph *evo_value_and_grad(const evo_graph *g, int out_index, int n_wrt, const int *wrt);
