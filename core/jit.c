@@ -216,8 +216,9 @@ evo_status evo_jit_with(const evo_graph *g, evo_backend *be, const evo_jit_param
   }
   memcpy(p->nodes, g->nodes, sizeof(evo_node_t) * (size_t)nn);
   for (int i = 0; i < nn; i++) p->nodes[i].cdata = NULL, p->nodes[i].name = NULL;
-  memcpy(p->inputs, g->inputs, sizeof(evo_node) * (size_t)g->n_inputs);
-  memcpy(p->outputs, g->outputs, sizeof(evo_node) * (size_t)g->n_outputs);
+  /* a graph may have no inputs (constants only): memcpy's pointers must be valid even for 0 bytes */
+  if (g->n_inputs) memcpy(p->inputs, g->inputs, sizeof(evo_node) * (size_t)g->n_inputs);
+  if (g->n_outputs) memcpy(p->outputs, g->outputs, sizeof(evo_node) * (size_t)g->n_outputs);
 
   /* Dead-code elimination: walk back from the outputs (node ids are topologically ordered). */
   for (int j = 0; j < g->n_outputs; j++) live[g->outputs[j]] = 1;
