@@ -1,12 +1,15 @@
 /* The evoc command line, run as a program: help and exit codes, config errors with file:line:col and "did you
    mean", the run folder of a short run, resume bit-identical to an uninterrupted run, eval of a run folder,
    unwritable and reused output folders, missing data, bad plugin paths, SIGINT (exit 130, loadable checkpoint);
-   the same for `evoc train` (gradient training) on a tiny synthetic dataset. */
+   the same for `evoc train` (gradient training) on a tiny synthetic dataset; the progress line on a terminal. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* forkpty */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -532,4 +535,40 @@ Test(cli, train_sigint_writes_a_checkpoint_and_exits_130) {
   cr_assert_eq(jnum(s, "steps"), steps + 3);
   cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "stopped_because")->valuestring, "max_steps");
   cJSON_Delete(s);
+}
+
+/* ---------------------------------------------------------------- a terminal */
+
+/* On a terminal `evoc run` draws a progress line that updates in place (iteration, best, mean, test, evals/s, ETA),
+   keeps a line per test above it and prints a summary; the other tests run with redirected output. */
+Test(cli, progress_line_on_a_terminal) {
+  char cfg[512], out[300];
+  snprintf(cfg, sizeof cfg, "%s/quick_pgpe.yaml", CFG);
+  snprintf(out, sizeof out, "%s/r", tmp);
+  fflush(stdout), fflush(stderr);
+  int master = -1;
+  const pid_t pid = forkpty(&master, NULL, NULL, NULL);
+  cr_assert_geq(pid, 0, "forkpty: %s", strerror(errno));
+  if (pid == 0) {
+    execl(EVOC_CLI_PATH, "evoc", "run", cfg, "--out", out, "--set", "trainer.max_iter=120", (char *)NULL);
+    _exit(127);
+  }
+  static char buf[1 << 16];
+  size_t n = 0;
+  for (;;) { /* until the child closes the terminal (EIO on Linux) */
+    const ssize_t k = read(master, buf + n, sizeof buf - 1 - n);
+    if (k > 0) n += (size_t)k;
+    else if (k < 0 && errno == EINTR) continue;
+    if (k <= 0 || n == sizeof buf - 1) break;
+  }
+  buf[n] = '\0';
+  close(master);
+  int status = 0;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d:\n%s", status, buf);
+  cr_assert(strstr(buf, "\r\033[Kiter 120/120  best "), "no final progress line in:\n%s", buf);
+  cr_assert(strstr(buf, " evals/s  ETA "), "no rate and ETA in:\n%s", buf);
+  cr_assert(strstr(buf, "iter 50: test ") && strstr(buf, "iter 100: test "), "no test lines in:\n%s", buf);
+  cr_assert(strstr(buf, "120 iterations, 3840 evaluations") && strstr(buf, "stopped because max_iter"),
+            "no summary in:\n%s", buf);
 }
