@@ -93,3 +93,34 @@ Test(device, malformed_specs_are_invalid_arguments) {
                evo_status_str(st), evo_last_error());
   cr_assert_null(be);
 }
+
+/* evo_tensor_copy: within one backend, between two CPU backends, host <-> device and device -> device on a GPU;
+   a dtype or size mismatch is refused with a message. */
+Test(device, tensor_copy_between_backends) {
+  const float src[6] = {1, -2, 3.5f, 4, 5e-3f, -6};
+  const int64_t s[2] = {2, 3};
+  evo_backend *a = evo_backend_cpu_new(NULL), *b = evo_backend_cpu_new(NULL), *gpu = NULL;
+  if (have_gpu()) cr_assert_eq(evo_backend_cuda_new(0, &gpu), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_backend *chain[4] = {a, b, gpu ? gpu : a, gpu ? gpu : b}; /* a -> b -> (gpu -> gpu) -> back to b */
+  evo_tensor *t[5];
+  t[0] = evo_tensor_from_host(a, EVO_F32, 2, s, src);
+  for (int i = 0; i < 4; i++) {
+    t[i + 1] = evo_tensor_new(chain[i], EVO_F32, 2, s);
+    cr_assert_not_null(t[i + 1], "%s", evo_last_error());
+  }
+  cr_assert_eq(evo_tensor_copy(t[1], t[0]), EVO_STATUS_OK, "%s", evo_last_error()); /* cpu a -> cpu b */
+  cr_assert_eq(evo_tensor_copy(t[2], t[1]), EVO_STATUS_OK, "%s", evo_last_error()); /* -> gpu (or a) */
+  cr_assert_eq(evo_tensor_copy(t[3], t[2]), EVO_STATUS_OK, "%s", evo_last_error()); /* gpu -> gpu (or a -> b) */
+  evo_tensor *back = evo_tensor_new(b, EVO_F32, 2, s);
+  cr_assert_eq(evo_tensor_copy(back, t[3]), EVO_STATUS_OK, "%s", evo_last_error()); /* -> cpu b */
+  float got[6] = {0};
+  cr_assert_eq(evo_tensor_copy_to_host(back, got, sizeof got), EVO_STATUS_OK);
+  cr_assert_arr_eq(got, src, sizeof src);
+  evo_tensor *small = evo_tensor_new(a, EVO_F32, 1, (int64_t[]){5}), *ints = evo_tensor_new(a, EVO_I32, 2, s);
+  cr_assert_eq(evo_tensor_copy(small, t[0]), EVO_STATUS_INVALID_ARGUMENT);
+  cr_assert(strstr(evo_last_error(), "dtype or size differs"), "%s", evo_last_error());
+  cr_assert_eq(evo_tensor_copy(ints, t[0]), EVO_STATUS_INVALID_ARGUMENT);
+  evo_tensor_free(small), evo_tensor_free(ints), evo_tensor_free(back);
+  for (int i = 0; i < 5; i++) evo_tensor_free(t[i]);
+  evo_backend_free(gpu), evo_backend_free(b), evo_backend_free(a);
+}
