@@ -114,6 +114,7 @@ Test(device, tensor_copy_between_backends) {
   evo_tensor *back = evo_tensor_new(b, EVO_F32, 2, s);
   cr_assert_eq(evo_tensor_copy(back, t[3]), EVO_STATUS_OK, "%s", evo_last_error()); /* -> cpu b */
   float got[6] = {0};
+  for (int i = 0; i < 4; i++) cr_assert_eq(evo_backend_sync(chain[i]), EVO_STATUS_OK, "%s", evo_last_error());
   cr_assert_eq(evo_tensor_copy_to_host(back, got, sizeof got), EVO_STATUS_OK);
   cr_assert_arr_eq(got, src, sizeof src);
   evo_tensor *small = evo_tensor_new(a, EVO_F32, 1, (int64_t[]){5}), *ints = evo_tensor_new(a, EVO_I32, 2, s);

@@ -226,6 +226,12 @@ static evo_policy *make_net(const char *net) {
     s = evo_policy_lstm_new(&p, &io, &pol);
   }
   cr_assert_eq(s, EVO_STATUS_OK, "%s: %s", net, evo_last_error());
+  /* the kind and name queries agree with the constructor that made it */
+  const evo_policy_kind kind = evo_policy_kind_of(pol);
+  const char *want = kind == EVO_POLICY_MLP ? "mlp" : kind == EVO_POLICY_CNN ? "cnn" : "lstm";
+  cr_assert_str_eq(evo_policy_name(pol), want, "%s", net);
+  cr_assert_eq(kind, !strncmp(net, "mlp", 3) ? EVO_POLICY_MLP : !strncmp(net, "lstm", 4) ? EVO_POLICY_LSTM
+                                                                                           : EVO_POLICY_CNN, "%s", net);
   return pol;
 }
 
