@@ -86,6 +86,11 @@ evo_status evo_algo_new(const evo_algo_params *p, evo_algo **out) {
       return evo_error(EVO_STATUS_INVALID_ARGUMENT, "algo %s: %s = %g is outside [%g, %g]", info->name,
                        p->options[j].key, v, info->options[i].lo, info->options[i].hi);
     }
+    if (info->options[i].choices && v != floor(v)) { /* a named value's number: lo + the index of its name */
+      evo_algo_free(a);
+      return evo_error(EVO_STATUS_INVALID_ARGUMENT, "algo %s: %s = %g is not one of its values (%s = %g, ...)",
+                       info->name, p->options[j].key, v, info->options[i].choices[0], info->options[i].lo);
+    }
     a->opt[i] = v;
   }
   a->init_mean = calloc((size_t)a->n, sizeof(float));

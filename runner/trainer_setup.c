@@ -172,7 +172,13 @@ static evo_status read_algo_option(evo_cfg *sec, const evo_option_spec *o, doubl
   const char *text = node ? evo_cfg_scalar(node) : NULL;
   char *end = NULL;
   if (text && *text) strtod(text, &end);
-  if (!o->choices || (end && *end == '\0')) return evo_cfg_double(sec, o->key, o->def, o->lo, o->hi, out);
+  if (!o->choices) return evo_cfg_double(sec, o->key, o->def, o->lo, o->hi, out);
+  if (end && *end == '\0') { /* a named option given by its number: an integer */
+    int64_t v = 0;
+    evo_status st = evo_cfg_int(sec, o->key, (int64_t)o->def, (int64_t)o->lo, (int64_t)o->hi, &v);
+    *out = (double)v;
+    return st;
+  }
   if (o->choices == evo_option_bool) { /* a YAML boolean, recorded as one */
     bool b = false;
     evo_status st = evo_cfg_bool(sec, o->key, o->def != 0, &b);

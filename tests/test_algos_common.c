@@ -310,6 +310,7 @@ Test(algos_common, bad_options_rejected_with_names) {
       if (isfinite(o->hi)) expect_option_error(info->name, (evo_option){o->key, o->hi + 1 + fabs(o->hi)}, o->key);
       if (isfinite(o->lo)) expect_option_error(info->name, (evo_option){o->key, o->lo - 1 - fabs(o->lo)}, o->key);
       expect_option_error(info->name, (evo_option){o->key, NAN}, o->key);
+      if (o->choices) expect_option_error(info->name, (evo_option){o->key, o->lo + 0.5}, "is not one of its values");
       /* The default given explicitly is accepted and resolved. */
       evo_algo *a = test_algo(info->name, DIM, 0, 0, NULL, true, 0, &(evo_option){o->key, o->def}, 1);
       cr_assert_eq(evo_algo_option(a, o->key), o->def);

@@ -236,7 +236,8 @@ Test(trainer, config_errors) {
                                                            "'adam', got 'adm' (did you mean 'adam'?)");
   new_fails(SPHERE "algo: {name: cmaes, active: maybe}\n",
             "algo.active must be a boolean (true/false, yes/no, on/off), got 'maybe'");
-  new_fails(SPHERE "algo: {name: pgpe, optimizer: 2}\n", "algo.optimizer must be a number in [0, 1]");
+  new_fails(SPHERE "algo: {name: pgpe, optimizer: 2}\n", "algo.optimizer must be an integer in [0, 1], got '2'");
+  new_fails(SPHERE "algo: {name: pgpe, optimizer: 0.5}\n", "must be an integer in [0, 1], got '0.5'");
   new_fails(SPHERE "algo: {name: pgpe}\ntrainer: {target_objective: -1}\n", "trainer.target_objective must be");
   new_fails("task: {name: cartpole_balance}\nalgo: {name: pgpe}\ntrainer: {target_objective: 1}\n",
             "unknown key 'target_objective' in trainer");
