@@ -539,36 +539,59 @@ Test(cli, train_sigint_writes_a_checkpoint_and_exits_130) {
 
 /* ---------------------------------------------------------------- a terminal */
 
-/* On a terminal `evoc run` draws a progress line that updates in place (iteration, best, mean, test, evals/s, ETA),
-   keeps a line per test above it and prints a summary; the other tests run with redirected output. */
-Test(cli, progress_line_on_a_terminal) {
-  char cfg[512], out[300];
-  snprintf(cfg, sizeof cfg, "%s/quick_pgpe.yaml", CFG);
-  snprintf(out, sizeof out, "%s/r", tmp);
+/* Runs evoc with argv (NULL-terminated, argv[0] = "evoc") in tmp on a pseudo-terminal; its whole output goes to buf.
+   Returns the exit status. */
+static int evoc_on_tty(char *buf, size_t cap, char *const argv[]) {
   fflush(stdout), fflush(stderr);
   int master = -1;
   const pid_t pid = forkpty(&master, NULL, NULL, NULL);
   cr_assert_geq(pid, 0, "forkpty: %s", strerror(errno));
   if (pid == 0) {
-    execl(EVOC_CLI_PATH, "evoc", "run", cfg, "--out", out, "--set", "trainer.max_iter=120", (char *)NULL);
+    if (chdir(tmp) == 0) execv(EVOC_CLI_PATH, argv);
     _exit(127);
   }
-  static char buf[1 << 16];
   size_t n = 0;
   for (;;) { /* until the child closes the terminal (EIO on Linux) */
-    const ssize_t k = read(master, buf + n, sizeof buf - 1 - n);
+    const ssize_t k = read(master, buf + n, cap - 1 - n);
     if (k > 0) n += (size_t)k;
     else if (k < 0 && errno == EINTR) continue;
-    if (k <= 0 || n == sizeof buf - 1) break;
+    if (k <= 0 || n == cap - 1) break;
   }
   buf[n] = '\0';
   close(master);
   int status = 0;
   cr_assert_eq(waitpid(pid, &status, 0), pid);
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d:\n%s", status, buf);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static char tty_buf[1 << 16];
+
+/* On a terminal `evoc run` draws a progress line that updates in place (iteration, best, mean, test, evals/s, ETA),
+   keeps a line per test above it and prints a summary; the other tests run with redirected output. */
+Test(cli, progress_line_on_a_terminal) {
+  char cfg[512];
+  snprintf(cfg, sizeof cfg, "%s/quick_pgpe.yaml", CFG);
+  char *argv[] = {"evoc", "run", cfg, "--out", "r", "--set", "trainer.max_iter=120", NULL};
+  const int rc = evoc_on_tty(tty_buf, sizeof tty_buf, argv);
+  const char *buf = tty_buf;
+  cr_assert_eq(rc, 0, "exit status %d:\n%s", rc, buf);
   cr_assert(strstr(buf, "\r\033[Kiter 120/120  best "), "no final progress line in:\n%s", buf);
   cr_assert(strstr(buf, " evals/s  ETA "), "no rate and ETA in:\n%s", buf);
   cr_assert(strstr(buf, "iter 50: test ") && strstr(buf, "iter 100: test "), "no test lines in:\n%s", buf);
   cr_assert(strstr(buf, "120 iterations, 3840 evaluations") && strstr(buf, "stopped because max_iter"),
             "no summary in:\n%s", buf);
+}
+
+/* `evoc train` on a terminal: the step line with loss, steps/s and ETA, a line per epoch's test, the summary. */
+Test(cli, train_progress_line_on_a_terminal) {
+  write_train_config("t.yaml", "trainer: {epochs: 2, log_interval: 4}\n");
+  char *argv[] = {"evoc", "train", "t.yaml", "--out", "r", NULL};
+  const int rc = evoc_on_tty(tty_buf, sizeof tty_buf, argv);
+  const char *buf = tty_buf;
+  cr_assert_eq(rc, 0, "exit status %d:\n%s", rc, buf);
+  cr_assert(strstr(buf, "\r\033[Kepoch 2/2  step 10/10  loss "), "no final step line in:\n%s", buf);
+  cr_assert(strstr(buf, " steps/s  ETA "), "no rate and ETA in:\n%s", buf);
+  cr_assert(strstr(buf, "epoch 1/2: test accuracy ") && strstr(buf, "epoch 2/2: test accuracy "),
+            "no test lines in:\n%s", buf);
+  cr_assert(strstr(buf, "2 epochs, 20 steps") && strstr(buf, "stopped because epochs"), "no summary in:\n%s", buf);
 }
