@@ -11,6 +11,7 @@ static const evo_algo_vtable *const *table(int *n) {
       &evo_es_cmaes,
       &evo_es_sep_cmaes,
       &evo_es_snes,
+      &evo_es_cem,
       &evo_es_xnes,
       &evo_es_crfmnes,
       &evo_es_lmmaes,

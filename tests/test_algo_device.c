@@ -1,5 +1,5 @@
 /* The population on the device (algos/es/antithetic_dev.c, runner/sim.c evo_sim_evaluate_tensor, the trainer):
-   PGPE, OpenES, ARS and SNES asked into a CUDA tensor sample there and run tell's noise sums there, and must give
+   PGPE, OpenES, ARS, SNES and CEM asked into a CUDA tensor sample there and run tell's noise sums there, and must give
    the host's bits: every slice of every generation, and the whole trajectory of tells (NaN members and ARS's top-b
    included); a strategy without device sampling (CMA-ES) asked into a CUDA tensor is copied there. The simulation
    reads device rows in place, with the same fitness and NaN flags as host rows; the trainer keeps the population
@@ -98,6 +98,8 @@ Test(algo_device, antithetic_strategies_sample_and_tell_on_the_device_bit_for_bi
   trajectory(be, "openes", 5003, 32, NULL, 0, true);
   trajectory(be, "snes", 37, 10, NULL, 0, true);                   /* no mirroring, a key per member */
   trajectory(be, "snes", 5003, 16, NULL, 0, true);
+  trajectory(be, "cem", 37, 12, NULL, 0, true);                    /* the elites' keys, in member order */
+  trajectory(be, "cem", 5003, 20, "extra_std", 0.5, true);
   trajectory(be, "sep_cmaes", 37, 10, NULL, 0, false);             /* host sampling, copied to the device */
   evo_backend_free(be);
 }
@@ -118,6 +120,7 @@ Test(algo_device, direction_groups_give_the_host_bits) {
   trajectory(be, "openes", 37, 70, NULL, 0, true);
   trajectory(be, "ars", 37, 80, "top_b", 20, true);
   trajectory(be, "snes", 37, 40, NULL, 0, true);
+  trajectory(be, "cem", 37, 80, NULL, 0, true);                    /* 40 elites: 3 groups */
   trajectory(be, "pgpe", 5003, 80, NULL, 0, true);                 /* and the host's threads */
   evo_backend_free(be);
 }

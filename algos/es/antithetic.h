@@ -52,6 +52,23 @@ static inline void evo_antithetic_ask(const evo_algo *a, const float *mean, cons
   }
 }
 
+/* Unmirrored members (SNES, CEM): rows [begin, end), row r = mean + sigma (.) z_r with z_r member r's own stream;
+   the host twin of evo_anti_dev_ask_plain. keys: scratch for end - begin keys. */
+static inline void evo_anti_ask_plain(const evo_algo *a, const double *mean, const double *sigma, int begin, int end,
+                                      float *pop, evo_key *keys) {
+  const int64_t n = a->n, nb = evo_anti_blocks(n), tasks = (int64_t)(end - begin) * nb;
+  evo_anti_keys(a, a->gen, begin, end, keys);
+#pragma omp parallel for schedule(static) if ((int64_t)(end - begin) * n >= EVO_ANTI_PAR_MIN)
+  for (int64_t t = 0; t < tasks; t++) {
+    const int r = (int)(t / nb);
+    const int64_t i0 = (t % nb) * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
+    float z[EVO_ANTI_BLOCK];
+    evo_anti_normal_range(keys[r], i0, i1, z);
+    float *row = pop + (int64_t)r * n;
+    for (int64_t i = i0; i < i1; i++) row[i] = (float)(mean[i] + sigma[i] * z[i - i0]);
+  }
+}
+
 /* Tell's noise sums over directions t = 0 .. nd - 1, eps_t from keys[t], grouped as anti_order.h says:
    sc[i] = sum_t h[t] eps_t[i] and, with c (PGPE, SNES), ss[i] = sum_t c[t] (eps_t[i]^2 - 1). Directions with
    h[t] == 0 are skipped (they add exactly 0) when c is NULL or skip_zero. The CUDA kernel evo_anti_cuda_sums

@@ -63,17 +63,7 @@ static evo_status snes_init(evo_algo *a) {
 
 static evo_status snes_ask(evo_algo *a, int begin, int end, float *pop) {
   const snes_state *s = a->state;
-  const int64_t n = a->n, nb = evo_anti_blocks(n), tasks = (int64_t)(end - begin) * nb;
-  evo_anti_keys(a, a->gen, begin, end, s->keys);
-#pragma omp parallel for schedule(static) if ((int64_t)(end - begin) * n >= EVO_ANTI_PAR_MIN)
-  for (int64_t t = 0; t < tasks; t++) {
-    const int r = (int)(t / nb);
-    const int64_t i0 = (t % nb) * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
-    float z[EVO_ANTI_BLOCK];
-    evo_anti_normal_range(s->keys[r], i0, i1, z);
-    float *row = pop + (int64_t)r * n;
-    for (int64_t i = i0; i < i1; i++) row[i] = (float)(s->mean[i] + s->sigma[i] * z[i - i0]);
-  }
+  evo_anti_ask_plain(a, s->mean, s->sigma, begin, end, pop, s->keys);
   return EVO_STATUS_OK;
 }
 

@@ -77,7 +77,7 @@ double evo_algo_option(const evo_algo *a, const char *key);
 
 /* Writes members [begin, end) of the current generation, row-major, into pop: f32 [end-begin, num_params] on any
    backend. Asking twice in one generation gives the same members. On a CUDA backend the strategies for which
-   evo_algo_samples_on_device is true (PGPE, OpenES, ARS, SNES) generate the members there, and from then on run
+   evo_algo_samples_on_device is true (PGPE, OpenES, ARS, SNES, CEM) generate the members there, and from then on run
    tell's noise sums there too, bit-identical to the host (only O(num_params) values cross the bus per
    generation); the others sample on the host and copy. The tensor's backend must outlive the algorithm. */
 evo_status evo_algo_ask(evo_algo *a, int begin, int end, evo_tensor *pop);
