@@ -68,8 +68,24 @@ Test(cem, stdev_max_change_and_bounds_clip) {
   one_step(0, 0, 0.35, 0.45, 1);
 }
 
-/* A flat or all-NaN generation: a flat fitness keeps the first e members (ranking ties by index), all-NaN changes
-   nothing. */
+/* More NaN members than non-elites: only the finite members are elites (3 here, not floor(0.5 P) = 5). */
+Test(cem, nan_members_are_never_elites) {
+  enum { n = 4, P = 10 };
+  evo_algo *a = test_algo("cem", n, P, 0.5, NULL, true, 9, NULL, 0);
+  float pop[P * n], fit[P];
+  test_ask(a, 0, P, pop);
+  for (int j = 0; j < P; j++) fit[j] = NAN;
+  fit[2] = 1, fit[6] = 3, fit[9] = 2;
+  cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK);
+  const double *m = state_array(a, "cem.mean");
+  for (int i = 0; i < n; i++) {
+    const double want = (pop[2 * n + i] + pop[6 * n + i] + pop[9 * n + i]) / 3.0;
+    cr_assert(fabs(m[i] - want) < 2e-6, "mean[%d] %.9g want %.9g", i, m[i], want);
+  }
+  evo_algo_free(a);
+}
+
+/* A generation without any finite fitness changes nothing. */
 Test(cem, all_nan_generation_changes_nothing) {
   enum { n = 5, P = 10 };
   evo_algo *a = test_algo("cem", n, P, 0.5, NULL, true, 3, NULL, 0);

@@ -4,7 +4,7 @@
 
    Member k of generation g: x_k = mu + sigma (.) z_k, z_k = N(0, I) from evo_algo_member_key(a, g, k) (SNES's
    sampling, so the population can be drawn on a device). tell keeps the e = max(1, floor(elite_ratio P)) best
-   members (NaN fitness ranks last) and fits the Gaussian to them, per coordinate:
+   members, at most the finite ones (a NaN member is never an elite), and fits the Gaussian to them, per coordinate:
      mu    <- mean of the elites                    = mu + sigma (.) zbar,            zbar = mean_e z
      sigma <- sample stdev of the elites (Bessel)   = sigma (.) sqrt(e / (e - 1) (mean_e z^2 - zbar^2))
    then sigma <- sqrt(sigma^2 + extra_std^2 max(0, 1 - g / extra_decay)) (rllab's extra_std, against premature
@@ -89,8 +89,9 @@ static evo_status cem_tell(evo_algo *a, const float *fitness) {
   const int P = a->pop;
   const int64_t n = a->n;
   if (!evo_anti_any_finite(fitness, P)) return EVO_STATUS_OK;
-  int e = (int)floor(evo_algo_opt(a, "elite_ratio") * P);
-  e = e < 1 ? 1 : e;
+  int e = (int)floor(evo_algo_opt(a, "elite_ratio") * P), finite = 0;
+  for (int k = 0; k < P; k++) finite += isfinite(fitness[k]) != 0;
+  e = e < 1 ? 1 : e > finite ? finite : e; /* a failed (NaN) member is never an elite */
   evo_shape_argsort_desc(fitness, P, s->order); /* stable: ties by member index */
   for (int k = 0; k < e; k++) s->elite[k] = s->order[k];
   qsort(s->elite, (size_t)e, sizeof *s->elite, cmp_int); /* sum in member order: the elite set decides */
