@@ -42,15 +42,20 @@ static evo_tensor *filled(evo_backend *be, int ndim, const int64_t *shape, float
   return t;
 }
 
-/* Runs p and q (the reference plan) on (w, x): both outputs equal bit for bit. */
-static void same_as_reference(evo_graph *g, evo_plan *p, evo_plan *q, evo_tensor *w, evo_tensor *x) {
-  evo_backend *be = evo_tensor_backend(w);
-  evo_tensor *out[2][2];
+/* Two sets of g's two outputs on be: out[0] for the plan under test, out[1] for the reference. */
+static void new_outputs(const evo_graph *g, evo_backend *be, evo_tensor *out[2][2]) {
   for (int r = 0; r < 2; r++)
     for (int j = 0; j < 2; j++) {
       const evo_node o = evo_graph_output(g, j);
       out[r][j] = evo_tensor_new(be, EVO_F32, evo_node_ndim(g, o), evo_node_shape(g, o));
     }
+}
+
+/* Runs p and q (the reference plan) on (w, x): both outputs equal bit for bit. */
+static void same_as_reference(evo_graph *g, evo_plan *p, evo_plan *q, evo_tensor *w, evo_tensor *x) {
+  evo_backend *be = evo_tensor_backend(w);
+  evo_tensor *out[2][2];
+  new_outputs(g, be, out);
   evo_tensor *in[2] = {w, x};
   cr_assert_eq(evo_plan_run(p, in, out[0]), EVO_STATUS_OK, "%s", evo_last_error());
   cr_assert_eq(evo_plan_run(q, in, out[1]), EVO_STATUS_OK, "%s", evo_last_error());
@@ -117,11 +122,7 @@ static void recorded_same_as_reference(evo_graph *g, evo_plan *p, evo_plan *q, e
   evo_backend *be = evo_tensor_backend(w);
   const evo_backend_iface *f = be->iface;
   evo_tensor *out[2][2];
-  for (int r = 0; r < 2; r++)
-    for (int j = 0; j < 2; j++) {
-      const evo_node o = evo_graph_output(g, j);
-      out[r][j] = evo_tensor_new(be, EVO_F32, evo_node_ndim(g, o), evo_node_shape(g, o));
-    }
+  new_outputs(g, be, out);
   evo_tensor *in[2] = {w, x};
   void *exec = NULL;
   cr_assert_eq(f->graph_begin(be->ctx), EVO_STATUS_OK, "%s", evo_last_error());
