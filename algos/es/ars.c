@@ -119,12 +119,8 @@ static evo_status ars_tell(evo_algo *a, const float *fitness) {
      plus the decay c theta; theta -= alpha step. */
   if (sigma_r > 0 && isfinite(sigma_r)) {
     for (int t = 0; t < b; t++) s->w[t] = ((double)s->r[2 * s->order[t]] - s->r[2 * s->order[t] + 1]) / (b * sigma_r);
-    if (s->dev) {
-      evo_status st = evo_anti_dev_sums(s->dev, a, a->gen, s->order, s->w, NULL, true, b, s->step, NULL);
-      if (st) return st;
-    } else {
-      evo_antithetic_weighted_sum(a, a->gen, s->order, s->w, b, s->step, s->keys);
-    }
+    evo_status st = evo_anti_tell_sums(s->dev, a, s->order, s->w, NULL, true, b, s->step, NULL, s->keys);
+    if (st) return st;
     for (int64_t i = 0; i < n; i++) s->step[i] = -s->step[i];
   } else {
     if (evo_algo_weight_decay_coef(a) == 0) return EVO_STATUS_OK;

@@ -97,13 +97,8 @@ static evo_status cem_tell(evo_algo *a, const float *fitness) {
   qsort(s->elite, (size_t)e, sizeof *s->elite, cmp_int); /* sum in member order: the elite set decides */
   for (int k = 0; k < e; k++) s->w[k] = 1.0 / e;
   double *zbar = s->sums, *z2m1 = s->sums + n;
-  if (s->dev) {
-    evo_status st = evo_anti_dev_sums(s->dev, a, a->gen, s->elite, s->w, s->w, true, e, zbar, z2m1);
-    if (st) return st;
-  } else {
-    for (int k = 0; k < e; k++) s->keys[k] = evo_algo_member_key(a, a->gen, s->elite[k]);
-    evo_anti_sums(n, s->keys, e, s->w, s->w, true, zbar, z2m1);
-  }
+  evo_status st = evo_anti_tell_sums(s->dev, a, s->elite, s->w, s->w, true, e, zbar, z2m1, s->keys);
+  if (st) return st;
   const double g = (double)a->gen, decay = fmax(0.0, 1.0 - g / evo_algo_opt(a, "extra_decay"));
   const double extra2 = evo_algo_opt(a, "extra_std") * evo_algo_opt(a, "extra_std") * decay;
   const double lo = evo_algo_opt(a, "stdev_min"), hi = evo_algo_opt(a, "stdev_max");

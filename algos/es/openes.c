@@ -97,16 +97,12 @@ static evo_status openes_tell(evo_algo *a, const float *fitness) {
   const int dirs = a->pop / 2;
   evo_shape((int)evo_algo_opt(a, "fitness_shaping"), fitness, a->pop, s->u);
   for (int k = 0; k < dirs; k++) s->u[k] = s->u[2 * k] - s->u[2 * k + 1]; /* in place: k <= 2k */
-  if (s->dev) {
-    evo_status st = evo_anti_dev_sums(s->dev, a, a->gen, NULL, s->u, NULL, true, dirs, s->g, NULL);
-    if (st) return st;
-  } else {
-    evo_antithetic_weighted_sum(a, a->gen, NULL, s->u, dirs, s->g, s->keys);
-  }
+  evo_status st = evo_anti_tell_sums(s->dev, a, NULL, s->u, NULL, true, dirs, s->g, NULL, s->keys);
+  if (st) return st;
   const double scale = 1.0 / (a->pop * s->sigma[0]);
   for (int64_t i = 0; i < n; i++) s->g32[i] = (float)(-s->g[i] * scale);
   evo_algo_weight_decay_grad(a, s->theta, n, s->g32);
-  evo_status st = evo_optim_step(s->opt, s->theta, s->g32);
+  st = evo_optim_step(s->opt, s->theta, s->g32);
   s->sigma[0] = fmax(s->sigma[0] * evo_algo_opt(a, "sigma_decay"), evo_algo_opt(a, "sigma_min"));
   return st;
 }

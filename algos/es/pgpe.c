@@ -139,13 +139,8 @@ static evo_status pgpe_tell(evo_algo *a, const float *fitness) {
     c[k] = 0.5 * (u[2 * k] + u[2 * k + 1]) - baseline;
   }
   const double max_change = evo_algo_opt(a, "stdev_max_change"), lr = evo_algo_opt(a, "stdev_lr");
-  if (s->dev) {
-    evo_status st = evo_anti_dev_sums(s->dev, a, a->gen, NULL, h, c, false, dirs, s->sums, s->sums + n);
-    if (st) return st;
-  } else {
-    evo_anti_keys(a, a->gen, 0, dirs, s->keys);
-    evo_anti_sums(n, s->keys, dirs, h, c, false, s->sums, s->sums + n);
-  }
+  evo_status st = evo_anti_tell_sums(s->dev, a, NULL, h, c, false, dirs, s->sums, s->sums + n, s->keys);
+  if (st) return st;
   for (int64_t i = 0; i < n; i++) pgpe_coord(s, i, s->sums[i], s->sums[n + i], dirs, lr, max_change);
   evo_algo_weight_decay_grad(a, s->center, n, s->g32);
   return evo_optim_step(s->opt, s->center, s->g32);

@@ -84,13 +84,8 @@ static evo_status snes_tell(evo_algo *a, const float *fitness) {
   const int64_t n = a->n;
   if (!evo_anti_any_finite(fitness, P)) return EVO_STATUS_OK;
   evo_shape_nes_utilities(fitness, P, s->u);
-  if (s->dev) {
-    evo_status st = evo_anti_dev_sums(s->dev, a, a->gen, NULL, s->u, s->u, true, P, s->sums, s->sums + n);
-    if (st) return st;
-  } else {
-    evo_anti_keys(a, a->gen, 0, P, s->keys);
-    evo_anti_sums(n, s->keys, P, s->u, s->u, true, s->sums, s->sums + n);
-  }
+  evo_status st = evo_anti_tell_sums(s->dev, a, NULL, s->u, s->u, true, P, s->sums, s->sums + n, s->keys);
+  if (st) return st;
   for (int64_t i = 0; i < n; i++) snes_coord(s, i, s->sums[i], s->sums[n + i]);
   return EVO_STATUS_OK;
 }
