@@ -53,7 +53,8 @@ evo_status evo_comm_open(const char *name, evo_comm **out) {
   if (!name || !strcmp(name, "auto")) return evo_comm_launched_by_mpi() ? evo_comm_mpi_new(out) : evo_comm_local_new(out);
   if (!strcmp(name, "local")) return evo_comm_local_new(out);
   if (!strcmp(name, "mpi")) return evo_comm_mpi_new(out);
-  return evo_error(EVO_STATUS_INVALID_ARGUMENT, "comm: unknown backend '%s' (auto, local or mpi)", name);
+  if (!strcmp(name, "nccl")) return evo_comm_nccl_new(out);
+  return evo_error(EVO_STATUS_INVALID_ARGUMENT, "comm: unknown backend '%s' (auto, local, mpi or nccl)", name);
 }
 
 void evo_comm_free(evo_comm *c) {

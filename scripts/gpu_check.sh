@@ -86,6 +86,15 @@ else
          || echo "differs from 1 rank")
   status "run cartpole cuda --ranks 2" "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc"), $same"
 fi
+# NCCL (--comm nccl) needs a GPU per rank: on a one-GPU machine its tests run one rank (init, a run, teardown).
+if ! grep -q 'NCCL communication ON' "$logs/configure.log"; then status nccl "not built (configure.log says why)"
+else
+  t0=$SECONDS
+  timeout "$(limit 30 120)" "$bdir/tests/test_distributed" --filter='nccl/*' --verbose > "$logs/nccl.log" 2>&1
+  rc=$?
+  status nccl "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") ($((SECONDS - t0))s) passed $(grep -c '^\[PASS\]' \
+    "$logs/nccl.log"), skipped $(grep -c '^\[SKIP\] nccl' "$logs/nccl.log")"
+fi
 # Everything above means little if the GPU was not used (an old driver makes the GPU tests skip and stay green).
 status "device used" "$(grep -ho 'using cuda[^)]*)' "$logs/run_cuda.log" 2>/dev/null | head -1 || true)"
 

@@ -54,7 +54,7 @@ Test(comm, local_backend_is_one_rank) {
   evo_comm_free(c);
   cr_assert_eq(evo_comm_open("carrier-pigeon", &c), EVO_STATUS_INVALID_ARGUMENT);
   cr_assert_null(c);
-  cr_assert(strstr(evo_last_error(), "auto, local or mpi"), "%s", evo_last_error());
+  cr_assert(strstr(evo_last_error(), "auto, local, mpi or nccl"), "%s", evo_last_error());
 }
 
 Test(comm, auto_is_local_outside_mpirun) {
@@ -74,7 +74,7 @@ TestSuite(comm_cli, .init = setup, .fini = teardown, .timeout = 60);
 
 Test(comm_cli, run_refuses_an_unknown_comm_and_runs_alone_by_default) {
   cr_assert_eq(evoc("run %s/quick_pgpe.yaml --out x --comm pigeon", CFG), 2);
-  cr_assert(strstr(err_buf, "--comm pigeon") && strstr(err_buf, "auto, local or mpi"), "%s", err_buf);
+  cr_assert(strstr(err_buf, "--comm pigeon") && strstr(err_buf, "auto, local, mpi or nccl"), "%s", err_buf);
   cr_assert_eq(evoc("run %s/quick_pgpe.yaml --out alone --quiet --set trainer.max_iter=5", CFG), 0, "%s", err_buf);
   cJSON *s = read_json("alone", "summary.json");
   cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "comm")->valuestring, "local");
@@ -148,24 +148,25 @@ static int mpi(int ranks, const char *exe, const char *fmt, ...) {
 }
 #endif
 
-/* `evoc run ARGS` on `ranks` ranks: MPI processes when use_mpi, else threads of one process (--ranks). */
-static int run_on(int ranks, bool use_mpi, const char *args) {
+/* `evoc run ARGS` on `ranks` ranks, `how`: "mpi" (processes under mpirun), "threads" (--ranks) or "nccl" (--ranks
+   with --comm nccl). */
+static int run_on(int ranks, const char *how, const char *args) {
 #ifdef EVOC_HAVE_MPI
-  if (use_mpi) return mpi(ranks, EVOC_CLI_PATH, "run %s", args);
+  if (!strcmp(how, "mpi")) return mpi(ranks, EVOC_CLI_PATH, "run %s", args);
 #endif
-  cr_assert(!use_mpi, "built without MPI");
-  return evoc("run %s --ranks %d", args, ranks);
+  cr_assert(strcmp(how, "mpi"), "built without MPI");
+  return evoc("run %s --ranks %d%s", args, ranks, strcmp(how, "nccl") ? "" : " --comm nccl");
 }
 
 /* R ranks against one: identical metrics (but wall time), best parameters and final algorithm state. */
-static void ranks_match(int ranks, bool use_mpi, const char *cfg, const char *sets, int iters) {
+static void ranks_match(int ranks, const char *how, const char *cfg, const char *sets, int iters) {
   char rm[600], args[4096];
   snprintf(rm, sizeof rm, "rm -rf '%s/one' '%s/many'", tmp, tmp);
   cr_assert_eq(system(rm), 0);
   int rc = evoc("run %s --out one --quiet %s --set trainer.max_iter=%d", cfg, sets, iters);
   cr_assert_eq(rc, 0, "%s: %s", cfg, err_buf);
   snprintf(args, sizeof args, "%s --out many --quiet %s --set trainer.max_iter=%d", cfg, sets, iters);
-  rc = run_on(ranks, use_mpi, args);
+  rc = run_on(ranks, how, args);
   cr_assert_eq(rc, 0, "%s on %d ranks: %s", cfg, ranks, err_buf);
   char *a = metrics_without_wall("one"), *b = metrics_without_wall("many");
   cr_assert_str_eq(a, b, "%s: metrics differ between 1 and %d ranks", cfg, ranks);
@@ -176,7 +177,7 @@ static void ranks_match(int ranks, bool use_mpi, const char *cfg, const char *se
   same_file("one", "many", ck);
   cJSON *s = read_json("many", "summary.json");
   cr_assert_eq(jnum(s, "ranks"), ranks);
-  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "comm")->valuestring, use_mpi ? "mpi" : "threads");
+  cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "comm")->valuestring, how);
   cJSON_Delete(s);
 }
 
@@ -186,7 +187,7 @@ static const char uneven[] = "--set algo.pop_size=14 --set trainer.n_repeats=2 -
                              "--set trainer.n_evaluations=7 --set trainer.test_interval=3 --set trainer.log_interval=1 "
                              "--set trainer.normalize_obs=true";
 
-static void resume_on_another_rank_count(bool use_mpi) {
+static void resume_on_another_rank_count(const char *how) {
   const char *cfg = CFG "/cartpole_swingup_easy_pgpe.yaml";
   const char *sets = "--set algo.pop_size=12 --set trainer.n_repeats=2 --set trainer.n_evaluations=4 "
                      "--set trainer.test_interval=4 --set trainer.log_interval=2 --set trainer.checkpoint_interval=4 "
@@ -195,8 +196,8 @@ static void resume_on_another_rank_count(bool use_mpi) {
   int rc = evoc("run %s --out full --quiet %s --set trainer.max_iter=8", cfg, sets);
   cr_assert_eq(rc, 0, "%s", err_buf);
   snprintf(args, sizeof args, "%s --out half --quiet %s --set trainer.max_iter=4", cfg, sets);
-  cr_assert_eq(run_on(2, use_mpi, args), 0, "%s", err_buf);
-  cr_assert_eq(run_on(3, use_mpi, "--resume half --quiet --set trainer.max_iter=8"), 0, "%s", err_buf);
+  cr_assert_eq(run_on(2, how, args), 0, "%s", err_buf);
+  cr_assert_eq(run_on(3, how, "--resume half --quiet --set trainer.max_iter=8"), 0, "%s", err_buf);
   char *a = metrics_without_wall("full"), *b = metrics_without_wall("half");
   cr_assert_str_eq(a, b, "resumed on 3 ranks: metrics differ");
   free(a), free(b);
@@ -204,17 +205,17 @@ static void resume_on_another_rank_count(bool use_mpi) {
   same_file("full", "half", "checkpoints/iter_000000008.algo.safetensors");
 }
 
-static void failure_on_one_rank_ends_every_rank(bool use_mpi) {
+static void failure_on_one_rank_ends_every_rank(const char *how) {
   /* only rank 0 touches the run folder: when it cannot, the others must not wait for it */
   write_file("blocker", "a file where the run folder should go\n");
   char args[1024];
   snprintf(args, sizeof args, "%s/quick_pgpe.yaml --out blocker/run --quiet", CFG);
-  int rc = run_on(3, use_mpi, args);
+  int rc = run_on(3, how, args);
   cr_assert_eq(rc, 2, "exit %d: %s", rc, err_buf);
   cr_assert(strstr(err_buf, "blocker"), "the error does not name the folder: %s", err_buf);
   /* a config error stops every rank before anything runs */
   snprintf(args, sizeof args, "%s/quick_pgpe.yaml --out x --set algo.pop_size=-3 --quiet", CFG);
-  rc = run_on(2, use_mpi, args);
+  rc = run_on(2, how, args);
   cr_assert_eq(rc, 2, "exit %d: %s", rc, err_buf);
   cr_assert(strstr(err_buf, "pop_size"), "%s", err_buf);
 }
@@ -224,9 +225,9 @@ static void failure_on_one_rank_ends_every_rank(bool use_mpi) {
 Test(threads, three_ranks_equal_one_with_uneven_shares_noise_and_normalizer) {
   char sets[1024];
   snprintf(sets, sizeof sets, "%s --set device=cpu", uneven);
-  ranks_match(3, false, CFG "/cartpole_swingup_hard_pgpe.yaml", sets, 6);
+  ranks_match(3, "threads", CFG "/cartpole_swingup_hard_pgpe.yaml", sets, 6);
 #ifdef EVOC_HAVE_MUJOCO
-  ranks_match(2, false, CFG "/hopper_ars.yaml", "--set trainer.n_evaluations=3 --set trainer.test_interval=2", 3);
+  ranks_match(2, "threads", CFG "/hopper_ars.yaml", "--set trainer.n_evaluations=3 --set trainer.test_interval=2", 3);
 #endif
 }
 
@@ -235,7 +236,7 @@ Test(threads, three_ranks_equal_one_with_uneven_shares_noise_and_normalizer) {
    GPU test: runs on a GPU or the emulated one, skips elsewhere. */
 Test(threads, two_ranks_on_a_gpu_equal_one_with_a_split_test) {
   if (evo_cuda_device_count() == 0) cr_skip_test("no usable CUDA device");
-  ranks_match(2, false, CFG "/cartpole_swingup_easy_pgpe.yaml",
+  ranks_match(2, "threads", CFG "/cartpole_swingup_easy_pgpe.yaml",
               "--set device=cuda --set task.max_steps=50 --set algo.pop_size=14 --set trainer.n_evaluations=100 "
               "--set trainer.test_interval=2 --set trainer.log_interval=1",
               3);
@@ -243,26 +244,112 @@ Test(threads, two_ranks_on_a_gpu_equal_one_with_a_split_test) {
 
 Test(threads, map_elites_restarts_empty_shares_and_a_one_episode_test) {
   /* direct policy on the functions task; one test episode over 2 ranks leaves rank 0 without a share */
-  ranks_match(2, false, CFG "/quick_map_elites.yaml", "--set trainer.test_interval=5 --set trainer.log_interval=5", 20);
-  ranks_match(3, false, CFG "/quick_cmaes.yaml", "--set trainer.n_evaluations=1 --set trainer.target_objective=0", 25);
+  ranks_match(2, "threads", CFG "/quick_map_elites.yaml", "--set trainer.test_interval=5 --set trainer.log_interval=5", 20);
+  ranks_match(3, "threads", CFG "/quick_cmaes.yaml", "--set trainer.n_evaluations=1 --set trainer.target_objective=0", 25);
   /* fewer members than ranks: ranks with no member still take part in every exchange */
-  ranks_match(4, false, CFG "/cartpole_swingup_easy_pgpe.yaml", "--set algo.pop_size=2 --set trainer.n_repeats=1 "
+  ranks_match(4, "threads", CFG "/cartpole_swingup_easy_pgpe.yaml", "--set algo.pop_size=2 --set trainer.n_repeats=1 "
               "--set trainer.normalize_obs=true --set trainer.n_evaluations=3 --set device=cpu", 3);
   /* BIPOP-CMA-ES on Rastrigin: restarts change the population size mid-run */
-  ranks_match(3, false, CFG "/quick_cmaes.yaml", "--set algo.restarts=bipop --set task.function=rastrigin "
+  ranks_match(3, "threads", CFG "/quick_cmaes.yaml", "--set algo.restarts=bipop --set task.function=rastrigin "
               "--set trainer.target_objective=0 --set trainer.test_interval=100", 400);
 }
 
-Test(threads, resume_on_another_rank_count) { resume_on_another_rank_count(false); }
-Test(threads, a_failure_on_one_rank_ends_every_rank) { failure_on_one_rank_ends_every_rank(false); }
+Test(threads, resume_on_another_rank_count) { resume_on_another_rank_count("threads"); }
+Test(threads, a_failure_on_one_rank_ends_every_rank) { failure_on_one_rank_ends_every_rank("threads"); }
 
 Test(threads, ranks_is_an_option_of_run_alone) {
   cr_assert_eq(evoc("run %s/quick_pgpe.yaml --ranks 0", CFG), 2);
   cr_assert(strstr(err_buf, "--ranks must be an integer in [1, 1024]"), "%s", err_buf);
   cr_assert_eq(evoc("run %s/quick_pgpe.yaml --ranks 2 --comm local", CFG), 2);
-  cr_assert(strstr(err_buf, "not with --comm or mpirun"), "%s", err_buf);
+  cr_assert(strstr(err_buf, "not with --comm local or mpirun"), "%s", err_buf);
   cr_assert_eq(evoc("train %s/quick_pgpe.yaml --ranks 2", CFG), 2);
   cr_assert(strstr(err_buf, "options of evoc run"), "%s", err_buf);
+}
+
+/* ---------------------------------------------------------------- NCCL */
+/* GPU tests: on GPUs with NCCL, or on three emulated GPUs (EVO_EMU_DEVICES, which real CUDA ignores); with one
+   GPU only one NCCL rank fits (NCCL refuses two ranks on a GPU), so a single-GPU machine checks that one. */
+static void nccl_setup(void) {
+  ranks_setup();
+  setenv("EVO_EMU_DEVICES", "3", 1);
+}
+TestSuite(nccl, .init = nccl_setup, .fini = teardown, .timeout = 240);
+
+static int nccl_ranks(int want) {
+#ifndef EVOC_HAVE_NCCL
+  cr_skip_test("built without NCCL");
+#endif
+  const int g = evo_cuda_device_count();
+  if (g == 0) cr_skip_test("no usable CUDA device");
+  return g < want ? g : want;
+}
+
+static void *nccl_check_thread(void *p) {
+  check_job *j = p;
+  j->rc = comm_checks(j->c, "nccl");
+  return NULL;
+}
+
+Test(nccl, collectives_across_gpus_and_a_gpu_each) {
+  const int n = nccl_ranks(3), gpus = evo_cuda_device_count();
+  evo_comm *c[3];
+  check_job jobs[3];
+  pthread_t tid[3];
+  cr_assert_eq(evo_comm_nccl_threads_new(n, c), EVO_STATUS_OK, "%s", evo_last_error());
+  for (int r = 0; r < n; r++) {
+    cr_assert_str_eq(evo_comm_name(c[r]), "nccl");
+    cr_assert(evo_comm_rank(c[r]) == r && evo_comm_size(c[r]) == n && evo_comm_local_rank(c[r]) == r);
+  }
+  if (n > 1) { /* the checks' agreement step needs a rank 1 */
+    for (int r = 0; r < n; r++) {
+      jobs[r] = (check_job){c[r], -1};
+      cr_assert_eq(pthread_create(&tid[r], NULL, nccl_check_thread, &jobs[r]), 0);
+    }
+    for (int r = 0; r < n; r++) pthread_join(tid[r], NULL);
+    for (int r = 0; r < n; r++) cr_assert_eq(jobs[r].rc, 0, "rank %d failed a check (stdout says which)", r);
+  }
+  for (int r = 0; r < n; r++) evo_comm_free(c[r]);
+  evo_comm **many = calloc((size_t)gpus + 1, sizeof *many);
+  cr_assert_eq(evo_comm_nccl_threads_new(gpus + 1, many), EVO_STATUS_INVALID_ARGUMENT);
+  cr_assert(strstr(evo_last_error(), "NCCL needs a GPU of its own for each rank"), "%s", evo_last_error());
+  cr_assert_null(many[0]);
+  free(many);
+}
+
+/* NCCL only carries the bytes: a run over NCCL ranks equals a one-rank run bit for bit, computing on the CPU (uneven
+   shares, independent noise, the normaliser) and on a GPU per rank (device cuda gives rank r GPU r). */
+Test(nccl, ranks_equal_one_rank_on_the_cpu_and_on_a_gpu_each) {
+  const int n = nccl_ranks(3);
+  char sets[1024];
+  snprintf(sets, sizeof sets, "%s --set device=cpu", uneven);
+  ranks_match(n, "nccl", CFG "/cartpole_swingup_hard_pgpe.yaml", sets, 4);
+  ranks_match(n < 2 ? n : 2, "nccl", CFG "/cartpole_swingup_easy_pgpe.yaml",
+              "--set device=cuda --set task.max_steps=50 --set algo.pop_size=14 --set trainer.n_evaluations=100 "
+              "--set trainer.test_interval=2 --set trainer.log_interval=1", 3);
+}
+
+/* Every build: without NCCL or without a GPU, --comm nccl says why (and exits 2); more ranks than GPUs too. */
+Test(comm_cli, nccl_says_why_it_cannot_run) {
+  setenv("EVO_EMU_DEVICES", "0", 1); /* the emulated machine has no GPU; a real one keeps its GPUs */
+  const int gpus = evo_cuda_device_count();
+  int rc = evoc("run %s/quick_pgpe.yaml --comm nccl --quiet --out alone", CFG);
+#ifndef EVOC_HAVE_NCCL
+  cr_assert_eq(rc, 2, "exit %d: %s", rc, err_buf);
+  cr_assert(strstr(err_buf, "--comm nccl: comm: this evoc was built without NCCL"), "%s", err_buf);
+  (void)gpus;
+#else
+  if (gpus == 0) {
+    cr_assert_eq(rc, 2, "exit %d: %s", rc, err_buf);
+    cr_assert(strstr(err_buf, "--comm nccl: comm nccl: no usable CUDA device"), "%s", err_buf);
+  } else {
+    cr_assert_eq(rc, 0, "one NCCL rank on a GPU: exit %d: %s", rc, err_buf);
+  }
+  setenv("EVO_EMU_DEVICES", "2", 1);
+  const int g = evo_cuda_device_count();
+  rc = evoc("run %s/quick_pgpe.yaml --ranks %d --comm nccl --quiet --out crowded", CFG, g + 1);
+  cr_assert_eq(rc, 1, "exit %d: %s", rc, err_buf);
+  cr_assert(strstr(err_buf, g ? "NCCL needs a GPU of its own for each rank" : "no usable CUDA device"), "%s", err_buf);
+#endif
 }
 
 #ifdef EVOC_HAVE_MPI
@@ -280,24 +367,43 @@ Test(distributed, mpi_collectives_across_three_ranks) {
 
 /* device auto: in a CUDA build (or the emulator's) the CartPole rollouts run on the device */
 Test(distributed, three_processes_equal_one) {
-  ranks_match(3, true, CFG "/cartpole_swingup_hard_pgpe.yaml", uneven, 6);
+  ranks_match(3, "mpi", CFG "/cartpole_swingup_hard_pgpe.yaml", uneven, 6);
   long n;
   char *b = file_bytes("many", "best.safetensors", &n);
   cr_assert(memmem(b, (size_t)n, "obs_norm.m2", 11), "best.safetensors has no normaliser");
   free(b);
 #ifdef EVOC_HAVE_MUJOCO
-  ranks_match(2, true, CFG "/hopper_ars.yaml", "--set trainer.n_evaluations=3 --set trainer.test_interval=2", 3);
+  ranks_match(2, "mpi", CFG "/hopper_ars.yaml", "--set trainer.n_evaluations=3 --set trainer.test_interval=2", 3);
 #endif
 }
 
-Test(distributed, resume_on_another_process_count) { resume_on_another_rank_count(true); }
+Test(distributed, resume_on_another_process_count) { resume_on_another_rank_count("mpi"); }
 
 Test(distributed, a_failure_on_one_process_ends_every_process) {
-  failure_on_one_rank_ends_every_rank(true);
+  failure_on_one_rank_ends_every_rank("mpi");
   /* processes that read different configs (here: one seed each, through mpirun's MPMD form) are refused */
   int rc = mpi(1, EVOC_CLI_PATH, "run %s/quick_pgpe.yaml --out mixed --set seed=1 : -n 1 '%s' run %s/quick_pgpe.yaml "
                "--out mixed --set seed=2", CFG, EVOC_CLI_PATH, CFG);
   cr_assert_eq(rc, 2, "exit %d: %s", rc, err_buf);
   cr_assert(strstr(err_buf, "rank 1's resolved config differs from rank 0's"), "%s", err_buf);
+}
+
+/* mpirun with --comm nccl: MPI carries NCCL's id. Two processes on a host with one GPU are refused on every rank
+   before any waits in ncclCommInitRank (the emulator shows one GPU here; hosts with two GPUs or more run). */
+Test(distributed, nccl_under_mpirun_agrees_before_it_waits) {
+  setenv("EVO_EMU_DEVICES", "1", 1);
+  const int gpus = evo_cuda_device_count();
+  int rc = mpi(2, EVOC_CLI_PATH, "run %s/quick_pgpe.yaml --comm nccl --quiet --out mpi_nccl", CFG);
+#ifdef EVOC_HAVE_NCCL
+  if (gpus >= 2) {
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err_buf);
+    return;
+  }
+  cr_assert(strstr(err_buf, gpus ? "2 ranks on this host but 1 GPU" : "no usable CUDA device"), "%s", err_buf);
+#else
+  cr_assert(strstr(err_buf, "built without NCCL"), "%s", err_buf);
+  (void)gpus;
+#endif
+  cr_assert_eq(rc, 2, "exit %d: %s", rc, err_buf);
 }
 #endif

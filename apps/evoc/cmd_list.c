@@ -84,9 +84,14 @@ static void list_comm(void) {
          "  local     one process, the default\n"
          "  threads   evoc run CONFIG --ranks N: N ranks inside this process (a GPU each when there are GPUs)\n"
 #ifdef EVOC_HAVE_MPI
-         "  mpi       mpirun -np N evoc run CONFIG: N processes, on one host or many (built)\n");
+         "  mpi       mpirun -np N evoc run CONFIG: N processes, on one host or many (built)\n"
 #else
-         "  mpi       not built: install libopenmpi-dev and reconfigure with -DEVOC_MPI=ON\n");
+         "  mpi       not built: install libopenmpi-dev and reconfigure with -DEVOC_MPI=ON\n"
+#endif
+#ifdef EVOC_HAVE_NCCL
+         "  nccl      --comm nccl under mpirun, or --ranks N --comm nccl: through the GPUs, one each (built)\n");
+#else
+         "  nccl      not built: needs the CUDA backend and NCCL (libnccl-dev); reconfigure with -DEVOC_NCCL=ON\n");
 #endif
 }
 

@@ -26,13 +26,14 @@ static const char run_usage[] =
     "  --device D       auto | cpu | cuda | cuda:N (same as --set device=D); the algorithm runs on the host,\n"
     "                   so a run may resume on another device\n"
     "  --quiet          no progress line: JSON lines on stdout (metrics, then the summary)\n"
-    "  --comm C         auto | local | mpi: how processes share the population (default auto: mpi when started\n"
-    "                   by mpirun or srun, else local). `mpirun -np 4 evoc run CONFIG` splits every generation\n"
-    "                   and test over 4 processes; rank 0 writes the run folder and prints; on the CPU\n"
-    "                   the run equals a one-process run bit for bit\n"
+    "  --comm C         auto | local | mpi | nccl: how processes share the population (default auto: mpi when\n"
+    "                   started by mpirun or srun, else local). `mpirun -np 4 evoc run CONFIG` splits every\n"
+    "                   generation and test over 4 processes; rank 0 writes the run folder and prints; on the\n"
+    "                   CPU the run equals a one-process run bit for bit. nccl: the ranks exchange through\n"
+    "                   their GPUs (one GPU each), under mpirun or with --ranks\n"
     "  --ranks N        N ranks inside this process, one thread each, sharing the population as MPI ranks do\n"
     "                   (with GPUs, device auto gives rank r GPU r: one process drives them all); the CPU cores\n"
-    "                   are split between the ranks\n"
+    "                   are split between the ranks; add --comm nccl to exchange through NCCL\n"
     "\n"
     "Ctrl-C (SIGINT) or SIGTERM writes a checkpoint and exits with 130; resume with --resume DIR.\n"
     "Exit codes: 0 ok, 1 run failed, 2 bad usage or config, 130 interrupted.\n";
@@ -261,12 +262,12 @@ static void *rank_main(void *p) {
   return NULL;
 }
 
-static int run_threads(const evo_cli_args *a) {
+static int run_threads(const evo_cli_args *a, bool nccl) {
   const int n = a->ranks;
   evo_comm **comms = calloc((size_t)n, sizeof *comms);
   rank_job *jobs = calloc((size_t)n, sizeof *jobs);
   pthread_t *tids = calloc((size_t)n, sizeof *tids);
-  if (!comms || !jobs || !tids || evo_comm_threads_new(n, comms)) {
+  if (!comms || !jobs || !tids || (nccl ? evo_comm_nccl_threads_new(n, comms) : evo_comm_threads_new(n, comms))) {
     free(comms), free(jobs), free(tids);
     return evo_cli_fail("run", EVO_CLI_FAILED, "--ranks %d: %s", n, evo_last_error());
   }
@@ -294,9 +295,11 @@ int evo_cli_run(int argc, char **argv) {
   int rc = evo_cli_parse("run", run_usage, argc, argv, true, &a);
   if (rc) return rc < 0 ? EVO_CLI_OK : rc;
   if (a.ranks > 0) {
-    if (a.comm || evo_comm_launched_by_mpi())
-      return evo_cli_fail("run", EVO_CLI_USAGE, "--ranks runs ranks in this process: not with --comm or mpirun");
-    return run_threads(&a);
+    const bool nccl = a.comm && !strcmp(a.comm, "nccl");
+    if ((a.comm && !nccl) || evo_comm_launched_by_mpi())
+      return evo_cli_fail("run", EVO_CLI_USAGE, "--ranks runs ranks in this process: not with --comm %s or mpirun "
+                          "(--comm nccl is the one that goes with it)", a.comm ? a.comm : "auto");
+    return run_threads(&a, nccl);
   }
   evo_comm *comm;
   if (evo_comm_open(a.comm ? a.comm : "auto", &comm))

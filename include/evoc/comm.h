@@ -11,6 +11,10 @@
  *          finds MPI (EVOC_MPI=AUTO|ON|OFF). The comm initialises MPI if nobody has, and finalises it when freed.
  *   threads  n ranks inside one process, one thread each (`evoc run cfg.yaml --ranks 4`): one process driving
  *          every GPU of a machine, one per rank, without MPI.
+ *   nccl   NCCL over the GPUs, a GPU of its own for each rank: one process per GPU under mpirun/srun
+ *          (`mpirun -np 8 evoc run cfg.yaml --comm nccl`; MPI carries NCCL's unique id), or n ranks in one process
+ *          on GPUs 0..n-1 (`evoc run cfg.yaml --ranks 4 --comm nccl`). Built when CMake finds NCCL with the CUDA
+ *          backend (EVOC_NCCL=AUTO|ON|OFF). Results equal the other backends': only the bytes' path differs.
  *
  * Collectives are blocking and must be called by every rank in the same order with the same sizes, as in MPI. A
  * failed MPI call becomes EVO_STATUS_BACKEND naming the call. A rank that fails between collectives must still
@@ -35,13 +39,20 @@ evo_status evo_comm_mpi_new(evo_comm **out);
    every rank's thread has called them). Free every comm when the threads are done (the last frees what they
    share). */
 evo_status evo_comm_threads_new(int n, evo_comm **comms);
+/* NCCL: under mpirun/srun, every process one rank on GPU (local rank) of its host; otherwise one rank alone.
+   UNSUPPORTED when evoc was built without NCCL or no GPU is usable; INVALID_ARGUMENT when a host has more ranks
+   than GPUs. */
+evo_status evo_comm_nccl_new(evo_comm **out);
+/* n in-process NCCL ranks on GPUs 0..n-1 (ncclCommInitAll), used as evo_comm_threads_new's are. */
+evo_status evo_comm_nccl_threads_new(int n, evo_comm **comms);
 /* Is this process one of several started by mpirun/srun (the launcher's environment says so)? */
 int evo_comm_launched_by_mpi(void);
-/* "local" or "mpi": evo_comm_local_new or evo_comm_mpi_new; "auto": mpi when launched by mpirun/srun, else local. */
+/* "local", "mpi" or "nccl": evo_comm_local_new, evo_comm_mpi_new or evo_comm_nccl_new; "auto": mpi when launched
+   by mpirun/srun, else local. */
 evo_status evo_comm_open(const char *name, evo_comm **out);
 void evo_comm_free(evo_comm *c);
 
-const char *evo_comm_name(const evo_comm *c); /* "local" | "mpi" | "threads" */
+const char *evo_comm_name(const evo_comm *c); /* "local" | "mpi" | "threads" | "nccl" */
 int evo_comm_rank(const evo_comm *c);
 int evo_comm_size(const evo_comm *c);
 /* Rank among the ranks on this host (to choose a GPU), and how many share the host. */
