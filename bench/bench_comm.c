@@ -1,7 +1,7 @@
 /* What a distributed generation sends: time of the trainer's exchanges per generation under mpirun (or alone, the
    local comm): the status agreement, the allgather of P fitness values, and with a normaliser the allgather of P
    members' observation statistics (1 + 2m doubles each). Median over --runs generations, in microseconds.
-     mpirun -np 2 build/bench/bench_comm [--runs N] [--quick] (OMPI_ALLOW_RUN_AS_ROOT=1 ... as root) */
+     mpirun -np 2 build/bench/bench_comm [--runs N] [--quick] [--comm nccl] (OMPI_ALLOW_RUN_AS_ROOT=1 ... as root) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,17 +42,19 @@ static double generation_us(evo_comm *c, int P, int m, int runs, int *failed) {
 
 int main(int argc, char **argv) {
   int runs = 201;
+  const char *comm = "auto"; /* mpi under mpirun; --comm nccl for NCCL (one GPU per rank) */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--quick")) runs = 21; /* a smoke run, as the other benches take it */
+    else if (!strcmp(argv[i], "--comm") && i + 1 < argc) comm = argv[++i];
     else {
-      fprintf(stderr, "usage: [mpirun -np R] %s [--runs N] [--quick]\n", argv[0]);
+      fprintf(stderr, "usage: [mpirun -np R] %s [--runs N] [--quick] [--comm auto|local|mpi|nccl]\n", argv[0]);
       return 2;
     }
   }
   if (runs < 1) runs = 1;
   evo_comm *c;
-  if (evo_comm_open("auto", &c)) {
+  if (evo_comm_open(comm, &c)) {
     fprintf(stderr, "bench_comm: %s\n", evo_last_error());
     return 1;
   }
