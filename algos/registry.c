@@ -10,6 +10,7 @@ static const evo_algo_vtable *const *table(int *n) {
       &evo_es_ars,
       &evo_es_cmaes,
       &evo_es_sep_cmaes,
+      &evo_es_cholesky_cmaes,
       &evo_es_snes,
       &evo_es_cem,
       &evo_es_xnes,

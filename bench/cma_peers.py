@@ -41,12 +41,14 @@ import numpy as np  # noqa: E402  (after the thread limits)
 TIME_CASES = [
     ("cmaes", 100, 1, 400, 100, 40),
     ("cmaes", 1000, 8, 96, 32, 6),
+    ("cholesky_cmaes", 100, 1, 400, 100, 40),  # full-covariance peers: pycma's and evosax's CMA-ES
+    ("cholesky_cmaes", 1000, 8, 96, 32, 6),
     ("sep_cmaes", 10000, 1, 200, 50, 200),
     ("lmmaes", 10000, 32, 100, 20, 100),
     ("lmmaes", 1000000, 1, 10, 3, 10),
     ("pgpe", 1000000, 1, 10, 3, 10),
 ]
-PYCMA_ALGOS = ("cmaes", "sep_cmaes")  # pycma has no LM-MA-ES or PGPE: evosax is the only peer there
+PYCMA_ALGOS = ("cmaes", "sep_cmaes", "cholesky_cmaes")  # pycma has no LM-MA-ES or PGPE: evosax is the only peer there
 
 # (f, n, x0, sigma0, target, max_evals) -- keep in sync with bench/bench_cmaes_evals.c
 PROBLEMS = [
@@ -99,7 +101,7 @@ def time_evosax(algo, n, warmup, gens):
     import jax.numpy as jnp
     from evosax.algorithms import CMA_ES, LM_MA_ES, PGPE, Sep_CMA_ES
 
-    cls = {"cmaes": CMA_ES, "sep_cmaes": Sep_CMA_ES, "lmmaes": LM_MA_ES, "pgpe": PGPE}[algo]
+    cls = {"cmaes": CMA_ES, "cholesky_cmaes": CMA_ES, "sep_cmaes": Sep_CMA_ES, "lmmaes": LM_MA_ES, "pgpe": PGPE}[algo]
     lam = lam_default(n) * (2 if algo == "pgpe" else 1)
     es = cls(population_size=lam, solution=jnp.zeros(n))
     params = es.default_params.replace(std_init=0.5)
@@ -120,7 +122,7 @@ def time_evosax(algo, n, warmup, gens):
         t3 = time.perf_counter()
         if g >= 0:
             t.append((t1 - t0) + (t3 - t2))
-    return lam, gens if algo == "cmaes" else 0, 1e3 * np.mean(t), 1e3 * np.median(t)
+    return lam, gens if algo in ("cmaes", "cholesky_cmaes") else 0, 1e3 * np.mean(t), 1e3 * np.median(t)
 
 
 def fn_py(name):

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo_impl.h"
 #include "evoc/algo.h"
 #include "evoc/backend.h"
 #include "evoc/functions.h"
@@ -71,6 +72,20 @@ static double test_generation(evo_algo *a, const evo_fn *f, float *pop, float *f
   cr_assert_eq(test_tell(a, pop, fit), EVO_STATUS_OK, "%s", evo_last_error());
   cr_assert_eq(evo_algo_best(a, pop), EVO_STATUS_OK);
   return evo_fn_eval_f32(f, pop);
+}
+
+/* A strategy's f64 state array by name, read through its registration list (the checkpoints' view); n: its length. */
+static inline double *test_state_array(evo_algo *a, const char *name, int64_t *n) {
+  evo_state_list l = {0};
+  a->vt->state(a, &l);
+  for (int i = 0; i < l.n; i++)
+    if (strcmp(l.e[i].name, name) == 0) {
+      cr_assert_eq(l.e[i].dtype, EVO_F64, "%s is f64", name);
+      if (n) *n = l.e[i].n;
+      return l.e[i].data;
+    }
+  cr_assert_fail("%s has no state array %s", evo_algo_name(a), name);
+  return NULL;
 }
 
 /* Buffers big enough for any population a strategy may grow to in these tests (restarts enlarge it). */

@@ -4,15 +4,6 @@
 #include "algo_test_util.h"
 #include "algo_impl.h"
 
-static double *state_array(evo_algo *a, const char *name) {
-  evo_state_list l = {0};
-  a->vt->state(a, &l);
-  for (int i = 0; i < l.n; i++)
-    if (strcmp(l.e[i].name, name) == 0) return l.e[i].data;
-  cr_assert_fail("cem has no state array %s", name);
-  return NULL;
-}
-
 /* One tell recomputed from the asked rows: the e best rows' mean, and their sample standard deviation (Bessel),
    with extra_std^2 (1 - g / extra_decay) added in quadrature, clipped to +-stdev_max_change and the bounds. */
 static void one_step(double extra, double maxc, double lo, double hi, int gens_before) {
@@ -28,8 +19,8 @@ static void one_step(double extra, double maxc, double lo, double hi, int gens_b
     cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK);
   }
   double mu[n], sd[n];
-  memcpy(mu, state_array(a, "cem.mean"), sizeof mu);
-  memcpy(sd, state_array(a, "cem.sigma"), sizeof sd);
+  memcpy(mu, test_state_array(a, "cem.mean", NULL), sizeof mu);
+  memcpy(sd, test_state_array(a, "cem.sigma", NULL), sizeof sd);
   test_ask(a, 0, P, pop);
   for (int j = 0; j < P; j++) fit[j] = (float)(sin(1.3 * j + 0.2) + 0.01 * j); /* distinct */
   fit[5] = NAN;                                                                  /* ranks last */
@@ -45,7 +36,7 @@ static void one_step(double extra, double maxc, double lo, double hi, int gens_b
     elite[k] = best;
   }
   cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK);
-  const double *m1 = state_array(a, "cem.mean"), *s1 = state_array(a, "cem.sigma");
+  const double *m1 = test_state_array(a, "cem.mean", NULL), *s1 = test_state_array(a, "cem.sigma", NULL);
   const double g = gens_before, extra2 = extra * extra * fmax(0, 1 - g / 10);
   for (int i = 0; i < n; i++) {
     double m = 0, v = 0;
@@ -77,7 +68,7 @@ Test(cem, nan_members_are_never_elites) {
   for (int j = 0; j < P; j++) fit[j] = NAN;
   fit[2] = 1, fit[6] = 3, fit[9] = 2;
   cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK);
-  const double *m = state_array(a, "cem.mean");
+  const double *m = test_state_array(a, "cem.mean", NULL);
   for (int i = 0; i < n; i++) {
     const double want = (pop[2 * n + i] + pop[6 * n + i] + pop[9 * n + i]) / 3.0;
     cr_assert(fabs(m[i] - want) < 2e-6, "mean[%d] %.9g want %.9g", i, m[i], want);
@@ -92,12 +83,12 @@ Test(cem, all_nan_generation_changes_nothing) {
   float pop[P * n], fit[P];
   test_ask(a, 0, P, pop);
   double mu[n], sd[n];
-  memcpy(mu, state_array(a, "cem.mean"), sizeof mu);
-  memcpy(sd, state_array(a, "cem.sigma"), sizeof sd);
+  memcpy(mu, test_state_array(a, "cem.mean", NULL), sizeof mu);
+  memcpy(sd, test_state_array(a, "cem.sigma", NULL), sizeof sd);
   for (int j = 0; j < P; j++) fit[j] = NAN;
   cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK);
-  cr_assert_arr_eq(state_array(a, "cem.mean"), mu, sizeof mu);
-  cr_assert_arr_eq(state_array(a, "cem.sigma"), sd, sizeof sd);
+  cr_assert_arr_eq(test_state_array(a, "cem.mean", NULL), mu, sizeof mu);
+  cr_assert_arr_eq(test_state_array(a, "cem.sigma", NULL), sd, sizeof sd);
   evo_algo_free(a);
 }
 

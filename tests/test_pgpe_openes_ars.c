@@ -9,19 +9,6 @@
 #include "evoc/optim.h"
 #include "rng_math.h"
 
-static double *state_array(evo_algo *a, const char *name, int64_t *n) {
-  evo_state_list l = {0};
-  a->vt->state(a, &l);
-  for (int i = 0; i < l.n; i++)
-    if (strcmp(l.e[i].name, name) == 0) {
-      cr_assert_eq(l.e[i].dtype, EVO_F64, "%s is f64", name);
-      if (n) *n = l.e[i].n;
-      return l.e[i].data;
-    }
-  cr_assert_fail("%s has no state array %s", evo_algo_name(a), name);
-  return NULL;
-}
-
 /* Centered ranks of distinct values, as EvoJAX's process_scores: rank / (n - 1) - 0.5. */
 static void ranks(const float *f, int n, double *u) {
   for (int i = 0; i < n; i++) {
@@ -73,7 +60,7 @@ static void pgpe_one_step(int shaping) {
   cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK);
   float center[n];
   evo_algo_best(a, center);
-  const double *stdev = state_array(a, "pgpe.stdev", NULL);
+  const double *stdev = test_state_array(a, "pgpe.stdev", NULL);
   for (int i = 0; i < n; i++) {
     const double want_c = mean[i] + 0.15 * gc[i] / gn;
     const double want_s = fmin(fmax(0.1 + 0.1 * gs[i], 0.08), 0.12);
@@ -94,7 +81,7 @@ Test(pgpe, stdev_changes_stay_within_bounds) {
   for (int li = 0; li < 2; li++) {
     evo_option opt = {"stdev_lr", lrs[li]};
     evo_algo *a = test_algo("pgpe", n, P, 0.5, NULL, true, 5, &opt, 1);
-    double *stdev = state_array(a, "pgpe.stdev", NULL), prev[n];
+    double *stdev = test_state_array(a, "pgpe.stdev", NULL), prev[n];
     float pop[P * n], fit[P];
     int at_bound = 0;
     for (int g = 0; g < 200; g++) {
@@ -126,8 +113,8 @@ Test(pgpe, adam_counter_advances_every_generation) {
     for (int j = 0; j < 8; j++) fit[j] = -pop[j * 4] * pop[j * 4];
     evo_algo_tell(a, fit);
   }
-  cr_assert_eq(state_array(a, "optim.count", NULL)[0], 25.0);
-  state_array(a, "optim.mu", NULL);
+  cr_assert_eq(test_state_array(a, "optim.count", NULL)[0], 25.0);
+  test_state_array(a, "optim.mu", NULL);
   evo_algo_free(a);
 }
 
@@ -203,7 +190,7 @@ Test(openes, gradient_estimate_on_linear_function_points_along_c) {
     fit[j] = (float)s;
   }
   cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK);
-  const double *mu = state_array(a, "optim.mu", NULL);
+  const double *mu = test_state_array(a, "optim.mu", NULL);
   double dot = 0, gg = 0, cc = 0;
   for (int i = 0; i < n; i++) dot += -mu[i] * c[i], gg += mu[i] * mu[i], cc += (double)c[i] * c[i];
   const double cosine = dot / sqrt(gg * cc);
@@ -239,7 +226,7 @@ static void openes_one_step(int shaping) {
       g[i] += (u[2 * k] - u[2 * k + 1]) * eps / (P * sigma);
     }
   cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK);
-  const double *mu = state_array(a, "optim.mu", NULL), *nu = state_array(a, "optim.nu", NULL);
+  const double *mu = test_state_array(a, "optim.mu", NULL), *nu = test_state_array(a, "optim.nu", NULL);
   for (int i = 0; i < n; i++) {
     const double G = -g[i] + l2 * theta0[i];
     cr_assert(fabs(mu[i] - 0.1 * G) < 1e-5 * (1 + fabs(G)), "mu[%d] %.9g want %.9g", i, mu[i], 0.1 * G);
@@ -440,7 +427,7 @@ Test(weight_decay, pgpe_clipup_on_flat_fitness) {
   evo_algo *a = test_algo("pgpe", 3, 4, 0.1, NULL, true, 1, &(evo_option){"weight_decay", 1}, 1);
   const float fit[4] = {1, 1, 1, 1};
   evo_algo_tell(a, fit);
-  const double *sd = state_array(a, "pgpe.stdev", NULL);
+  const double *sd = test_state_array(a, "pgpe.stdev", NULL);
   cr_assert(sd[0] == 0.1 && sd[1] == 0.1 && sd[2] == 0.1);
   evo_algo_free(a);
 }
