@@ -7,7 +7,9 @@
    Counting: whole generations, the first whose best f <= target (pycma's ftarget counts the same way).
 
    usage: bench_cmaes_evals [--seeds K] [--csv] [--quick]
-   Each problem runs with the tutorial's parameters (default) and with pycma_cmu = 1 (pycma's c_mu). */
+   Each problem runs with the tutorial's parameters (default), with pycma_cmu = 1 (pycma's c_mu), and with
+   cholesky_cmaes (Cholesky-CMA-ES, with its default active weights and with positive ones only as Krause et al.
+   2016). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,14 +59,19 @@ static int cmp_i64(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int64_t run(evo_backend *be, const problem *pb, int pycma_cmu, uint64_t seed) {
+/* variant 0: cmaes with the tutorial's c_mu, 1: cmaes with pycma's c_mu, 2: cholesky_cmaes (active, its default),
+   3: cholesky_cmaes with positive weights only (Krause et al.'s algorithm). */
+static const char *const variant_names[] = {"tutorial", "pycma_cmu", "cholesky", "chol_passive"};
+
+static int64_t run(evo_backend *be, const problem *pb, int variant, uint64_t seed) {
   const int n = pb->n;
   float *x0 = malloc(sizeof(float) * (size_t)n);
   for (int j = 0; j < n; j++) x0[j] = (float)pb->x0;
-  evo_option opt[] = {{"pycma_cmu", pycma_cmu}};
+  evo_option opt[] = {{"pycma_cmu", variant == 1}}, chol_opt[] = {{"active", variant == 2}};
   evo_algo_params p = evo_algo_default_params();
-  p.name = "cmaes", p.num_params = n, p.init_stdev = pb->sigma0, p.init_mean = x0, p.maximize = false;
-  p.key = evo_key_from_seed(seed), p.options = opt, p.n_options = 1;
+  p.name = variant >= 2 ? "cholesky_cmaes" : "cmaes", p.num_params = n, p.init_stdev = pb->sigma0;
+  p.init_mean = x0, p.maximize = false;
+  p.key = evo_key_from_seed(seed), p.options = variant >= 2 ? chol_opt : opt, p.n_options = 1;
   evo_algo *a;
   if (evo_algo_new(&p, &a) != EVO_STATUS_OK) {
     fprintf(stderr, "bench_cmaes_evals: %s\n", evo_last_error());
@@ -112,12 +119,12 @@ int main(int argc, char **argv) {
   if (seeds < 1 || seeds > 1000) seeds = 21;
   evo_backend *be = evo_backend_cpu_new(NULL);
   if (!csv)
-    printf("%-7s %3s %5s %6s %8s  %-9s %9s %9s %9s %7s\n", "f", "n", "x0", "sigma0", "target", "variant", "median",
+    printf("%-7s %3s %5s %6s %8s  %-12s %9s %9s %9s %7s\n", "f", "n", "x0", "sigma0", "target", "variant", "median",
            "min", "max", "solved");
   int64_t *ev = malloc(sizeof(int64_t) * (size_t)seeds);
   for (size_t k = 0; k < sizeof problems / sizeof *problems; k++) {
     const problem *pb = &problems[k];
-    for (int variant = 0; variant < 2; variant++) {
+    for (int variant = 0; variant < 4; variant++) {
       int solved = 0;
       for (int s = 0; s < seeds; s++) {
         ev[s] = run(be, pb, variant, (uint64_t)(s + 1));
@@ -128,13 +135,13 @@ int main(int argc, char **argv) {
       }
       qsort(ev, (size_t)seeds, sizeof *ev, cmp_i64);
       int64_t med = ev[seeds / 2];
-      const char *vname = variant ? "pycma_cmu" : "tutorial";
+      const char *vname = variant_names[variant];
       if (csv)
         printf("evoc,%s,%d,%g,%g,%g,%s,%lld,%lld,%lld,%d,%d\n", pb->fname, pb->n, pb->x0, pb->sigma0, pb->target, vname,
                (long long)(med == INT64_MAX ? -1 : med), (long long)ev[0], (long long)(solved ? ev[solved - 1] : -1),
                solved, seeds);
       else
-        printf("%-7s %3d %5g %6g %8g  %-9s %9lld %9lld %9lld %4d/%d\n", pb->fname, pb->n, pb->x0, pb->sigma0,
+        printf("%-7s %3d %5g %6g %8g  %-12s %9lld %9lld %9lld %4d/%d\n", pb->fname, pb->n, pb->x0, pb->sigma0,
                pb->target, vname, (long long)(med == INT64_MAX ? -1 : med), (long long)ev[0],
                (long long)(solved ? ev[solved - 1] : -1), solved, seeds);
       fflush(stdout);

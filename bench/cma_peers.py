@@ -213,14 +213,15 @@ def main():
     if "evals" in only:
         print(f"\n## evaluations to target, median over {seeds} seeds (failures count as inf)")
         print("| f | n | x0 | sigma0 | target | pycma median | solved | evoc median | evoc / pycma | "
-              "evoc (pycma_cmu) | evoc / pycma |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+              "evoc (pycma_cmu) | evoc / pycma | evoc cholesky_cmaes | evoc / pycma | cholesky_cmaes (passive) | "
+              "evoc / pycma |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name, n, x0, s0, target, mx in PROBLEMS:
             ev = sorted(evals_pycma(name, n, x0, s0, target, mx, s + 1) for s in range(seeds))
             med = ev[seeds // 2]
             solved = sum(1 for v in ev if v < math.inf)
             cells = []
-            for variant in ("tutorial", "pycma_cmu"):
+            for variant in ("tutorial", "pycma_cmu", "cholesky", "chol_passive"):
                 r = ev_e.get((name, n, variant))
                 if r and r[0] > 0:
                     cells += [f"{r[0]} ({r[1]}/{r[2]})", f"{100.0 * (r[0] / med - 1):+.1f}%"]

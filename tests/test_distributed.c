@@ -249,6 +249,9 @@ Test(threads, map_elites_restarts_empty_shares_and_a_one_episode_test) {
   /* fewer members than ranks: ranks with no member still take part in every exchange */
   ranks_match(4, "threads", CFG "/cartpole_swingup_easy_pgpe.yaml", "--set algo.pop_size=2 --set trainer.n_repeats=1 "
               "--set trainer.normalize_obs=true --set trainer.n_evaluations=3 --set device=cpu", 3);
+  /* Cholesky-CMA-ES at n = 300: its BLAS calls thread on one rank (2 cores) and not on three, with the same bits */
+  ranks_match(3, "threads", CFG "/quick_cholesky_cmaes.yaml", "--set task.dim=300 --set trainer.target_objective=0 "
+              "--set trainer.test_interval=10 --set trainer.log_interval=5", 20);
   /* BIPOP-CMA-ES on Rastrigin: restarts change the population size mid-run */
   ranks_match(3, "threads", CFG "/quick_cmaes.yaml", "--set algo.restarts=bipop --set task.function=rastrigin "
               "--set trainer.target_objective=0 --set trainer.test_interval=100", 400);
