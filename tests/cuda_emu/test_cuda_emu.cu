@@ -1,7 +1,7 @@
 /* The CUDA emulator's own tests (built only with -DEVOC_CUDA_EMULATE=ON): that block and warp synchronisation
    compute what they do on a GPU, and that what real CUDA refuses is refused (unsafe calls during stream capture,
-   copies whose pointers do not match their kind, bad launch configurations, cuBLAS leading dimensions), so that
-   the GPU tests passing here mean something. */
+   copies whose pointers do not match their kind, bad launch configurations, cuBLAS leading dimensions, NCCL
+   buffers in host memory and two ranks on one GPU), so that the GPU tests passing here mean something. */
 #include <criterion/criterion.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -213,3 +213,52 @@ Test(cuda_emu, reverse_order_exposes_a_missing_barrier) {
   cr_assert_gt(wrong[1], 0, "reverse order did not expose the missing barrier");
   cudaFree(x), cudaFree(y);
 }
+
+#ifdef EVOC_EMU_NCCL
+#include <nccl.h>
+#include <unistd.h>
+#include <thread>
+
+/* The emulated NCCL: an in-place allgather and a broadcast across two ranks on two emulated GPUs (each rank a
+   thread, as comm_nccl.c runs them), and the refusals real NCCL makes: host buffers, two ranks on one GPU, a
+   device that does not exist, an id made by another process. */
+Test(cuda_emu, nccl_collectives_and_refusals) {
+  setenv("EVO_EMU_DEVICES", "2", 1);
+  ncclComm_t c[2];
+  const int devs[2] = {0, 1};
+  cr_assert_eq(ncclCommInitAll(c, 2, devs), ncclSuccess);
+  float out[2][6];
+  std::thread t[2];
+  for (int r = 0; r < 2; r++)
+    t[r] = std::thread([&, r] {
+      cudaSetDevice(r);
+      float host[6] = {0, 0, 0, 0, 0, 0}, *d = (float *)dev(sizeof host);
+      host[3 * r] = 10.0f * r + 1, host[3 * r + 1] = 10.0f * r + 2, host[3 * r + 2] = 10.0f * r + 3;
+      cudaMemcpy(d, host, sizeof host, cudaMemcpyHostToDevice);
+      ncclResult_t a = ncclAllGather(d + 3 * r, d, 3, ncclFloat32, c[r], 0);
+      float b = r ? -1.0f : 42.0f, *db = (float *)dev(sizeof b);
+      cudaMemcpy(db, &b, sizeof b, cudaMemcpyHostToDevice);
+      ncclResult_t e = ncclBroadcast(db, db, 1, ncclFloat32, 0, c[r], 0);
+      cudaMemcpy(out[r], d, sizeof host, cudaMemcpyDeviceToHost);
+      cudaMemcpy(&b, db, sizeof b, cudaMemcpyDeviceToHost);
+      out[r][0] = a == ncclSuccess && e == ncclSuccess && b == 42.0f ? out[r][0] : -999.0f;
+      cudaFree(d), cudaFree(db);
+    });
+  for (int r = 0; r < 2; r++) t[r].join();
+  const float want[6] = {1, 2, 3, 11, 12, 13};
+  for (int r = 0; r < 2; r++)
+    for (int i = 0; i < 6; i++) cr_assert_eq(out[r][i], want[i], "rank %d, element %d: %g", r, i, out[r][i]);
+  float host[4] = {0};
+  cr_assert_eq(ncclAllGather(host, host, 2, ncclFloat32, c[0], 0), ncclInvalidArgument, "a host buffer");
+  cr_assert(strstr(ncclGetLastError(c[0]), "not device memory"), "%s", ncclGetLastError(c[0]));
+  for (int r = 0; r < 2; r++) ncclCommDestroy(c[r]);
+  const int same[2] = {1, 1}, missing[1] = {2};
+  cr_assert_eq(ncclCommInitAll(c, 2, same), ncclInvalidUsage, "two ranks on one GPU");
+  cr_assert_eq(ncclCommInitAll(c, 1, missing), ncclInvalidArgument, "a GPU that does not exist");
+  ncclUniqueId id;
+  cr_assert_eq(ncclGetUniqueId(&id), ncclSuccess);
+  const int64_t other = (int64_t)getpid() + 1;
+  memcpy(id.internal, &other, sizeof other);
+  cr_assert_eq(ncclCommInitRank(&c[0], 2, id, 0), ncclInvalidUsage, "an id from another process");
+}
+#endif
