@@ -1,8 +1,8 @@
 /* ask + tell time per generation of CMA-ES and Cholesky-CMA-ES (full covariance, n = 100 and 1,000), sep-CMA-ES
-   (n = 10,000), LM-MA-ES (n = 10,000 and 1,000,000), PGPE (n = 10,000 and 1,000,000) and CEM (n = 10,000 and
-   1,000,000, its default pop 4 (4 + floor(3 ln n))); peers: bench/cma_peers.py (pycma for the CMA rows, evosax for
-   the others but CEM) and bench/evotorch_es_peers.py (EvoTorch's functional CEM and PGPE) with the same n,
-   population, x0, sigma0, objective and generation counts.
+   (n = 10,000), LM-MA-ES (n = 10,000 and 1,000,000), PGPE (n = 10,000 and 1,000,000), CEM (n = 10,000 and
+   1,000,000, its default pop 4 (4 + floor(3 ln n))), SNES (n = 10,000) and xNES (n = 100); peers: bench/cma_peers.py
+   (pycma for the CMA rows, evosax for the others but CEM) and bench/evotorch_es_peers.py (EvoTorch's CEM, PGPE,
+   SNES, xNES and CMA-ES) with the same n, population, x0, sigma0, objective and generation counts.
 
    Method: x0 = 0.5 (all coordinates), sigma0 = 0.5, default lambda = 4 + floor(3 ln n) (PGPE: pop 2 (4 + floor(3 ln
    n)), its default), sphere objective evaluated outside the timed region. `warmup` untimed generations (see the
@@ -81,7 +81,8 @@ int main(int argc, char **argv) {
                                      {"sep_cmaes", 10000, 1, 200, 50}, {"lmmaes", 10000, 32, 100, 20},
                                      {"lmmaes", 1000000, 1, 10, 3},    {"pgpe", 1000000, 1, 10, 3},
                                      {"cem", 10000, 2, 100, 20},       {"cem", 1000000, 1, 10, 3},
-                                     {"pgpe", 10000, 2, 100, 20},
+                                     {"pgpe", 10000, 2, 100, 20},      {"snes", 10000, 2, 100, 20},
+                                     {"xnes", 100, 2, 200, 50},
                                      {"cholesky_cmaes", 100, 1, 400, 100}, {"cholesky_cmaes", 1000, 8, 96, 32}};
   evo_backend_params bp = evo_backend_default_params();
   evo_backend *be = evo_backend_cpu_new(&bp);

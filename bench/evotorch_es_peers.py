@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""ES ask + tell per generation against EvoTorch's functional API, one thread each, same shapes: evoc's CEM and PGPE
-rows (bench/bench_cmaes --case cem:N / pgpe:N) against evotorch.algorithms.functional cem / cem_ask / cem_tell and
-pgpe / pgpe_ask / pgpe_tell. (Named cem_peers.py until the PGPE rows came.)
+"""ES ask + tell per generation against EvoTorch, one thread each, same shapes: evoc's rows of bench/bench_cmaes
+(--case ALGO:N) against EvoTorch's functional API (cem / cem_ask / cem_tell, pgpe / pgpe_ask / pgpe_tell) and its
+searcher classes SNES, XNES and CMAES (one `step()`: ask, a vectorised sphere, tell). evoc's cholesky_cmaes row has
+EvoTorch's CMAES as its peer. (Named cem_peers.py until the PGPE rows came.)
 
 Setup (a throwaway venv; not a project dependency):
     python3 -m venv /tmp/venv-et && /tmp/venv-et/bin/pip install evotorch
@@ -13,6 +14,9 @@ generations untimed, then the mean of ask + tell over the timed ones.
   EvoTorch's CEM takes the elites' mean and torch.std (Bessel), as evoc's does.
 - PGPE, n = 10,000 and 1,000,000, population 2 (4 + floor(3 ln n)) (62 and 90), antithetic, centered ranks, ClipUp
   on the center and the stdev's own learning rate (both sides' defaults: the work per generation is the same).
+- SNES (n = 10,000), xNES (n = 100), CMA-ES (n = 100 and 1,000) and Cholesky-CMA-ES (n = 1,000), population
+  4 + floor(3 ln n); EvoTorch's step() also evaluates the sphere (n x pop multiply-adds: noise at these sizes) and
+  builds its SolutionBatch, which is part of its ask.
 EvoTorch draws float32 normals with torch and keeps the population; evoc regenerates counter-based normals (Philox)
 in tell instead.
 """
@@ -27,7 +31,29 @@ import torch  # noqa: E402
 
 # (algo, n, warmup, gens, quick_gens): keep in sync with bench_cmaes.c
 CASES = [("cem", 10000, 2, 100, 20), ("cem", 1000000, 1, 10, 3), ("pgpe", 10000, 2, 100, 20),
-         ("pgpe", 1000000, 1, 10, 3)]
+         ("pgpe", 1000000, 1, 10, 3), ("snes", 10000, 2, 100, 20), ("xnes", 100, 2, 200, 50),
+         ("cmaes", 100, 1, 400, 100), ("cmaes", 1000, 8, 96, 32), ("cholesky_cmaes", 1000, 8, 96, 32)]
+SEARCHERS = {"snes": "SNES", "xnes": "XNES", "cmaes": "CMAES", "cholesky_cmaes": "CMAES"}
+
+
+def searcher_row(algo, n, warmup, gens):
+    """One EvoTorch searcher step per generation (ask, the vectorised sphere, tell)."""
+    import logging
+
+    import evotorch.algorithms as A
+    from evotorch import Problem
+
+    logging.getLogger("evotorch").setLevel(logging.WARNING)
+    pop = 4 + int(math.floor(3 * math.log(n)))
+    prob = Problem("min", lambda x: (x * x).sum(-1), solution_length=n, initial_bounds=(0.5, 0.5), vectorized=True)
+    s = getattr(A, SEARCHERS[algo])(prob, stdev_init=0.5, popsize=pop)
+    times = []
+    for g in range(warmup + gens):
+        t0 = time.perf_counter()
+        s.step()
+        if g >= warmup:
+            times.append(time.perf_counter() - t0)
+    return pop, 1e3 * sum(times) / len(times)
 
 
 def evotorch_row(algo, n, warmup, gens):
@@ -74,7 +100,7 @@ def main():
             cmd.append("--quick")
         row = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         f = row.split(",")  # evoc,algo,n,pop,gens,eigens,mean,median,ask,tell,threads
-        pop, et = evotorch_row(algo, n, warmup, g)
+        pop, et = (searcher_row if algo in SEARCHERS else evotorch_row)(algo, n, warmup, g)
         assert int(f[3]) == pop, (f[3], pop)
         print(f"| {algo} | {n:,} | {pop} | {float(f[6]):.3f} | {et:.3f} | {et / float(f[6]):.2f}x |", flush=True)
 
