@@ -65,7 +65,7 @@ static evo_status test_tell(evo_algo *a, const float *pop, const float *fit) {
 }
 
 /* One generation on f (minimised, so the algorithm must have maximize = false). Returns f at the best point. */
-static double test_generation(evo_algo *a, const evo_fn *f, float *pop, float *fit) {
+static inline double test_generation(evo_algo *a, const evo_fn *f, float *pop, float *fit) {
   const int P = evo_algo_pop_size(a);
   cr_assert_eq(test_ask(a, 0, P, pop), EVO_STATUS_OK, "%s", evo_last_error());
   test_eval(f, pop, P, fit);
