@@ -192,3 +192,21 @@ Test(cholesky_cmaes, matches_cmaes_over_seeds) {
                 gc[5], ge[5]);
     }
 }
+
+/* A population far above the default on a small problem: c_mu reaches its cap 1 - c_1, so the factor's share of the
+   old C is 0 in the formula (keep = 0), which rank-one updates cannot start from; the strategy keeps a sliver and
+   converges as cmaes does (it went to NaN by generation 3 before). */
+Test(cholesky_cmaes, a_population_that_caps_c_mu_converges) {
+  const float x0[2] = {3, 3};
+  float *pop = malloc(sizeof(float) * 2 * 1000), fit[1000];
+  evo_fn *f;
+  cr_assert_eq(evo_fn_new(EVO_FN_ELLIPSOID, 2, 0, 0, evo_key_from_seed(0), &f), EVO_STATUS_OK);
+  evo_algo *a = test_algo("cholesky_cmaes", 2, 1000, 1.0, x0, false, 3, NULL, 0);
+  double fb = INFINITY;
+  int g = 0;
+  while (g < 40 && !(fb <= 1e-8)) fb = test_generation(a, f, pop, fit), g++;
+  cr_assert(fb <= 1e-8, "f = %g after %d generations", fb, g);
+  evo_algo_free(a);
+  evo_fn_free(f);
+  free(pop);
+}

@@ -84,6 +84,7 @@ static inline __attribute__((always_inline)) void chol_piece(double *restrict x,
   }
   for (int t = 0; t < kb; t++) x[t] = c[t];
 }
+
 static void chol_update(double *restrict A, int64_t n, double scale, double *beta, double *restrict V, int U,
                         double *b, double *coef) {
   double *r = coef, *f1 = coef + U, *f2 = coef + 2 * U;
@@ -197,7 +198,9 @@ static evo_status cholesky_cmaes_tell(evo_algo *a, const float *fitness) {
   /* A: scale, then rank-one updates with (c_1, p_c) and (c_mu w°_k, y_k), the downdates (negative w) last */
   memcpy(s->V, s->pc, sizeof(double) * (size_t)n);
   s->beta[0] = p->c_1;
-  const double keep = 1 - p->c_1 - p->c_mu * p->sum_w + p->c_1 * (1 - hs) * cc * (2 - cc);
+  /* keep is 0 when c_1 + c_mu = 1 (a population far above the default, where c_mu reaches its cap 1 - c_1): the
+     updates cannot start from A = 0, so a sliver of the old C stays (cmaes forms C' itself and needs no floor) */
+  const double keep = fmax(1e-8, 1 - p->c_1 - p->c_mu * p->sum_w + p->c_1 * (1 - hs) * cc * (2 - cc));
   chol_update(s->A, n, sqrt(keep), s->beta, s->V, nw + 1, s->b, s->coef);
   s->sc[0] = sigma * exp(fmin(1, (cs / p->d_sigma) * (psn / p->chi_n - 1)));
   const int kflat = (int)ceil(0.7 * lam) - 1;
