@@ -1,8 +1,9 @@
 /* ask + tell time per generation of CMA-ES and Cholesky-CMA-ES (full covariance, n = 100 and 1,000), sep-CMA-ES
    (n = 10,000), LM-MA-ES (n = 10,000 and 1,000,000), PGPE (n = 10,000 and 1,000,000), CEM (n = 10,000 and
-   1,000,000, its default pop 4 (4 + floor(3 ln n))), SNES (n = 10,000) and xNES (n = 100); peers: bench/cma_peers.py
-   (pycma for the CMA rows, evosax for the others but CEM) and bench/evotorch_es_peers.py (EvoTorch's CEM, PGPE,
-   SNES, xNES and CMA-ES) with the same n, population, x0, sigma0, objective and generation counts.
+   1,000,000, its default pop 4 (4 + floor(3 ln n))), SNES, OpenES, ARS and SimpleGA (n = 10,000), xNES (n = 100) and
+   CR-FM-NES (n = 1,000), each with its default population; peers: bench/cma_peers.py (pycma for the CMA rows, evosax
+   for the others but CEM) and bench/evotorch_es_peers.py (EvoTorch's CEM, PGPE, SNES, xNES and CMA-ES) with the
+   same n, population, x0, sigma0, objective and generation counts.
 
    Method: x0 = 0.5 (all coordinates), sigma0 = 0.5, default lambda = 4 + floor(3 ln n) (PGPE: pop 2 (4 + floor(3 ln
    n)), its default), sphere objective evaluated outside the timed region. `warmup` untimed generations (see the
@@ -82,7 +83,9 @@ int main(int argc, char **argv) {
                                      {"lmmaes", 1000000, 1, 10, 3},    {"pgpe", 1000000, 1, 10, 3},
                                      {"cem", 10000, 2, 100, 20},       {"cem", 1000000, 1, 10, 3},
                                      {"pgpe", 10000, 2, 100, 20},      {"snes", 10000, 2, 100, 20},
-                                     {"xnes", 100, 2, 200, 50},
+                                     {"xnes", 100, 2, 200, 50},        {"openes", 10000, 2, 100, 20},
+                                     {"ars", 10000, 2, 100, 20},       {"crfmnes", 1000, 2, 100, 20},
+                                     {"simple_ga", 10000, 2, 100, 20},
                                      {"cholesky_cmaes", 100, 1, 400, 100}, {"cholesky_cmaes", 1000, 8, 96, 32}};
   evo_backend_params bp = evo_backend_default_params();
   evo_backend *be = evo_backend_cpu_new(&bp);

@@ -6,7 +6,7 @@ Setup (a throwaway venv; neither package is a project dependency):
     python3 -m venv /tmp/venv-cma && /tmp/venv-cma/bin/pip install cma evosax
 Run (the thread limits below are also set by this script when unset):
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /tmp/venv-cma/bin/python bench/cma_peers.py \
-        [--only time|evals]... [--quick] [--seeds 21] [--no-evosax] [--evoc BUILD_DIR]
+        [--only time|evals]... [--quick] [--seeds 21] [--no-evosax] [--evoc BUILD_DIR] [--case ALGO:N]...
 With --evoc BUILD_DIR the evoc programs run too and the tables are side by side: each timing row runs
 BUILD_DIR/bench/bench_cmaes --threads 1 --csv --case ALGO:N just before the peers of that row (on a shared machine a
 change of load then hits both sides alike), and BUILD_DIR/bench/bench_cmaes_evals --csv runs before the
@@ -47,6 +47,13 @@ TIME_CASES = [
     ("lmmaes", 10000, 32, 100, 20, 100),
     ("lmmaes", 1000000, 1, 10, 3, 10),
     ("pgpe", 1000000, 1, 10, 3, 10),
+    # evosax only, each with evoc's default population (evosax gets evoc's lambda): the rest of evoc's strategies
+    ("snes", 10000, 2, 100, 20, 100),
+    ("xnes", 100, 2, 200, 50, 200),
+    ("openes", 10000, 2, 100, 20, 100),
+    ("ars", 10000, 2, 100, 20, 100),
+    ("crfmnes", 1000, 2, 100, 20, 100),
+    ("simple_ga", 10000, 2, 100, 20, 100),
 ]
 PYCMA_ALGOS = ("cmaes", "sep_cmaes", "cholesky_cmaes")  # pycma has no LM-MA-ES or PGPE: evosax is the only peer there
 
@@ -96,17 +103,27 @@ def time_pycma(algo, n, warmup, gens):
     return es.popsize, eig, 1e3 * np.mean(t), 1e3 * np.median(t)
 
 
-def time_evosax(algo, n, warmup, gens):
+def time_evosax(algo, n, warmup, gens, lam=None):
     import jax
     import jax.numpy as jnp
-    from evosax.algorithms import CMA_ES, LM_MA_ES, PGPE, Sep_CMA_ES
+    import evosax.algorithms as A
 
-    cls = {"cmaes": CMA_ES, "cholesky_cmaes": CMA_ES, "sep_cmaes": Sep_CMA_ES, "lmmaes": LM_MA_ES, "pgpe": PGPE}[algo]
-    lam = lam_default(n) * (2 if algo == "pgpe" else 1)
+    cls = {"cmaes": A.CMA_ES, "cholesky_cmaes": A.CMA_ES, "sep_cmaes": A.Sep_CMA_ES, "lmmaes": A.LM_MA_ES,
+           "pgpe": A.PGPE, "snes": A.SNES, "xnes": A.xNES, "openes": A.Open_ES, "ars": A.ARS,
+           "crfmnes": A.CR_FM_NES, "simple_ga": A.SimpleGA}[algo]
+    lam = lam or lam_default(n) * (2 if algo == "pgpe" else 1)
     es = cls(population_size=lam, solution=jnp.zeros(n))
-    params = es.default_params.replace(std_init=0.5)
+    params = es.default_params
+    try:
+        params = params.replace(std_init=0.5)
+    except (TypeError, ValueError, AttributeError):  # a strategy without std_init keeps its default
+        pass
     key = jax.random.key(1)
-    state = es.init(key, jnp.full(n, 0.5), params)
+    if algo == "simple_ga":
+        pop0 = 0.5 + 0.5 * jax.random.normal(key, (lam, n))  # a GA starts from a population and its fitness
+        state = es.init(key, pop0, jnp.sum(pop0 * pop0, axis=1), params)
+    else:
+        state = es.init(key, jnp.full(n, 0.5), params)
     f = jax.jit(lambda X: jnp.sum(X * X, axis=1))
     t = []
     for g in range(-max(warmup, 2), gens):  # the first two calls compile
@@ -180,6 +197,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=21)
     ap.add_argument("--no-evosax", action="store_true")
     ap.add_argument("--evoc", metavar="BUILD_DIR", help="run evoc's bench_cmaes / bench_cmaes_evals from this build")
+    ap.add_argument("--case", action="append", metavar="ALGO:N", help="only these timing rows (repeatable)")
     a = ap.parse_args()
     only = a.only or ["time", "evals"]
     seeds = 5 if a.quick else a.seeds
@@ -194,17 +212,19 @@ def main():
               "pycma / evoc (mean) | evosax / evoc (mean) |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for algo, n, warm, gens, qgens, egens in TIME_CASES:
+            if a.case and f"{algo}:{n}" not in a.case:
+                continue
             g = qgens if a.quick else gens
             e = run_evoc_time(a.evoc, a.quick, algo, n)  # first, then its peers: same load conditions
-            lam, pm, pmed = lam_default(n) * (2 if algo == "pgpe" else 1), float("nan"), float("nan")
+            lam, pm, pmed = e[0] if e else lam_default(n) * (2 if algo == "pgpe" else 1), float("nan"), float("nan")
             if algo in PYCMA_ALGOS:
                 lam, _, pm, pmed = time_pycma(algo, n, warm, g)
             xm = float("nan")
             if not a.no_evosax:
                 try:
-                    _, _, xm, _ = time_evosax(algo, n, warm, min(g, egens))
-                except Exception as e:  # a peer failing must not hide the others
-                    print(f"<!-- evosax {algo} n={n} failed: {e} -->")
+                    _, _, xm, _ = time_evosax(algo, n, warm, min(g, egens), e[0] if e else None)
+                except Exception as err:  # a peer failing must not hide the others
+                    print(f"<!-- evosax {algo} n={n} failed: {err} -->")
             em, emed = (e[2], e[3]) if e else (float("nan"), float("nan"))
             ratio = pm / em if e else float("nan")
             xratio = xm / em if e else float("nan")

@@ -369,6 +369,37 @@ Test(nes_determinism, thread_count_does_not_change_results) {
 
 /* ---- strategy-specific properties ---- */
 
+/* CR-FM-NES keeps each column's stage values when they fit its budget and recomputes them otherwise: the same
+   expressions, so the same bits (every asked member over 30 generations on a weighted 300-D sphere, then the whole
+   state in double). */
+Test(nes_props, crfmnes_kept_columns_change_no_bits) {
+  enum { n = 300 };
+  evo_algo *a = test_algo("crfmnes", n, 0, 1.0, NULL, false, 4, NULL, 0), *b = test_algo("crfmnes", n, 0, 1.0, NULL,
+                                                                                          false, 4, NULL, 0);
+  evo_crfmnes_drop_kept(b);
+  const int P = evo_algo_pop_size(a);
+  float *pa = malloc(sizeof(float) * (size_t)(P * n)), *pb = malloc(sizeof(float) * (size_t)(P * n)), fit[64];
+  for (int g = 0; g < 30; g++) {
+    test_ask(a, 0, P, pa), test_ask(b, 0, P, pb);
+    cr_assert_arr_eq(pa, pb, sizeof(float) * (size_t)(P * n), "generation %d: members differ", g);
+    for (int r = 0; r < P; r++) {
+      double f = 0;
+      for (int i = 0; i < n; i++) f += (double)pa[r * n + i] * pa[r * n + i] * (1 + i % 7);
+      fit[r] = (float)f;
+    }
+    cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK);
+    cr_assert_eq(evo_algo_tell(b, fit), EVO_STATUS_OK);
+  }
+  const char *arrays[] = {"crfmnes.mean", "crfmnes.D", "crfmnes.v", "crfmnes.p_c", "crfmnes.scalars"};
+  for (int k = 0; k < 5; k++) {
+    int64_t la, lb;
+    const double *xa = test_state_array(a, arrays[k], &la), *xb = test_state_array(b, arrays[k], &lb);
+    cr_assert(la == lb && memcmp(xa, xb, sizeof(double) * (size_t)la) == 0, "%s differs", arrays[k]);
+  }
+  evo_algo_free(a), evo_algo_free(b);
+  free(pa), free(pb);
+}
+
 Test(nes_props, xnes_keeps_det_b_one) {
   enum { n = 8 };
   evo_algo *a = test_algo("xnes", n, 0, 0, NULL, true, 5, NULL, 0);

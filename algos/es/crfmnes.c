@@ -45,10 +45,11 @@ typedef struct {
   float *best_x; /* n */
   /* scratch */
   float *Zb;                /* n x h: the noise of members 0 .. h-1 */
-  double *vbar, *acc1, *acc2; /* n each */
+  double *vbar, *acc1, *acc2, *acc3; /* n each */
   double *w_hat, *w_rank, *w; /* lambda each */
   double *vzb, *zn2b;       /* h each: vbar . z, |z|^2 of the base vectors */
   double *col;              /* 4 (lambda + 1): per-column scalars ip, ip_vbart, ip_s2, ip_svbarbar */
+  double *cE, *cT0, *cS;    /* (lambda + 1) x n each, or NULL: the columns' e, t0 and s2 -> s kept between stages */
   int *order;               /* lambda */
   double normv2, cv;        /* |v|^2, sqrt(1 + |v|^2) - 1 (valid after prep) */
 } crfm_state;
@@ -170,7 +171,8 @@ static inline double vz_sorted(const crfm_state *s, int k) {
 }
 
 /* Column k's element i: e (y or p_c / D), then t0, s2, s and t given the column scalars computed so far. */
-static inline void col_elem(const st_ctx *c, int k, int64_t i, int stage, double *out_s, double *out_t) {
+static inline __attribute__((always_inline)) void col_elem(const st_ctx *c, int k, int64_t i, int stage,
+                                                            double *out_s, double *out_t) {
   const crfm_state *s = c->s;
   const int lam = s->p.lambda;
   const double *cs = s->col + 4 * k, vb = s->vbar[i], vbb = vb * vb, nv2 = s->normv2;
@@ -196,18 +198,73 @@ static inline void col_elem(const st_ctx *c, int k, int64_t i, int stage, double
   *out_t = t0 - c->alpha * ((2 + nv2) * (sv * vb) - vb * cs[3]);
 }
 
-/* Per-column scalar `stage` (0: vbar.e, 1: vbar.t0, 2: (vbarbar/H).s2, 3: vbarbar.s) for every column. */
+/* col_elem's values through the kept columns (cE, cT0, cS; element i of column k at k n + i): each stage stores its
+   value and reads the earlier stages' instead of computing them again, with the same expressions (the same bits).
+   Returns the stage's term of the column scalar; stage 4 returns t and leaves s in *out_s. */
+static inline __attribute__((always_inline)) double kept_elem(const st_ctx *c, int k, int64_t i, int stage,
+                                                              double *out_s) {
+  const crfm_state *s = c->s;
+  const int64_t at = (int64_t)k * s->p.n + i;
+  const double *cs = s->col + 4 * k, vb = s->vbar[i], vbb = vb * vb, nv2 = s->normv2;
+  if (stage == 0) {
+    const double e = k < s->p.lambda ? zsorted(s, k, i) + s->cv * vb * vz_sorted(s, k) : s->pc[i] / s->D[i];
+    s->cE[at] = e;
+    return vb * e;
+  }
+  const double ip = cs[0];
+  if (stage == 1) {
+    const double t0 = s->cE[at] * ip - vb * (ip * ip + c->gam) / 2;
+    s->cT0[at] = t0;
+    return vb * t0;
+  }
+  if (stage == 2) {
+    const double e = s->cE[at], t0 = s->cT0[at];
+    const double s2 = e * e - nv2 / c->gam * (e * vb * ip) - 1 -
+                      c->alpha / c->gam * ((2 + nv2) * (t0 * vb) - nv2 * vbb * cs[1]);
+    s->cS[at] = s2;
+    return vb * vb / c->H[i] * s2;
+  }
+  if (stage == 3) {
+    const double ivb = vbb / c->H[i], sv = s->cS[at] / c->H[i] - c->beta * ivb * cs[2];
+    s->cS[at] = sv;
+    return vb * vb * sv;
+  }
+  *out_s = s->cS[at];
+  return s->cT0[at] - c->alpha * ((2 + nv2) * (s->cS[at] * vb) - vb * cs[3]);
+}
+
+/* Per-column scalar `stage` (0: vbar.e, 1: vbar.t0, 2: (vbarbar/H).s2, 3: vbarbar.s) for every column. One loop
+   per stage, each calling col_elem with a constant stage, so the loops carry no stage tests and vectorise. */
 static void col_pass(const st_ctx *c, int stage) {
   const crfm_state *s = c->s;
   const int64_t n = s->p.n;
   const int cols = s->p.lambda + 1;
+  const double *vbar = s->vbar, *H = c->H;
 #pragma omp parallel for schedule(static) if (n * cols >= 1 << 16)
   for (int k = 0; k < cols; k++) {
     double acc = 0, sv = 0, tv = 0;
-    for (int64_t i = 0; i < n; i++) {
-      col_elem(c, k, i, stage, &sv, &tv);
-      const double vb = s->vbar[i];
-      acc += stage == 0 ? vb * sv : stage == 1 ? vb * tv : stage == 2 ? vb * vb / c->H[i] * sv : vb * vb * sv;
+    if (s->cE) {
+      switch (stage) {
+      case 0: for (int64_t i = 0; i < n; i++) acc += kept_elem(c, k, i, 0, &sv); break;
+      case 1: for (int64_t i = 0; i < n; i++) acc += kept_elem(c, k, i, 1, &sv); break;
+      case 2: for (int64_t i = 0; i < n; i++) acc += kept_elem(c, k, i, 2, &sv); break;
+      default: for (int64_t i = 0; i < n; i++) acc += kept_elem(c, k, i, 3, &sv);
+      }
+      s->col[4 * k + stage] = acc;
+      continue;
+    }
+    switch (stage) {
+    case 0:
+      for (int64_t i = 0; i < n; i++) col_elem(c, k, i, 0, &sv, &tv), acc += vbar[i] * sv;
+      break;
+    case 1:
+      for (int64_t i = 0; i < n; i++) col_elem(c, k, i, 1, &sv, &tv), acc += vbar[i] * tv;
+      break;
+    case 2:
+      for (int64_t i = 0; i < n; i++) col_elem(c, k, i, 2, &sv, &tv), acc += vbar[i] * vbar[i] / H[i] * sv;
+      break;
+    default:
+      for (int64_t i = 0; i < n; i++) col_elem(c, k, i, 3, &sv, &tv), acc += vbar[i] * vbar[i] * sv;
     }
     s->col[4 * k + stage] = acc;
   }
@@ -319,18 +376,25 @@ static evo_status crfmnes_tell(evo_algo *a, const float *fitness) {
   for (int stage = 0; stage < 4; stage++) col_pass(&c, stage);
   const double eta_b = evo_crfmnes_eta_b(p, lf), c1 = evo_crfmnes_c1(p, lf);
   const double det_old = nthroot_det(s->D, nv2, n), nv = sqrt(nv2);
-#pragma omp parallel for schedule(static) if (n * lam >= 1 << 16)
-  for (int64_t i = 0; i < n; i++) {
-    double dv = 0, dd = 0, sv = 0, tv = 0;
-    for (int k = 0; k <= lam; k++) {
-      const double ew = k < lam ? eta_b * s->w[k] : l_c * c1;
-      if (ew == 0) continue;
-      col_elem(&c, k, i, 4, &sv, &tv);
-      dv += ew * tv, dd += ew * sv;
+  /* dv_i = sum_k ew_k t_ik and dd_i = sum_k ew_k s_ik in k order, column by column (each column's loop over i
+     vectorises); acc1 holds dv, tmp dd */
+  double *dd = s->acc3;
+  memset(s->acc1, 0, sizeof(double) * (size_t)n);
+  memset(dd, 0, sizeof(double) * (size_t)n);
+  for (int k = 0; k <= lam; k++) {
+    const double ew = k < lam ? eta_b * s->w[k] : l_c * c1;
+    if (ew == 0) continue;
+#pragma omp parallel for schedule(static) if (n >= 1 << 16)
+    for (int64_t i = 0; i < n; i++) {
+      double sv = 0, tv = 0;
+      if (s->cE)
+        tv = kept_elem(&c, k, i, 4, &sv);
+      else
+        col_elem(&c, k, i, 4, &sv, &tv);
+      s->acc1[i] += ew * tv, dd[i] += ew * sv;
     }
-    s->acc1[i] = dv;
-    s->D[i] += dd * s->D[i];
   }
+  for (int64_t i = 0; i < n; i++) s->D[i] += dd[i] * s->D[i];
   for (int64_t i = 0; i < n; i++) s->v[i] += s->acc1[i] / nv;
   const double det_new = nthroot_det(s->D, dot(s->v, s->v, n), n);
   /* Step size: G_s = sum_k w_k (|z_k|^2 - n) / n. */
@@ -343,13 +407,19 @@ static evo_status crfmnes_tell(evo_algo *a, const float *fitness) {
   return EVO_STATUS_OK;
 }
 
+void evo_crfmnes_drop_kept(evo_algo *a) {
+  crfm_state *s = a->state;
+  free(s->cE), free(s->cT0), free(s->cS);
+  s->cE = s->cT0 = s->cS = NULL;
+}
+
 /* ---- lifetime ---- */
 
 static void crfmnes_destroy(evo_algo *a) {
   crfm_state *s = a->state;
   if (!s) return;
-  double *d[] = {s->mean, s->D, s->v, s->pc, s->ps, s->vbar, s->acc1, s->acc2, s->w_hat, s->w_rank, s->w,
-                 s->vzb, s->zn2b, s->col};
+  double *d[] = {s->mean, s->D, s->v, s->pc, s->ps, s->vbar, s->acc1, s->acc2, s->acc3, s->w_hat, s->w_rank, s->w,
+                 s->vzb, s->zn2b, s->col, s->cE, s->cT0, s->cS};
   for (size_t i = 0; i < sizeof d / sizeof *d; i++) free(d[i]);
   free(s->best_x), free(s->Zb), free(s->order), free(s);
   a->state = NULL;
@@ -368,12 +438,19 @@ static evo_status crfmnes_init(evo_algo *a) {
            (s->v = malloc(sizeof(double) * nz)) && (s->pc = calloc(nz, sizeof(double))) &&
            (s->ps = calloc(nz, sizeof(double))) && (s->vbar = malloc(sizeof(double) * nz)) &&
            (s->acc1 = malloc(sizeof(double) * nz)) && (s->acc2 = malloc(sizeof(double) * nz)) &&
+           (s->acc3 = malloc(sizeof(double) * nz)) &&
            (s->w_hat = malloc(sizeof(double) * nl)) && (s->w_rank = malloc(sizeof(double) * nl)) &&
            (s->w = malloc(sizeof(double) * nl)) && (s->vzb = malloc(sizeof(double) * (size_t)h)) &&
            (s->zn2b = malloc(sizeof(double) * (size_t)h)) && (s->col = malloc(sizeof(double) * 4 * (nl + 1))) &&
            (s->order = malloc(sizeof(int) * nl)) && (s->best_x = malloc(sizeof(float) * nz)) &&
            (s->Zb = malloc(sizeof(float) * nz * (size_t)h));
   if (!ok) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "crfmnes: out of memory for n = %lld", (long long)n);
+  if ((nl + 1) * nz <= ((size_t)1 << 20)) { /* kept columns (8 MiB each at most) are an optimisation: else recompute */
+    s->cE = malloc(sizeof(double) * (nl + 1) * nz);
+    s->cT0 = s->cE ? malloc(sizeof(double) * (nl + 1) * nz) : NULL;
+    s->cS = s->cT0 ? malloc(sizeof(double) * (nl + 1) * nz) : NULL;
+    if (!s->cS) free(s->cE), free(s->cT0), s->cE = s->cT0 = NULL;
+  }
   evo_crfmnes_params_compute(n, lam, &s->p);
   double sw = 0;
   for (int k = 0; k < lam; k++) s->w_hat[k] = fmax(0, log(lam / 2.0 + 1) - log(k + 1.0)), sw += s->w_hat[k];

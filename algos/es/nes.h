@@ -43,6 +43,9 @@ double evo_crfmnes_eta_stag_sigma(const evo_crfmnes_params *p, double lambda_f);
 double evo_crfmnes_eta_conv_sigma(const evo_crfmnes_params *p, double lambda_f);
 double evo_crfmnes_eta_b(const evo_crfmnes_params *p, double lambda_f);
 double evo_crfmnes_alpha_dist(const evo_crfmnes_params *p, double lambda_f);
+/* Tests: drop CR-FM-NES's kept columns, so tell recomputes each stage's values as it does above their memory budget
+   (the two paths give the same bits). */
+void evo_crfmnes_drop_kept(evo_algo *a);
 
 /* LM-MA-ES (Loshchilov, Glasmachers & Beyer 2019, Algorithm 1). */
 typedef struct {
