@@ -400,6 +400,48 @@ Test(nes_props, crfmnes_kept_columns_change_no_bits) {
   free(pa), free(pb);
 }
 
+/* xNES's shape update in low-rank form (B expm(t G_B) through a 2 pop x 2 pop exponential) against the definition:
+   G_B = sum_k u_k (z_k z_k^T - I) - G_sigma I formed here from the members' z and the NES utilities, its
+   exponential by eigendecomposition (evo_expm_sym), B' = B expm(t G_B), for three tells in a row at n = 30. */
+Test(nes_props, xnes_shape_update_is_b_expm_of_g_b) {
+  enum { n = 30 };
+  evo_algo *a = test_algo("xnes", n, 0, 0.7, NULL, true, 12, NULL, 0);
+  const int P = evo_algo_pop_size(a);
+  const double t = 0.5 * evo_xnes_eta(n);
+  static double B[n * n], G[n * n], E[n * n], want[n * n], z[64][n];
+  float pop[64 * n], fit[64];
+  double u[64];
+  memcpy(B, test_state_array(a, "xnes.B", NULL), sizeof B);
+  for (int g = 0; g < 3; g++) {
+    test_ask(a, 0, P, pop);
+    for (int k = 0; k < P; k++) fit[k] = (float)(pop[k * n] - pop[k * n + 3] * pop[k * n + 3] + 0.001 * k);
+    for (int k = 0; k < P; k++) evo_algo_normals_f64(evo_algo_member_key(a, evo_algo_generation(a), k), n, z[k]);
+    evo_shape_nes_utilities(fit, P, u);
+    double usum = 0, tr = 0;
+    for (int k = 0; k < P; k++) usum += u[k];
+    for (int j = 0; j < n; j++)
+      for (int i = 0; i < n; i++) {
+        double v = i == j ? -usum : 0;
+        for (int k = 0; k < P; k++) v += u[k] * z[k][i] * z[k][j];
+        G[j * n + i] = v;
+      }
+    for (int i = 0; i < n; i++) tr += G[i * n + i];
+    for (int i = 0; i < n; i++) G[i * n + i] -= tr / n;
+    cr_assert_eq(evo_expm_sym(n, G, t, E), EVO_STATUS_OK);
+    for (int j = 0; j < n; j++)
+      for (int i = 0; i < n; i++) {
+        double v = 0;
+        for (int q = 0; q < n; q++) v += B[q * n + i] * E[j * n + q];
+        want[j * n + i] = v;
+      }
+    cr_assert_eq(evo_algo_tell(a, fit), EVO_STATUS_OK);
+    memcpy(B, test_state_array(a, "xnes.B", NULL), sizeof B);
+    for (int q = 0; q < n * n; q++)
+      cr_assert(fabs(B[q] - want[q]) < 1e-12, "tell %d: B[%d] %.17g want %.17g", g, q, B[q], want[q]);
+  }
+  evo_algo_free(a);
+}
+
 Test(nes_props, xnes_keeps_det_b_one) {
   enum { n = 8 };
   evo_algo *a = test_algo("xnes", n, 0, 0, NULL, true, 5, NULL, 0);

@@ -1,4 +1,5 @@
-/* Matrix exponentials for xNES's B <- B expm(eta_B / 2 G_B) (Glasmachers et al. 2010) and for tests.
+/* Matrix exponentials: the general one for xNES's low-rank form of B <- B expm(eta_B / 2 G_B) (Glasmachers et al.
+   2010; xnes.c), the symmetric one as the tests' reference for it.
 
    Symmetric G: G = Q diag(l) Q^T (LAPACK dsyevd), expm(t G) = Q diag(exp(t l)) Q^T, exact up to rounding.
    General A: Higham 2005 ("The scaling and squaring method for the matrix exponential revisited", Algorithm 2.3)
