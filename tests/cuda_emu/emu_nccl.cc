@@ -5,7 +5,7 @@
    makes the others fail after EVO_EMU_NCCL_TIMEOUT_S seconds (default 120) instead of hanging a test. */
 #include <nccl.h>
 #include <stdint.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <chrono>
@@ -37,10 +37,8 @@ std::mutex reg_mu;
 std::map<uint64_t, std::shared_ptr<clique>> pending; /* ncclCommInitRank: cliques still gathering their ranks */
 uint64_t next_serial = 1;
 
-ncclResult_t fail(ncclResult_t r, const char *fmt, const char *arg = "") {
-  char buf[256];
-  snprintf(buf, sizeof buf, fmt, arg);
-  last_msg = std::string("emulated NCCL: ") + buf;
+ncclResult_t fail(ncclResult_t r, const char *msg) {
+  last_msg = std::string("emulated NCCL: ") + msg;
   return r;
 }
 
@@ -92,13 +90,13 @@ ncclResult_t check_args(ncclComm_t c, const void *send, size_t send_bytes, const
   if (s && cudaStreamIsCapturing(s, &cs) == cudaSuccess && cs != cudaStreamCaptureStatusNone)
     return fail(ncclInvalidUsage, "collectives are not emulated inside a graph capture");
   if (send_bytes && !evo_emu::is_device_ptr(send, send_bytes))
-    return fail(ncclInvalidArgument, "the send buffer is not device memory%s");
+    return fail(ncclInvalidArgument, "the send buffer is not device memory");
   if (recv_bytes && !evo_emu::is_device_ptr(recv, recv_bytes))
-    return fail(ncclInvalidArgument, "the receive buffer is not device memory%s");
+    return fail(ncclInvalidArgument, "the receive buffer is not device memory");
   return ncclSuccess;
 }
 
-ncclResult_t late() { return fail(ncclSystemError, "a rank did not reach the collective in time (timeout%s)"); }
+ncclResult_t late() { return fail(ncclSystemError, "a rank did not reach the collective in time (EVO_EMU_NCCL_TIMEOUT_S)"); }
 
 } // namespace
 
@@ -139,8 +137,8 @@ ncclResult_t ncclCommInitRank(ncclComm_t *out, int nranks, ncclUniqueId id, int 
   uint64_t serial;
   memcpy(&pid, id.internal, sizeof pid);
   memcpy(&serial, id.internal + 8, sizeof serial);
-  if (pid != getpid()) return fail(ncclInvalidUsage, "the ranks must be threads of one process%s");
-  if (nranks < 1 || rank < 0 || rank >= nranks) return fail(ncclInvalidArgument, "rank out of range%s");
+  if (pid != getpid()) return fail(ncclInvalidUsage, "the ranks must be threads of one process");
+  if (nranks < 1 || rank < 0 || rank >= nranks) return fail(ncclInvalidArgument, "rank out of range");
   int dev = 0;
   cudaGetDevice(&dev);
   std::shared_ptr<clique> q;
@@ -150,7 +148,7 @@ ncclResult_t ncclCommInitRank(ncclComm_t *out, int nranks, ncclUniqueId id, int 
     if (!slot) slot = std::make_shared<clique>(nranks);
     q = slot;
   }
-  if (q->n != nranks) return fail(ncclInvalidArgument, "ranks disagree on the number of ranks%s");
+  if (q->n != nranks) return fail(ncclInvalidArgument, "ranks disagree on the number of ranks");
   {
     std::unique_lock<std::mutex> l(q->mu);
     q->devices[rank] = dev;
@@ -159,23 +157,23 @@ ncclResult_t ncclCommInitRank(ncclComm_t *out, int nranks, ncclUniqueId id, int 
       pending.erase(serial);
       q->cv.notify_all();
     } else if (!q->cv.wait_for(l, timeout(), [&] { return q->joined == nranks; })) {
-      return fail(ncclSystemError, "not every rank joined the communicator in time%s");
+      return fail(ncclSystemError, "not every rank joined the communicator in time");
     }
     for (int r = 0; r < nranks; r++)
-      if (r != rank && q->devices[r] == dev) return fail(ncclInvalidUsage, "Duplicate GPU detected%s");
+      if (r != rank && q->devices[r] == dev) return fail(ncclInvalidUsage, "Duplicate GPU detected");
   }
   *out = new ncclComm{q, rank, dev};
   return ncclSuccess;
 }
 
 ncclResult_t ncclCommInitAll(ncclComm_t *comms, int ndev, const int *devlist) {
-  if (ndev < 1) return fail(ncclInvalidArgument, "ndev must be positive%s");
+  if (ndev < 1) return fail(ncclInvalidArgument, "ndev must be positive");
   const int have = device_count();
   for (int i = 0; i < ndev; i++) {
     const int d = devlist ? devlist[i] : i;
-    if (d < 0 || d >= have) return fail(ncclInvalidArgument, "no such device%s");
+    if (d < 0 || d >= have) return fail(ncclInvalidArgument, "no such device");
     for (int j = 0; j < i; j++)
-      if ((devlist ? devlist[j] : j) == d) return fail(ncclInvalidUsage, "Duplicate GPU detected%s");
+      if ((devlist ? devlist[j] : j) == d) return fail(ncclInvalidUsage, "Duplicate GPU detected");
   }
   auto q = std::make_shared<clique>(ndev);
   for (int i = 0; i < ndev; i++) comms[i] = new ncclComm{q, i, devlist ? devlist[i] : i};
@@ -190,7 +188,7 @@ ncclResult_t ncclCommDestroy(ncclComm_t c) {
 ncclResult_t ncclAllGather(const void *send, void *recv, size_t count, ncclDataType_t t, ncclComm_t c,
                            cudaStream_t s) {
   const size_t w = type_size(t), bytes = count * w;
-  if (!w) return fail(ncclInvalidArgument, "unknown data type%s");
+  if (!w) return fail(ncclInvalidArgument, "unknown data type");
   if (ncclResult_t r = check_args(c, send, bytes, recv, c ? bytes * (size_t)c->q->n : 0, s)) return r;
   clique &q = *c->q;
   q.send[c->rank] = send;
@@ -205,8 +203,8 @@ ncclResult_t ncclAllGather(const void *send, void *recv, size_t count, ncclDataT
 ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t t, int root, ncclComm_t c,
                            cudaStream_t s) {
   const size_t w = type_size(t), bytes = count * w;
-  if (!w) return fail(ncclInvalidArgument, "unknown data type%s");
-  if (c && (root < 0 || root >= c->q->n)) return fail(ncclInvalidArgument, "root out of range%s");
+  if (!w) return fail(ncclInvalidArgument, "unknown data type");
+  if (c && (root < 0 || root >= c->q->n)) return fail(ncclInvalidArgument, "root out of range");
   if (ncclResult_t r = check_args(c, c && c->rank == root ? send : nullptr, c && c->rank == root ? bytes : 0, recv,
                                   bytes, s))
     return r;
@@ -220,7 +218,7 @@ ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataT
 ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t t, ncclRedOp_t op,
                            ncclComm_t c, cudaStream_t s) {
   if (op != ncclSum || (t != ncclUint8 && t != ncclUint32 && t != ncclFloat32 && t != ncclFloat64))
-    return fail(ncclInvalidArgument, "only sums of uint8, uint32, float32 and float64 are emulated%s");
+    return fail(ncclInvalidArgument, "only sums of uint8, uint32, float32 and float64 are emulated");
   const size_t w = type_size(t), bytes = count * w;
   if (ncclResult_t r = check_args(c, send, bytes, recv, bytes, s)) return r;
   clique &q = *c->q;
