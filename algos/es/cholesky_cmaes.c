@@ -47,6 +47,7 @@ typedef struct {
   int64_t *cache_gen;  /* per block: generation of the cached block, -1: none */
   double *V, *beta, *b, *coef; /* n x (mu + 1), mu + 1, mu + 1, 3 (mu + 1): chol_update's vectors */
   double *zbar, *ybar; /* n */
+  double *zsel;        /* n x (lambda / 2): z of the mu best, rank order */
   int *order;          /* lambda */
 } ch_state;
 
@@ -159,8 +160,8 @@ static evo_status cholesky_cmaes_tell(evo_algo *a, const float *fitness) {
   const int lam = a->pop, mu = p->mu;
   if (!evo_anti_any_finite(fitness, lam)) return EVO_STATUS_OK;
   evo_shape_argsort_desc(fitness, lam, s->order);
-  /* y_k of every weighted rank into V's column k + 1 (||z_k||^2 for the negative weights); zbar and ybar over the
-     mu best, summed in rank order */
+  /* y_k of every weighted rank into V's column k + 1 (||z_k||^2 for the negative weights), z_k of the mu best into
+     zsel's column k; zbar and ybar over the mu best, summed in rank order */
   const int nw = s->active ? lam : mu;
   memset(s->zbar, 0, sizeof(double) * (size_t)n);
   memset(s->ybar, 0, sizeof(double) * (size_t)n);
@@ -172,16 +173,15 @@ static evo_status cholesky_cmaes_tell(evo_algo *a, const float *fitness) {
       const int i = s->order[k] - b * CH_BLOCK;
       if (i < 0 || i >= cnt) continue;
       memcpy(s->V + (size_t)(k + 1) * n, Y + (size_t)i * n, sizeof(double) * (size_t)n);
+      if (k < mu) memcpy(s->zsel + (size_t)k * n, Z + (size_t)i * n, sizeof(double) * (size_t)n);
       double z2 = 0;
       for (int64_t j = 0; k >= mu && j < n; j++) z2 += Z[(size_t)i * n + j] * Z[(size_t)i * n + j];
       s->beta[k + 1] = p->c_mu * (k < mu ? s->w[k] : s->w[k] * (double)n / z2); /* w°: tutorial eq. 46 */
     }
   }
   for (int k = 0; k < mu; k++) {
-    const double *y = s->V + (size_t)(k + 1) * n;
-    /* z_k again from its key (cheaper than keeping the selected z's apart) */
-    evo_nes_member_z(a, a->gen, s->order[k], s->V);
-    for (int64_t j = 0; j < n; j++) s->zbar[j] += s->w[k] * s->V[j], s->ybar[j] += s->w[k] * y[j];
+    const double *y = s->V + (size_t)(k + 1) * n, *z = s->zsel + (size_t)k * n;
+    for (int64_t j = 0; j < n; j++) s->zbar[j] += s->w[k] * z[j], s->ybar[j] += s->w[k] * y[j];
   }
   const double sigma = s->sc[0], cs = p->c_sigma, cc = p->c_c;
   const double fs = sqrt(cs * (2 - cs) * p->mu_eff);
@@ -212,7 +212,7 @@ static void cholesky_cmaes_destroy(evo_algo *a) {
   ch_state *s = a->state;
   if (!s) return;
   double *d[] = {s->w, s->mean, s->ps, s->pc, s->A, s->zc, s->yc, s->zb, s->yb, s->V, s->beta, s->b, s->coef,
-                s->zbar, s->ybar};
+                s->zbar, s->ybar, s->zsel};
   for (size_t i = 0; i < sizeof d / sizeof *d; i++) free(d[i]);
   free(s->cache_gen), free(s->order), free(s);
   a->state = NULL;
@@ -238,6 +238,7 @@ static evo_status cholesky_cmaes_init(evo_algo *a) {
            (s->beta = malloc(sizeof(double) * u1)) && (s->b = malloc(sizeof(double) * u1)) &&
            (s->coef = malloc(sizeof(double) * 3 * u1)) &&
            (s->zbar = malloc(sizeof(double) * nz)) && (s->ybar = malloc(sizeof(double) * nz)) &&
+           (s->zsel = malloc(sizeof(double) * nz * (size_t)(lam / 2 + 1))) &&
            (s->order = malloc(sizeof(int) * (size_t)lam)) && (s->cache_gen = malloc(sizeof(int64_t) * (size_t)nb));
   if (!ok) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "cholesky_cmaes: out of memory for n = %lld", (long long)n);
   if (n * lam <= CH_CACHE_MAX) { /* the cache is an optimisation: go without when it does not fit */
