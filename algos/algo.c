@@ -8,6 +8,7 @@
 #include "algo_impl.h"
 #include "backend_impl.h"
 #include "safetensors.h"
+#include "zcache.h"
 
 const evo_algo_vtable *evo_algo_vtable_find(const char *name);
 
@@ -54,6 +55,7 @@ void evo_algo_free(evo_algo *a) {
   free(a->init_mean);
   free(a->fit_buf);
   free(a->stage);
+  evo_zc_free(a->zc);
   free(a);
 }
 
@@ -70,6 +72,7 @@ evo_status evo_algo_new(const evo_algo_params *p, evo_algo **out) {
   a->vt = vt;
   a->n = p->num_params;
   a->key = p->key;
+  a->zc_bytes = EVO_ZC_MAX_BYTES;
   a->maximize = p->maximize;
   a->best_fitness = NAN;
   a->init_stdev = p->init_stdev > 0 ? p->init_stdev : vt->default_stdev;

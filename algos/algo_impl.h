@@ -69,6 +69,8 @@ struct evo_algo {
   float *stage;        /* host rows for a device ask of a strategy without ask_device */
   int64_t stage_cap;
   void *state;         /* the strategy's own */
+  struct evo_zcache *zc; /* noise kept from ask for tell (zcache.h); NULL until a strategy uses it */
+  int64_t zc_bytes;      /* the memo's budget: EVO_ZC_MAX_BYTES (tests lower it) */
 };
 
 /* Key of member i in generation g: fold_in(fold_in(key, g), i) — regenerable on any rank. */

@@ -145,7 +145,7 @@ static void same_sums(evo_backend *be, int64_t n, int nd, bool with_c, bool skip
   }
   evo_anti_dev *d = NULL;
   cr_assert_eq(evo_anti_dev_ask(&d, a, center, NULL, 0.1, 0, 2, pop), EVO_STATUS_OK, "%s", evo_last_error());
-  evo_anti_sums(n, keys, nd, h, with_c ? c : NULL, skip_zero, out, out + n);
+  evo_anti_sums(n, keys, NULL, nd, h, with_c ? c : NULL, skip_zero, out, out + n);
   cr_assert_eq(evo_anti_dev_sums(d, a, 4, permuted ? dirs : NULL, h, with_c ? c : NULL, skip_zero, nd, out + 2 * n,
                                  out + 3 * n),
                EVO_STATUS_OK, "%s", evo_last_error());

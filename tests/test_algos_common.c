@@ -2,13 +2,14 @@
    slices of ask equal the full population's rows; save -> load -> continue is bit-identical to an uninterrupted
    run; maximize = false on f equals maximize = true on -f bit for bit; NaN fitness is counted and never reaches the
    parameters; unknown and out-of-range options are rejected with messages naming them; a short run on the 10-d
-   sphere reduces the objective at least tenfold. */
+   sphere reduces the objective at least tenfold; the noise memo (zcache.h) changes no bits. */
 #define _POSIX_C_SOURCE 200809L /* getpid, unlink */
 #include <stdio.h>
 #include <unistd.h>
 
 #include "algo_test_util.h"
 #include "safetensors.h"
+#include "zcache.h"
 
 #define DIM 10
 
@@ -340,5 +341,81 @@ Test(algos_common, sphere_improves_tenfold) {
   }
   free(pop);
   free(fit);
+  evo_fn_free(f);
+}
+
+/* Every registered state array of a and b holds the same bytes. */
+static void assert_same_state(evo_algo *a, evo_algo *b, const char *what) {
+  evo_state_list la = {0}, lb = {0};
+  a->vt->state(a, &la), b->vt->state(b, &lb);
+  cr_assert_eq(la.n, lb.n);
+  for (int k = 0; k < la.n; k++) {
+    const size_t sz = (size_t)la.e[k].n * evo_dtype_size(la.e[k].dtype);
+    cr_assert(la.e[k].n == lb.e[k].n && memcmp(la.e[k].data, lb.e[k].data, sz) == 0, "%s: %s: %s differs",
+              a->vt->info.name, what, la.e[k].name);
+  }
+}
+
+/* Zeroes the directions a's memo holds for the current generation; returns how many. */
+static int zero_kept(evo_algo *a) {
+  const int P = evo_algo_pop_size(a);
+  evo_key keys[TEST_MAX_POP];
+  for (int k = 0; k < P; k++) keys[k] = evo_algo_member_key(a, evo_algo_generation(a), k);
+  const float *const *rows = evo_zc_lookup(a, NULL, keys, P);
+  int kept = 0;
+  for (int k = 0; rows && k < P; k++)
+    if (rows[k]) memset((float *)rows[k], 0, sizeof(float) * (size_t)a->n), kept++;
+  return kept;
+}
+
+/* Tell reads the noise ask kept instead of drawing it again. Four runs of every strategy from one seed: with the
+   memo; without it (cleared before each tell); as a rank that asks one slice (the first third, then the rest, in
+   turns; the other rows come from the first run) with room for three directions, so the memo holds directions of
+   an earlier generation; and one whose kept directions are zeroed before the fourth tell. The first three end
+   with the same state bit for bit; the fourth differs exactly when something was kept, and the antithetic family
+   (PGPE, OpenES, ARS, SNES, CEM) keeps its noise. n = 700: more than one block of EVO_ANTI_BLOCK coordinates, the
+   last one partial. */
+Test(algos_common, noise_memo_changes_no_bits) {
+  enum { n = 700 };
+  evo_fn *f = sphere(n);
+  float *pop0 = malloc(sizeof(float) * TEST_MAX_POP * n), *pop = malloc(sizeof(float) * TEST_MAX_POP * n);
+  float *fit = malloc(sizeof(float) * TEST_MAX_POP), mean[n];
+  for (int i = 0; i < n; i++) mean[i] = 0.5f - 0.001f * (float)i; /* away from the optimum: no pair ties */
+  const char *keepers[] = {"pgpe", "openes", "ars", "snes", "cem"};
+  for (int ai = 0; ai < n_algos(); ai++) {
+    const char *name = evo_algo_info_at(ai)->name;
+    evo_algo *v[4];
+    for (int k = 0; k < 4; k++) v[k] = test_algo(name, n, 0, 0, mean, false, 7, NULL, 0);
+    v[2]->zc_bytes = (int64_t)sizeof(float) * n * 3;
+    int kept = 0;
+    for (int g = 0; g < 6; g++)
+      for (int k = 0; k < 4; k++) {
+        const int P = evo_algo_pop_size(v[k]), cut = P / 3 + 1;
+        cr_assert_leq(P, TEST_MAX_POP);
+        float *x = k == 0 ? pop0 : pop;
+        const int b = k != 2 ? 0 : g % 2 ? cut : 0, e = k != 2 ? P : g % 2 ? P : cut;
+        if (k == 2) memcpy(pop, pop0, sizeof(float) * (size_t)P * n);
+        cr_assert_eq(test_ask(v[k], b, e, x + (int64_t)b * n), EVO_STATUS_OK, "%s: %s", name, evo_last_error());
+        test_eval(f, x, P, fit);
+        if (k == 1) evo_zc_clear(v[k]);
+        if (k == 3 && g == 3) kept = zero_kept(v[k]);
+        cr_assert_eq(test_tell(v[k], x, fit), EVO_STATUS_OK, "%s: %s", name, evo_last_error());
+      }
+    assert_same_state(v[0], v[1], "memo cleared before each tell");
+    assert_same_state(v[0], v[2], "a slice asked, room for three directions");
+    int keeper = 0;
+    for (size_t k = 0; k < sizeof keepers / sizeof *keepers; k++) keeper |= strcmp(name, keepers[k]) == 0;
+    cr_assert(!keeper || kept > 0, "%s keeps no noise for tell", name);
+    if (kept) {
+      evo_state_list la = {0}, lb = {0};
+      v[0]->vt->state(v[0], &la), v[3]->vt->state(v[3], &lb);
+      int differ = 0;
+      for (int k = 0; k < la.n; k++)
+        differ |= memcmp(la.e[k].data, lb.e[k].data, (size_t)la.e[k].n * evo_dtype_size(la.e[k].dtype)) != 0;
+      cr_assert(differ, "%s: tell did not read the kept noise", name);
+    }
+    for (int k = 0; k < 4; k++) evo_algo_free(v[k]);
+  }
+  free(pop0), free(pop), free(fit);
   evo_fn_free(f);
 }

@@ -5,13 +5,15 @@
 
    Work is split over blocks of EVO_ANTI_BLOCK coordinates: a block regenerates its part of each eps_k itself
    (Philox is counter-based), so threads share nothing and every coordinate sums over k in the same order
-   (anti_order.h) whatever the thread count or device. */
+   (anti_order.h) whatever the thread count or device. Ask keeps the directions it draws in the strategy's noise
+   memo (zcache.h), where tell finds them instead of drawing them again. */
 #ifndef EVOC_ES_ANTITHETIC_H
 #define EVOC_ES_ANTITHETIC_H
 #include <stdbool.h>
 #include "algo_impl.h"
 #include "anti_order.h"
 #include "rng_math.h"
+#include "zcache.h"
 
 #define EVO_ANTI_BLOCK 512 /* a multiple of EVO_NORMAL_GROUP: no group is generated twice */
 #define EVO_ANTI_PAR_MIN 65536 /* coordinates x directions below which one thread is faster */
@@ -30,17 +32,19 @@ static inline int64_t evo_anti_blocks(int64_t n) { return (n + EVO_ANTI_BLOCK - 
 
 /* Rows [begin, end) of the current generation into pop; s = stdev[i] per coordinate, or sigma when stdev is NULL.
    keys: scratch for (end - begin) / 2 + 2 keys. */
-static inline void evo_antithetic_ask(const evo_algo *a, const float *mean, const double *stdev, double sigma,
-                                      int begin, int end, float *pop, evo_key *keys) {
+static inline void evo_antithetic_ask(evo_algo *a, const float *mean, const double *stdev, double sigma, int begin,
+                                      int end, float *pop, evo_key *keys) {
   const int64_t n = a->n, nb = evo_anti_blocks(n);
   const int k0 = begin / 2, k1 = (end + 1) / 2;
   evo_anti_keys(a, a->gen, k0, k1, keys);
+  int64_t cap;
+  float *memo = evo_zc_begin(a, a->pop / 2, k0, k1, &cap);
   const int64_t tasks = (int64_t)(k1 - k0) * nb;
 #pragma omp parallel for schedule(static) if ((int64_t)(end - begin) * n >= EVO_ANTI_PAR_MIN)
   for (int64_t t = 0; t < tasks; t++) {
     const int k = k0 + (int)(t / nb);
     const int64_t i0 = (t % nb) * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
-    float eps[EVO_ANTI_BLOCK];
+    float buf[EVO_ANTI_BLOCK], *eps = k < cap ? memo + k * n + i0 : buf;
     evo_anti_normal_range(keys[k - k0], i0, i1, eps);
     for (int r = 2 * k; r <= 2 * k + 1; r++) {
       if (r < begin || r >= end) continue;
@@ -50,37 +54,42 @@ static inline void evo_antithetic_ask(const evo_algo *a, const float *mean, cons
         row[i] = (float)(mean[i] + sign * ((stdev ? stdev[i] : sigma) * eps[i - i0]));
     }
   }
+  evo_zc_end(a, k0, k1, keys);
 }
 
 /* Unmirrored members (SNES, CEM): rows [begin, end), row r = mean + sigma (.) z_r with z_r member r's own stream;
    the host twin of evo_anti_dev_ask_plain. keys: scratch for end - begin keys. */
-static inline void evo_anti_ask_plain(const evo_algo *a, const double *mean, const double *sigma, int begin, int end,
+static inline void evo_anti_ask_plain(evo_algo *a, const double *mean, const double *sigma, int begin, int end,
                                       float *pop, evo_key *keys) {
   const int64_t n = a->n, nb = evo_anti_blocks(n), tasks = (int64_t)(end - begin) * nb;
   evo_anti_keys(a, a->gen, begin, end, keys);
+  int64_t cap;
+  float *memo = evo_zc_begin(a, a->pop, begin, end, &cap);
 #pragma omp parallel for schedule(static) if ((int64_t)(end - begin) * n >= EVO_ANTI_PAR_MIN)
   for (int64_t t = 0; t < tasks; t++) {
     const int r = (int)(t / nb);
     const int64_t i0 = (t % nb) * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
-    float z[EVO_ANTI_BLOCK];
+    float buf[EVO_ANTI_BLOCK], *z = begin + r < cap ? memo + (begin + r) * n + i0 : buf;
     evo_anti_normal_range(keys[r], i0, i1, z);
     float *row = pop + (int64_t)r * n;
     for (int64_t i = i0; i < i1; i++) row[i] = (float)(mean[i] + sigma[i] * z[i - i0]);
   }
+  evo_zc_end(a, begin, end, keys);
 }
 
 /* Tell's noise sums over directions t = 0 .. nd - 1, eps_t from keys[t], grouped as anti_order.h says:
    sc[i] = sum_t h[t] eps_t[i] and, with c (PGPE, SNES), ss[i] = sum_t c[t] (eps_t[i]^2 - 1). Directions with
-   h[t] == 0 are skipped (they add exactly 0) when c is NULL or skip_zero. The CUDA kernel evo_anti_cuda_sums
-   computes the same, bit for bit. */
-static inline void evo_anti_sums(int64_t n, const evo_key *keys, int nd, const double *h, const double *c,
-                                 bool skip_zero, double *sc, double *ss) {
+   h[t] == 0 are skipped (they add exactly 0) when c is NULL or skip_zero. kept (may be NULL): kept[t], when not
+   NULL, holds eps_t (the noise memo), read instead of drawn. The CUDA kernel evo_anti_cuda_sums computes the same,
+   bit for bit. */
+static inline void evo_anti_sums(int64_t n, const evo_key *keys, const float *const *kept, int nd, const double *h,
+                                 const double *c, bool skip_zero, double *sc, double *ss) {
   const int64_t nb = evo_anti_blocks(n);
   const int gs = evo_anti_group_size(n, nd);
 #pragma omp parallel for schedule(static) if (n * nd >= EVO_ANTI_PAR_MIN)
   for (int64_t b = 0; b < nb; b++) {
     const int64_t i0 = b * EVO_ANTI_BLOCK, m = (i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n) - i0;
-    float eps[EVO_ANTI_BLOCK];
+    float buf[EVO_ANTI_BLOCK];
     double pa[EVO_ANTI_BLOCK], pq[EVO_ANTI_BLOCK];
     for (int64_t i = 0; i < m; i++) sc[i0 + i] = 0;
     if (c)
@@ -90,7 +99,8 @@ static inline void evo_anti_sums(int64_t n, const evo_key *keys, int nd, const d
       for (int64_t i = 0; i < m; i++) pa[i] = 0, pq[i] = 0;
       for (int t = g0; t < g1; t++) {
         if ((!c || skip_zero) && h[t] == 0) continue;
-        evo_anti_normal_range(keys[t], i0, i0 + m, eps);
+        const float *eps = kept && kept[t] ? kept[t] + i0 : buf;
+        if (eps == buf) evo_anti_normal_range(keys[t], i0, i0 + m, buf);
         if (c)
           for (int64_t i = 0; i < m; i++) pa[i] += h[t] * eps[i], pq[i] += c[t] * ((double)eps[i] * eps[i] - 1);
         else
@@ -105,10 +115,10 @@ static inline void evo_anti_sums(int64_t n, const evo_key *keys, int nd, const d
 
 /* out[i] = sum_t w[t] eps_{dirs[t]}[i] over t < nd (dirs NULL: direction t), in evo_anti_sums' order.
    keys: scratch for nd keys. */
-static inline void evo_antithetic_weighted_sum(const evo_algo *a, int64_t gen, const int *dirs, const double *w,
-                                               int nd, double *out, evo_key *keys) {
+static inline void evo_antithetic_weighted_sum(evo_algo *a, int64_t gen, const int *dirs, const double *w, int nd,
+                                               double *out, evo_key *keys) {
   for (int t = 0; t < nd; t++) keys[t] = evo_algo_member_key(a, gen, dirs ? dirs[t] : t);
-  evo_anti_sums(a->n, keys, nd, w, NULL, true, out, NULL);
+  evo_anti_sums(a->n, keys, evo_zc_lookup(a, dirs, keys, nd), nd, w, NULL, true, out, NULL);
 }
 
 /* False when every member failed (all NaN, now -inf): their ranks would only reflect member order, so the

@@ -28,12 +28,12 @@ void evo_anti_dev_free(evo_anti_dev *d);
 /* Tell's sums of the current generation where the members were sampled: on the device when d is set
    (evo_anti_dev_sums), else on the host (evo_anti_sums over the keys of members dirs[t], or t when dirs is NULL;
    keys: scratch for nd keys). The same bits either way. */
-static inline evo_status evo_anti_tell_sums(evo_anti_dev *d, const evo_algo *a, const int *dirs, const double *h,
+static inline evo_status evo_anti_tell_sums(evo_anti_dev *d, evo_algo *a, const int *dirs, const double *h,
                                             const double *c, bool skip_zero, int nd, double *sc, double *ss,
                                             evo_key *keys) {
   if (d) return evo_anti_dev_sums(d, a, a->gen, dirs, h, c, skip_zero, nd, sc, ss);
   for (int t = 0; t < nd; t++) keys[t] = evo_algo_member_key(a, a->gen, dirs ? dirs[t] : t);
-  evo_anti_sums(a->n, keys, nd, h, c, skip_zero, sc, ss);
+  evo_anti_sums(a->n, keys, evo_zc_lookup(a, dirs, keys, nd), nd, h, c, skip_zero, sc, ss);
   return EVO_STATUS_OK;
 }
 
