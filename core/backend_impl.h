@@ -38,6 +38,8 @@ typedef struct {
   /* Optional, NULL on host backends. */
   void *(*stream)(void *ctx);            /* the queue work is enqueued on (a cudaStream_t) */
   const char *(*device_name)(void *ctx); /* e.g. "NVIDIA H100 80GB HBM3" */
+  int (*device)(void *ctx);              /* the CUDA device ordinal */
+  evo_status (*use)(void *ctx);          /* makes the device current for the calling thread */
   /* Graph replay (CUDA Graphs): the kernels and copies enqueued between graph_begin and graph_end are recorded,
      not run; graph_end(ok = 1) turns them into *exec (updated in place when *exec already exists, else created),
      graph_end(ok = 0) drops the recording after a failure. graph_launch runs *exec on the stream. capturing says

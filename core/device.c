@@ -17,6 +17,8 @@ int evo_cuda_device_count(void) { return 0; }
 #endif
 
 void *evo_backend_stream(const evo_backend *be) { return be && be->iface->stream ? be->iface->stream(be->ctx) : NULL; }
+int evo_backend_device(const evo_backend *be) { return be && be->iface->device ? be->iface->device(be->ctx) : -1; }
+evo_status evo_backend_use(evo_backend *be) { return be && be->iface->use ? be->iface->use(be->ctx) : EVO_STATUS_OK; }
 int evo_backend_is_host(const evo_backend *be) { return be && be->iface->host_addressable; }
 
 #if defined(__GNUC__)

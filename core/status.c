@@ -1,6 +1,7 @@
 /* Status strings and the thread-local last-error message. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include "evoc/status.h"
 
 static _Thread_local char last_error[512];
@@ -24,10 +25,13 @@ const char *evo_last_error(void) { return last_error; }
 
 void evo_clear_error(void) { last_error[0] = '\0'; }
 
+/* Formats into a copy first: callers may pass evo_last_error() itself as an argument (to add context). */
 evo_status evo_error(evo_status s, const char *fmt, ...) {
+  char msg[sizeof last_error];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(last_error, sizeof last_error, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  memcpy(last_error, msg, sizeof msg);
   return s;
 }

@@ -116,14 +116,6 @@ __global__ void evo_sim_count_kernel(const uint8_t *alive, int64_t n, int32_t *o
   if (threadIdx.x == 0) out[0] = c;
 }
 
-extern "C" evo_status evo_sim_cuda_use_stream(void *stream) {
-  int dev, cur;
-  evo_status st = evo_sim_cuda_check(cudaStreamGetDevice((cudaStream_t)stream, &dev), "cudaStreamGetDevice");
-  if (!st) st = evo_sim_cuda_check(cudaGetDevice(&cur), "cudaGetDevice");
-  if (!st && cur != dev) st = evo_sim_cuda_check(cudaSetDevice(dev), "cudaSetDevice");
-  return st;
-}
-
 extern "C" evo_status evo_sim_cuda_memset0(void *stream, void *p, size_t nbytes) {
   return evo_sim_cuda_check(cudaMemsetAsync(p, 0, nbytes, (cudaStream_t)stream), "cudaMemsetAsync");
 }

@@ -10,8 +10,6 @@
 extern "C" {
 #endif
 
-/* Makes the stream's device current (the stream may belong to another device than the thread's current one). */
-evo_status evo_sim_cuda_use_stream(void *stream);
 evo_status evo_sim_cuda_memset0(void *stream, void *p, size_t nbytes);
 evo_status evo_sim_cuda_copy(void *stream, void *dst, const void *src, size_t nbytes);
 /* alive[e] = e < n_valid, ret[e] = 0, steps[e] = 0 for e < E. */

@@ -75,7 +75,7 @@ evo_status evo_sim_device_norm_begin(evo_sim *s) {
 
 /* Uploads keys and NaN flags, starts the episodes and zeroes the recurrent state. */
 static evo_status begin(evo_sim *s, rollout_plan *r, void *stream, int64_t E, int64_t n_valid, float *task_obs) {
-  evo_status st = evo_sim_cuda_use_stream(stream);
+  evo_status st = evo_backend_use(s->be);
   if (!st) st = evo_tensor_copy_from_host(r->d_keys, r->keys, sizeof(evo_key) * (size_t)E);
   if (!st) st = evo_tensor_copy_from_host(r->d_bad, r->bad, (size_t)r->n);
   if (!st) st = evo_sim_cuda_begin(stream, E, n_valid, buf(r->d_alive), buf(r->d_ret), buf(r->d_steps));
@@ -197,7 +197,7 @@ evo_status evo_sim_device_load_params(evo_sim *s, rollout_plan *r, const evo_ten
   const size_t row = sizeof(float) * (size_t)s->n_params;
   const char *src = (const char *)evo_tensor_buffer(params) + row * (size_t)off;
   char *dst = buf(r->params);
-  evo_status st = evo_sim_cuda_use_stream(stream);
+  evo_status st = evo_backend_use(s->be);
   if (!st) st = evo_sim_cuda_copy(stream, dst, src, row * (size_t)nv);
   for (int i = nv; !st && i < r->n; i++) /* padding repeats the last row */
     st = evo_sim_cuda_copy(stream, dst + row * (size_t)i, src + row * (size_t)(nv - 1), row);

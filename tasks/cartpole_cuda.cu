@@ -41,17 +41,11 @@ __global__ void evo_cartpole_step_kernel(int64_t n, int64_t max_steps, int od, c
   s[i] = st, steps[i] = t, ep_done[i] = d, done[i] = d;
 }
 
-/* The stream may belong to another device than the calling thread's current one. */
+/* The stream may belong to another device than the calling thread's current one. (Not cudaStreamGetDevice: it
+   needs CUDA 12.8, and this runs inside recorded chunks.) */
 static evo_status evo_cartpole_cuda_device(const evo_cartpole *c, const char *what) {
-  int dev, cur;
-  cudaError_t e = cudaStreamGetDevice((cudaStream_t)c->stream, &dev);
-  if (e == cudaSuccess) e = cudaGetDevice(&cur);
-  if (e == cudaSuccess && cur != dev) e = cudaSetDevice(dev);
-  if (e != cudaSuccess) {
-    (void)cudaGetLastError(); /* not left for the next launch check to report */
-    return evo_error(EVO_STATUS_BACKEND, "cartpole %s: cuda device selection: %s", what, cudaGetErrorString(e));
-  }
-  return EVO_STATUS_OK;
+  evo_status st = evo_backend_use(c->dev);
+  return st ? evo_error(st, "cartpole %s: %s", what, evo_last_error()) : EVO_STATUS_OK;
 }
 
 static evo_status evo_cartpole_cuda_launched(const char *what) {

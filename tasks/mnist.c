@@ -236,8 +236,10 @@ static evo_status mnist_step(void *state, const void *actions, float *obs, float
 #ifdef EVOC_HAVE_CUDA
   if (m->dev) {
     void *stream = evo_backend_stream(m->dev);
-    evo_status s = evo_mnist_cuda_reward(stream, actions, m->d_labels, m->d_idx, m->n, m->batch, EVO_MNIST_CLASSES,
-                                         m->mode == EVO_TASK_TEST, reward, done);
+    evo_status s = evo_backend_use(m->dev);
+    if (!s)
+      s = evo_mnist_cuda_reward(stream, actions, m->d_labels, m->d_idx, m->n, m->batch, EVO_MNIST_CLASSES,
+                                m->mode == EVO_TASK_TEST, reward, done);
     if (!s && obs) s = evo_mnist_cuda_gather(stream, m->d_images, m->d_idx, m->n, m->batch,
                                              m->data.rows * m->data.cols, obs);
     return s;
@@ -321,6 +323,7 @@ static evo_status device_reset(mnist_state *m, int64_t n, const evo_key *keys, f
   evo_status s = be->iface->to_host(be->ctx, m->keys_h, keys, sizeof(evo_key) * (size_t)n);
   if (!s) s = draw(m, n, m->keys_h, NULL);
   if (!s) s = be->iface->from_host(be->ctx, m->d_idx, m->idx, sizeof(int32_t) * (size_t)(n * m->batch));
+  if (!s) s = evo_backend_use(be);
   if (!s) s = evo_mnist_cuda_gather(evo_backend_stream(be), m->d_images, m->d_idx, n, m->batch,
                                     m->data.rows * m->data.cols, obs);
   return s;

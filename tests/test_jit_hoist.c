@@ -4,6 +4,7 @@
    a static-only chain (tanh of the weights), a static-only output, and a non-static tail long enough for the arena
    to reuse space. Every run must equal the plan without hoisting, bit for bit (same kernels, same order), on the
    CPU and on a device (plain runs, and runs inside a recording of the caller's). */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -186,4 +187,38 @@ Test(jit_hoist, device_plans_record_without_the_hoisted_kernels) {
   evo_plan_free(p), evo_plan_free(q);
   evo_graph_free(g);
   evo_backend_free(be);
+}
+
+/* One thread driving two GPUs (two emulated ones in emulator builds): a plan's kernels go to its backend's device
+   whatever device the thread last used. Hoisted kernels run outside the plan's CUDA Graph, straight from
+   evo_plan_run_static, right after the thread worked on the other GPU; the results equal the reference plan's. */
+Test(jit_hoist, kernels_run_on_the_plans_gpu_whatever_is_current) {
+  setenv("EVO_EMU_DEVICES", "2", 1); /* the emulator's GPU count; real CUDA ignores it */
+  if (evo_cuda_device_count() < 2) cr_skip_test("needs two GPUs, this machine has %d", evo_cuda_device_count());
+  evo_backend *b0, *b1;
+  cr_assert_eq(evo_backend_cuda_new(0, &b0), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_backend_cuda_new(1, &b1), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_graph *g = policy_graph();
+  evo_jit_params jp = evo_jit_default_params();
+  jp.static_inputs = 1; /* w */
+  evo_plan *p, *q;
+  cr_assert_eq(evo_jit_with(g, b0, &jp, &p), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_jit(g, b0, &q), EVO_STATUS_OK, "%s", evo_last_error());
+  const int64_t sw[2] = {M, NP}, sx[3] = {M, 4, 5};
+  evo_tensor *w = filled(b0, 2, sw, 0.5f), *x = filled(b0, 3, sx, 1.5f);
+  evo_tensor *in[2] = {w, x};
+  for (int k = 0; k < 2; k++) {
+    evo_tensor *elsewhere = filled(b1, 2, sw, 2.5f); /* the thread's current device is now GPU 1 */
+    if (k == 1) evo_plan_static_changed(p);
+    cr_assert_eq(evo_plan_run_static(p, in), EVO_STATUS_OK, "%s", evo_last_error());
+    int kernels, runs;
+    evo_plan_static_stats(p, &kernels, &runs);
+    cr_assert_eq(runs, k + 1);
+    same_as_reference(g, p, q, w, x);
+    evo_tensor_free(elsewhere);
+  }
+  evo_tensor_free(w), evo_tensor_free(x);
+  evo_plan_free(p), evo_plan_free(q);
+  evo_graph_free(g);
+  evo_backend_free(b1), evo_backend_free(b0);
 }

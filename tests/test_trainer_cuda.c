@@ -230,3 +230,62 @@ Test(trainer_cuda, host_task_with_a_device_policy) {
             lc.mean[0]);
   cr_assert(close_to(g.test_score, c.test_score, 1e-2), "test: cuda %.9g, cpu %.9g", g.test_score, c.test_score);
 }
+
+/* The progress callback of a run that also touches another GPU: the thread's current device changes under the run
+   every iteration. */
+typedef struct {
+  run_log log; /* first: on_note takes the struct as its run_log */
+  evo_backend *other;
+} disturbed_log;
+
+static void on_progress_elsewhere(const evo_trainer_progress *p, void *user) {
+  disturbed_log *d = user;
+  on_progress(p, &d->log);
+  const int64_t shape[1] = {64};
+  float h[64] = {0};
+  evo_tensor *x = evo_tensor_new(d->other, EVO_F32, 1, shape);
+  cr_assert_not_null(x);
+  cr_assert_eq(evo_tensor_copy_from_host(x, h, sizeof h), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_tensor_free(x);
+}
+
+/* One thread driving two GPUs (two emulated ones in emulator builds): a CartPole run on cuda:0 whose progress
+   callback works on cuda:1 gives the bits of the undisturbed run, as does the same run on cuda:1. A kernel launches
+   only into a stream of the current device, so every launch selects its backend's device (evo_backend_use). */
+Test(trainer_cuda, one_thread_drives_two_gpus) {
+  setenv("EVO_EMU_DEVICES", "2", 1); /* the emulator's GPU count; real CUDA ignores it */
+  if (evo_cuda_device_count() < 2) cr_skip_test("needs two GPUs, this machine has %d", evo_cuda_device_count());
+  evo_backend *other;
+  cr_assert_eq(evo_backend_cuda_new(1, &other), EVO_STATUS_OK, "%s", evo_last_error());
+  run_log plain = {0}, on1 = {0};
+  disturbed_log d = {.other = other};
+  evo_trainer_summary s0, s1, sd;
+  char dev0[192], dev1[192];
+  run_to_end(CARTPOLE("cuda:0", "4"), &plain, NULL, false, &s0, dev0, sizeof dev0);
+  run_to_end(CARTPOLE("cuda:1", "4"), &on1, NULL, false, &s1, dev1, sizeof dev1);
+  cr_assert(!strncmp(dev1, "cuda:1 (", 8), "%s", dev1);
+  evo_config *c;
+  cr_assert_eq(evo_config_parse(CARTPOLE("cuda:0", "4"), "t.yaml", &c), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_params p = evo_trainer_default_params();
+  p.note = on_note, p.progress = on_progress_elsewhere, p.user = &d;
+  evo_trainer *t;
+  cr_assert_eq(evo_trainer_new(c, &p, &t), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_trainer_run(t), EVO_STATUS_OK, "%s", evo_last_error());
+  evo_trainer_summary_get(t, &sd);
+  cr_assert(sd.population_on_device, "the population stayed on the host: the device sampling path is not tested");
+  const double test_d = sd.test_score;
+  evo_trainer_free(t);
+  evo_config_free(c);
+  cr_assert_eq(d.log.iters, 4);
+  for (int i = 0; i < 4; i++) {
+    cr_assert(memcmp(&d.log.best[i], &plain.best[i], sizeof(double)) == 0 &&
+                  memcmp(&d.log.mean[i], &plain.mean[i], sizeof(double)) == 0,
+              "iteration %d: best %.17g / %.17g, mean %.17g / %.17g", i + 1, d.log.best[i], plain.best[i],
+              d.log.mean[i], plain.mean[i]);
+    cr_assert(memcmp(&on1.mean[i], &plain.mean[i], sizeof(double)) == 0, "iteration %d: cuda:1 mean %.17g, cuda:0 "
+              "%.17g", i + 1, on1.mean[i], plain.mean[i]);
+  }
+  cr_assert(memcmp(&test_d, &s0.test_score, sizeof(double)) == 0 && memcmp(&s1.test_score, &s0.test_score,
+            sizeof(double)) == 0, "test %.17g / %.17g / %.17g", test_d, s0.test_score, s1.test_score);
+  evo_backend_free(other);
+}

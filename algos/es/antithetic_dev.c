@@ -72,6 +72,7 @@ evo_status evo_anti_dev_ask(evo_anti_dev **d, const evo_algo *a, const float *me
   if (!st) st = evo_tensor_write(c->mean, 0, mean, sizeof(float) * (size_t)a->n);
   if (!st && stdev) st = reserve(c, &c->stdev, EVO_F64, a->n);
   if (!st && stdev) st = evo_tensor_write(c->stdev, 0, stdev, sizeof(double) * (size_t)a->n);
+  if (!st) st = evo_backend_use(be);
   if (!st)
     st = evo_anti_cuda_ask(evo_backend_stream(be), buf(c->keys), buf(c->mean), stdev ? buf(c->stdev) : NULL, sigma,
                            a->n, begin, end, evo_tensor_buffer(pop));
@@ -89,6 +90,7 @@ evo_status evo_anti_dev_ask_plain(evo_anti_dev **d, const evo_algo *a, const dou
   if (!st) st = reserve(c, &c->stdev, EVO_F64, a->n);
   if (!st) st = evo_tensor_write(c->mean64, 0, mean, sizeof(double) * (size_t)a->n);
   if (!st) st = evo_tensor_write(c->stdev, 0, sigma, sizeof(double) * (size_t)a->n);
+  if (!st) st = evo_backend_use(be);
   if (!st)
     st = evo_anti_cuda_ask_plain(evo_backend_stream(be), buf(c->keys), buf(c->mean64), buf(c->stdev), a->n, begin,
                                  end, evo_tensor_buffer(pop));
@@ -107,6 +109,7 @@ evo_status evo_anti_dev_sums(evo_anti_dev *d, const evo_algo *a, int64_t gen, co
   if (!st && part) st = reserve(d, &d->part, EVO_F64, part);
   if (!st) st = evo_tensor_write(d->h, 0, h, sizeof(double) * (size_t)nd);
   if (!st && c) st = evo_tensor_write(d->c, 0, c, sizeof(double) * (size_t)nd);
+  if (!st) st = evo_backend_use(d->be);
   if (!st)
     st = evo_anti_cuda_sums(evo_backend_stream(d->be), buf(d->keys), nd, buf(d->h), c ? buf(d->c) : NULL,
                             skip_zero, n, buf(d->sc), c ? buf(d->ss) : NULL, part ? buf(d->part) : NULL);

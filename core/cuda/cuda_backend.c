@@ -88,7 +88,18 @@ static size_t cu_scratch(void *ctx, const evo_node_t *node, const evo_node_t *co
   (void)ctx;
   return evo_cuda_scratch_bytes(node, in);
 }
-static evo_status cu_run(void *ctx, const evo_kernel_args *a) { return evo_cuda_run(&((cuda_ctx *)ctx)->k, a); }
+/* evo_backend_use: checked, set only when another device is current (a plan runs many kernels). */
+static evo_status cu_use(void *ctx) {
+  const cuda_ctx *c = ctx;
+  int cur;
+  return cudaGetDevice(&cur) == cudaSuccess && cur == c->k.device ? EVO_STATUS_OK : use_device(c);
+}
+
+/* One thread may drive backends on several GPUs: kernels go to this backend's device. */
+static evo_status cu_run(void *ctx, const evo_kernel_args *a) {
+  evo_status st = cu_use(ctx);
+  return st ? st : evo_cuda_run(&((cuda_ctx *)ctx)->k, a);
+}
 
 static evo_status cu_sync(void *ctx) {
   cuda_ctx *c = ctx;
@@ -98,6 +109,7 @@ static evo_status cu_sync(void *ctx) {
 
 static void *cu_stream(void *ctx) { return (void *)((cuda_ctx *)ctx)->k.stream; }
 static const char *cu_device_name(void *ctx) { return ((cuda_ctx *)ctx)->k.name; }
+static int cu_device(void *ctx) { return ((cuda_ctx *)ctx)->k.device; }
 
 static int cu_capturing(void *ctx) {
   enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
@@ -181,6 +193,8 @@ static const evo_backend_iface cuda_iface = {
     .host_addressable = 0,
     .stream = cu_stream,
     .device_name = cu_device_name,
+    .device = cu_device,
+    .use = cu_use,
     .capturing = cu_capturing,
     .graph_begin = cu_graph_begin,
     .graph_end = cu_graph_end,

@@ -27,6 +27,13 @@ evo_status evo_backend_cuda_new(int ordinal, evo_backend **out);
 int evo_cuda_device_count(void);
 /* The cudaStream_t (as void *) the backend enqueues on; NULL for host backends. Device tasks step on it. */
 void *evo_backend_stream(const evo_backend *be);
+/* The CUDA device ordinal the backend runs on; -1 for host backends. */
+int evo_backend_device(const evo_backend *be);
+/* Makes the backend's device the calling thread's current one (a no-op on host backends and when it is current
+   already). A thread may drive backends on several GPUs, and a kernel launches only into a stream of the current
+   device: code that launches on evo_backend_stream (device tasks, plugins) calls this first. Safe while a stream
+   captures a graph. */
+evo_status evo_backend_use(evo_backend *be);
 /* Waits until all work enqueued on the backend has finished (a no-op on the CPU). Device plans run asynchronously:
    time them with a sync, and read results through evo_tensor_copy (which waits). */
 evo_status evo_backend_sync(evo_backend *be);

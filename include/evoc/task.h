@@ -28,7 +28,9 @@
  *    before them leaves flags 0 (evoc zeroes the spec before calling spec()), so evoc never reads past the end of
  *    its shorter vtable, and it is stepped whole, on one thread.
  * Memory: for a host task (place EVO_TASK_HOST) every pointer is host memory. A device task receives pointers in
- * the memory of args->backend (host memory for the CPU backend). Return evo_status; never exit or abort.
+ * the memory of args->backend (host memory for the CPU backend); on a CUDA backend it launches its kernels on
+ * evo_backend_stream after evo_backend_use (one thread may drive several GPUs). Return evo_status; never exit or
+ * abort.
  */
 #ifndef EVOC_TASK_H
 #define EVOC_TASK_H

@@ -101,6 +101,11 @@ void launch(const launch_cfg &c, std::function<void()> body, const void *key) {
     set(e);
     return;
   }
+  /* as on a GPU, a kernel goes only into a stream of the current device (copies may cross) */
+  if (c.stream && c.stream->device != cur_device) {
+    set(cudaErrorInvalidResourceHandle);
+    return;
+  }
   enqueue(c.stream, std::move(o));
 }
 
@@ -130,6 +135,7 @@ const char *cudaGetErrorName(cudaError_t e) {
   case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
   case cudaErrorGraphExecUpdateFailure: return "cudaErrorGraphExecUpdateFailure";
   case cudaErrorIllegalState: return "cudaErrorIllegalState";
+  case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
   default: return "cudaErrorUnknown";
   }
 }
@@ -140,6 +146,7 @@ const char *cudaGetErrorString(cudaError_t e) {
   case cudaErrorMemoryAllocation: return "out of memory";
   case cudaErrorInvalidConfiguration: return "invalid configuration argument";
   case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+  case cudaErrorInvalidResourceHandle: return "invalid resource handle";
   case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
   case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
   case cudaErrorStreamCaptureImplicit:
