@@ -71,6 +71,11 @@ const float *const *evo_zc_lookup(evo_algo *a, const int *dirs, const evo_key *k
   return any ? zc->lookup : NULL;
 }
 
+float *evo_zc_row(evo_algo *a, int64_t k) {
+  evo_zcache *zc = a->zc;
+  return zc && k >= 0 && k < zc->cap && zc->full[k] ? zc->rows + k * a->n : NULL;
+}
+
 void evo_zc_clear(evo_algo *a) {
   evo_zcache *zc = a->zc;
   if (!zc) return;

@@ -21,6 +21,8 @@ void evo_zc_end(evo_algo *a, int64_t k0, int64_t k1, const evo_key *keys);
 /* For tell: out[t] = direction dirs[t]'s kept normals (dirs NULL: direction t) when its slot holds keys[t], else
    NULL; returns out, or NULL when nothing is kept. out: scratch of nd pointers owned by the memo. */
 const float *const *evo_zc_lookup(evo_algo *a, const int *dirs, const evo_key *keys, int nd);
+/* Slot k's row when it holds a direction, else NULL (tests). */
+float *evo_zc_row(evo_algo *a, int64_t k);
 /* Forgets every kept direction (tests compare a run with and without the memo). */
 void evo_zc_clear(evo_algo *a);
 void evo_zc_free(evo_zcache *zc);

@@ -8,12 +8,14 @@
    probability (uniform crossover) before mutation. Generation 0 is init_mean + init_stdev N(0, I).
 
    Member i of generation g is a pure function of (key, g, i) and the elites chosen by the previous tell, so any
-   slice is regenerable; tell regenerates the selected members instead of storing the population. The fitness
+   slice is regenerable; tell rebuilds the selected members instead of storing the population, from the noise ask
+   kept (algos/zcache.h) or drawn again. The fitness
    optionally carries the shared weight decay penalty (fitness form, algos/weight_decay.c) before selection.
    A generation without a finite fitness changes nothing. best = best-ever member (by penalised fitness). */
 #include <stdlib.h>
 #include <string.h>
 #include "algo_impl.h"
+#include "zcache.h"
 
 #define GA_TAG_NOISE 1u
 #define GA_TAG_PICK 2u
@@ -25,6 +27,7 @@ typedef struct {
   float *best;         /* n: best-ever member */
   float *f;            /* pop scratch: penalised fitness */
   int *order;          /* pop scratch */
+  evo_key *keys;       /* pop scratch: noise keys */
   int t;               /* T */
 } ga_state;
 
@@ -49,8 +52,14 @@ static int ga_pick(evo_key k, int w, int m) {
   return (int)(((uint64_t)out[w] * (uint32_t)m) >> 32);
 }
 
-/* Member i of the current generation into row. */
-static void ga_member(const evo_algo *a, int i, float *row) {
+/* Key of member i's mutation noise. */
+static evo_key ga_noise_key(const evo_algo *a, int i) {
+  return evo_key_fold_in(evo_algo_member_key(a, a->gen, i), GA_TAG_NOISE);
+}
+
+/* Member i of the current generation into row. noise: its normals when already drawn (ask's memo), else NULL
+   (drawn here into row); memo: where to keep them when drawn (NULL: nowhere). */
+static void ga_member(const evo_algo *a, int i, float *row, const float *noise, float *memo) {
   const ga_state *s = a->state;
   const int64_t n = a->n;
   const int ne = (int)s->meta[0];
@@ -59,9 +68,13 @@ static void ga_member(const evo_algo *a, int i, float *row) {
     memcpy(row, s->elite, sizeof(float) * (size_t)n);
     return;
   }
-  evo_algo_normals(evo_key_fold_in(mk, GA_TAG_NOISE), 0, n, row);
+  if (!noise) {
+    float *dst = memo ? memo : row;
+    evo_algo_normals(evo_key_fold_in(mk, GA_TAG_NOISE), 0, n, dst);
+    noise = dst;
+  }
   if (ne == 0) {
-    for (int64_t j = 0; j < n; j++) row[j] = (float)(a->init_mean[j] + a->init_stdev * row[j]);
+    for (int64_t j = 0; j < n; j++) row[j] = (float)(a->init_mean[j] + a->init_stdev * noise[j]);
     return;
   }
   const evo_key pk = evo_key_fold_in(mk, GA_TAG_PICK);
@@ -71,9 +84,9 @@ static void ga_member(const evo_algo *a, int i, float *row) {
     const float *pb = s->elite + (int64_t)ga_pick(pk, 1, ne) * n;
     const evo_key ck = evo_key_fold_in(mk, GA_TAG_CROSS);
     for (int64_t j = 0; j < n; j++)
-      row[j] = (float)((evo_rng_uniform01(ck.w, (uint64_t)j) < rate ? pb[j] : pa[j]) + sigma * row[j]);
+      row[j] = (float)((evo_rng_uniform01(ck.w, (uint64_t)j) < rate ? pb[j] : pa[j]) + sigma * noise[j]);
   } else {
-    for (int64_t j = 0; j < n; j++) row[j] = (float)(pa[j] + sigma * row[j]);
+    for (int64_t j = 0; j < n; j++) row[j] = (float)(pa[j] + sigma * noise[j]);
   }
 }
 
@@ -85,6 +98,7 @@ static void ga_destroy(evo_algo *a) {
   free(s->best);
   free(s->f);
   free(s->order);
+  free(s->keys);
   free(s);
   a->state = NULL;
 }
@@ -103,7 +117,8 @@ static evo_status ga_init(evo_algo *a) {
   s->best = malloc((size_t)a->n * sizeof(float));
   s->f = malloc((size_t)a->pop * sizeof(float));
   s->order = malloc((size_t)a->pop * sizeof(int));
-  if (!s->elite || !s->next || !s->best || !s->f || !s->order)
+  s->keys = malloc((size_t)a->pop * sizeof(evo_key));
+  if (!s->elite || !s->next || !s->best || !s->f || !s->order || !s->keys)
     return evo_error(EVO_STATUS_OUT_OF_MEMORY, "simple_ga: out of memory for %d elites of %lld parameters", s->t,
                      (long long)a->n);
   memcpy(s->best, a->init_mean, (size_t)a->n * sizeof(float));
@@ -112,9 +127,17 @@ static evo_status ga_init(evo_algo *a) {
   return EVO_STATUS_OK;
 }
 
+/* Keeps each member's noise in the memo (members under elitism's copy keep garbage there, which ga_member never
+   reads). */
 static evo_status ga_ask(evo_algo *a, int begin, int end, float *pop) {
+  ga_state *s = a->state;
+  int64_t cap;
+  float *memo = evo_zc_begin(a, a->pop, begin, end, &cap);
 #pragma omp parallel for schedule(static) if ((int64_t)(end - begin) * a->n >= 65536)
-  for (int i = begin; i < end; i++) ga_member(a, i, pop + (int64_t)(i - begin) * a->n);
+  for (int i = begin; i < end; i++)
+    ga_member(a, i, pop + (int64_t)(i - begin) * a->n, NULL, i < cap ? memo + (int64_t)i * a->n : NULL);
+  for (int i = begin; i < end; i++) s->keys[i - begin] = ga_noise_key(a, i);
+  evo_zc_end(a, begin, end, s->keys);
   return EVO_STATUS_OK;
 }
 
@@ -126,16 +149,19 @@ static evo_status ga_tell(evo_algo *a, const float *fitness) {
   for (int i = 0; i < P; i++) finite += isfinite(fitness[i]) != 0;
   if (!finite) return EVO_STATUS_OK;
   memcpy(s->f, fitness, sizeof(float) * (size_t)P);
+  for (int i = 0; i < P; i++) s->keys[i] = ga_noise_key(a, i);
+  const float *const *kept = evo_zc_lookup(a, NULL, s->keys, P); /* member i's noise, or NULL */
   if (evo_algo_weight_decay_coef(a) > 0) /* penalise every member: regenerate each into next[0] as scratch */
     for (int i = 0; i < P; i++)
       if (isfinite(s->f[i])) {
-        ga_member(a, i, s->next);
+        ga_member(a, i, s->next, kept ? kept[i] : NULL, NULL);
         s->f[i] = (float)(s->f[i] - evo_algo_weight_decay(a, s->next, n));
       }
   evo_shape_argsort_desc(s->f, P, s->order);
   const int t = s->t < P ? s->t : P;
 #pragma omp parallel for schedule(static) if ((int64_t)t * n >= 65536)
-  for (int k = 0; k < t; k++) ga_member(a, s->order[k], s->next + (int64_t)k * n);
+  for (int k = 0; k < t; k++)
+    ga_member(a, s->order[k], s->next + (int64_t)k * n, kept ? kept[s->order[k]] : NULL, NULL);
   if (s->f[s->order[0]] > s->meta[2]) {
     s->meta[2] = s->f[s->order[0]];
     memcpy(s->best, s->next, sizeof(float) * (size_t)n);
