@@ -7,6 +7,7 @@
 #include "algo_test_util.h"
 #include "algo_impl.h"
 #include "evoc/optim.h"
+#include "normal_math.h"
 #include "rng_math.h"
 
 /* Centered ranks of distinct values, as EvoJAX's process_scores: rank / (n - 1) - 0.5. */
@@ -522,6 +523,27 @@ Test(normals, stream_matches_box_muller_in_double) {
   cr_log_info("normals: worst scaled error %.3g; mean %.5f var %.5f 4th moment %.4f", worst, m1, m2, m4);
   /* standard errors over 2^20 samples: 0.001, 0.0014, 0.01 */
   cr_assert(fabs(m1) < 0.005 && fabs(m2 - 1) < 0.007 && fabs(m4 - 3) < 0.05, "moments %g %g %g", m1, m2, m4);
+  free(z);
+}
+
+/* Bit for bit, element 4b + 2p + t is evo_nm_pair on words (2p, 2p + 1) of the scalar Philox block b (core's
+   evo_rng_block): the vectorised Philox rounds of algos/normals.c (AVX2 or the portable loop) reorder nothing. */
+Test(normals, stream_is_scalar_philox_then_the_pair_formula_bit_for_bit) {
+  enum { N = 1 << 16 };
+  const evo_key keys[2] = {evo_key_from_seed(3), {{0xffffffffu, 0x80000001u}}};
+  float *z = malloc(sizeof(float) * N);
+  for (int k = 0; k < 2; k++) {
+    evo_algo_normals(keys[k], 0, N, z);
+    for (int64_t b = 0; b < N / 4; b++) {
+      const evo_philox_block r = evo_rng_block(keys[k].w[0], keys[k].w[1], (uint64_t)b);
+      float want[4];
+      evo_nm_pair(r.w[0], r.w[1], &want[0], &want[1]);
+      evo_nm_pair(r.w[2], r.w[3], &want[2], &want[3]);
+      cr_assert(memcmp(want, z + 4 * b, sizeof want) == 0, "key %d block %lld: %.9g %.9g %.9g %.9g, want %.9g %.9g "
+                "%.9g %.9g", k, (long long)b, z[4 * b], z[4 * b + 1], z[4 * b + 2], z[4 * b + 3], want[0], want[1],
+                want[2], want[3]);
+    }
+  }
   free(z);
 }
 
