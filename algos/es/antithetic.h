@@ -37,14 +37,13 @@ static inline void evo_antithetic_ask(evo_algo *a, const float *mean, const doub
   const int64_t n = a->n, nb = evo_anti_blocks(n);
   const int k0 = begin / 2, k1 = (end + 1) / 2;
   evo_anti_keys(a, a->gen, k0, k1, keys);
-  int64_t cap;
-  float *memo = evo_zc_begin(a, a->pop / 2, k0, k1, &cap);
+  float *const *memo = evo_zc_begin(a, a->pop / 2, k0, k1);
   const int64_t tasks = (int64_t)(k1 - k0) * nb;
 #pragma omp parallel for schedule(static) if ((int64_t)(end - begin) * n >= EVO_ANTI_PAR_MIN)
   for (int64_t t = 0; t < tasks; t++) {
     const int k = k0 + (int)(t / nb);
     const int64_t i0 = (t % nb) * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
-    float buf[EVO_ANTI_BLOCK], *eps = k < cap ? memo + k * n + i0 : buf;
+    float buf[EVO_ANTI_BLOCK], *eps = evo_zc_at(memo, k, i0, buf);
     evo_anti_normal_range(keys[k - k0], i0, i1, eps);
     for (int r = 2 * k; r <= 2 * k + 1; r++) {
       if (r < begin || r >= end) continue;
@@ -63,13 +62,12 @@ static inline void evo_anti_ask_plain(evo_algo *a, const double *mean, const dou
                                       float *pop, evo_key *keys) {
   const int64_t n = a->n, nb = evo_anti_blocks(n), tasks = (int64_t)(end - begin) * nb;
   evo_anti_keys(a, a->gen, begin, end, keys);
-  int64_t cap;
-  float *memo = evo_zc_begin(a, a->pop, begin, end, &cap);
+  float *const *memo = evo_zc_begin(a, a->pop, begin, end);
 #pragma omp parallel for schedule(static) if ((int64_t)(end - begin) * n >= EVO_ANTI_PAR_MIN)
   for (int64_t t = 0; t < tasks; t++) {
     const int r = (int)(t / nb);
     const int64_t i0 = (t % nb) * EVO_ANTI_BLOCK, i1 = i0 + EVO_ANTI_BLOCK < n ? i0 + EVO_ANTI_BLOCK : n;
-    float buf[EVO_ANTI_BLOCK], *z = begin + r < cap ? memo + (begin + r) * n + i0 : buf;
+    float buf[EVO_ANTI_BLOCK], *z = evo_zc_at(memo, begin + r, i0, buf);
     evo_anti_normal_range(keys[r], i0, i1, z);
     float *row = pop + (int64_t)r * n;
     for (int64_t i = i0; i < i1; i++) row[i] = (float)(mean[i] + sigma[i] * z[i - i0]);

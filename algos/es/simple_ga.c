@@ -131,11 +131,10 @@ static evo_status ga_init(evo_algo *a) {
    reads). */
 static evo_status ga_ask(evo_algo *a, int begin, int end, float *pop) {
   ga_state *s = a->state;
-  int64_t cap;
-  float *memo = evo_zc_begin(a, a->pop, begin, end, &cap);
+  float *const *memo = evo_zc_begin(a, a->pop, begin, end);
 #pragma omp parallel for schedule(static) if ((int64_t)(end - begin) * a->n >= 65536)
   for (int i = begin; i < end; i++)
-    ga_member(a, i, pop + (int64_t)(i - begin) * a->n, NULL, i < cap ? memo + (int64_t)i * a->n : NULL);
+    ga_member(a, i, pop + (int64_t)(i - begin) * a->n, NULL, evo_zc_at(memo, i, 0, NULL));
   for (int i = begin; i < end; i++) s->keys[i - begin] = ga_noise_key(a, i);
   evo_zc_end(a, begin, end, s->keys);
   return EVO_STATUS_OK;
