@@ -124,6 +124,7 @@ void evo_algo_weight_decay_grad64(const evo_algo *a, const float *theta, int64_t
 
 /* Registry of built-in strategies (algos/registry.c). */
 extern const evo_algo_vtable evo_es_pgpe, evo_es_openes, evo_es_cmaes, evo_es_sep_cmaes, evo_es_cholesky_cmaes,
-    evo_es_ars, evo_es_snes, evo_es_cem, evo_es_xnes, evo_es_crfmnes, evo_es_lmmaes, evo_es_simple_ga, evo_es_map_elites;
+    evo_es_ars, evo_es_snes, evo_es_cem, evo_es_xnes, evo_es_crfmnes, evo_es_lmmaes, evo_es_simple_ga,
+    evo_es_map_elites;
 
 #endif

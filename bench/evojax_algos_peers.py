@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """EvoJAX's own strategies against the same rows of bench/bench_cmaes.c (ask + tell per generation, one thread
-each): CMA_ES_JAX (n = 100 and 1,000, and against evoc's Cholesky-CMA-ES at 1,000), CRFMNES (n = 1,000), SimpleGA and ARS_native (n = 10,000), each with evoc's
-default population for that row. EvoJAX's PGPE and MAPElites have their own scripts (es_peers.py,
-map_elites_peers.py); its OpenES, ARS and Sep_CMA_ES wrap evosax, which bench/cma_peers.py times directly.
+each): CMA_ES_JAX (n = 100 and 1,000, and against evoc's Cholesky-CMA-ES at 1,000), CRFMNES (n = 1,000), SimpleGA
+and ARS_native (n = 10,000), each with evoc's default population for that row. EvoJAX's PGPE and MAPElites have
+their own scripts (es_peers.py, map_elites_peers.py); its OpenES, ARS and Sep_CMA_ES wrap evosax, which
+bench/cma_peers.py times directly.
 
 Workload as bench_cmaes.c: sphere (EvoJAX maximises, so it is told -f), x0 = 0.5, sigma0 = 0.5 where the strategy
 takes one (SimpleGA and ARS_native keep their own mutation scales: the time does not depend on them), the
@@ -73,7 +74,8 @@ def main():
     print(f"# jax {jax.__version__}, evojax {version('evojax')}; one thread each")
     print("| algo | n | lambda | evoc mean ms | EvoJAX strategy | EvoJAX mean ms | EvoJAX median ms | EvoJAX / evoc |")
     print("|---|---:|---:|---:|---|---:|---:|---:|")
-    names = {"cmaes": "CMA_ES_JAX", "cholesky_cmaes": "CMA_ES_JAX", "crfmnes": "CRFMNES", "simple_ga": "SimpleGA", "ars": "ARS_native"}
+    names = {"cmaes": "CMA_ES_JAX", "cholesky_cmaes": "CMA_ES_JAX", "crfmnes": "CRFMNES", "simple_ga": "SimpleGA",
+             "ars": "ARS_native"}
     for algo, n in ROWS:
         warm, gens, qgens = next((w, g, q) for (al, nn, w, g, q, _) in TIME_CASES if (al, nn) == (algo, n))
         g = qgens if a.quick else gens

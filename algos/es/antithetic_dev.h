@@ -1,9 +1,9 @@
 /* Internal: where a Gaussian strategy's population-sized work runs (the antithetic PGPE, OpenES and ARS, and
-   SNES and CEM). Asked into a tensor on a CUDA backend, a strategy samples its members there (evo_anti_dev_ask*) and from
-   then on also computes tell's noise sums there (evo_anti_dev_sums): per generation only O(n) vectors cross the
-   bus (the mean, and the per-coordinate stdevs, up; the sums down), never the population. Members and sums are
-   bit-identical to the host path (antithetic_cuda.h), so a run gives the same bits whichever side sampled. The
-   context borrows the tensor's backend, which must outlive it. */
+   SNES and CEM). Asked into a tensor on a CUDA backend, a strategy samples its members there (evo_anti_dev_ask*)
+   and from then on also computes tell's noise sums there (evo_anti_dev_sums): per generation only O(n) vectors
+   cross the bus (the mean, and the per-coordinate stdevs, up; the sums down), never the population. Members and
+   sums are bit-identical to the host path (antithetic_cuda.h), so a run gives the same bits whichever side sampled.
+   The context borrows the tensor's backend, which must outlive it. */
 #ifndef EVOC_ES_ANTITHETIC_DEV_H
 #define EVOC_ES_ANTITHETIC_DEV_H
 #include "algo_impl.h"
