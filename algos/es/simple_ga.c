@@ -9,9 +9,9 @@
 
    Member i of generation g is a pure function of (key, g, i) and the elites chosen by the previous tell, so any
    slice is regenerable; tell rebuilds the selected members instead of storing the population, from the noise ask
-   kept (algos/zcache.h) or drawn again. The fitness
-   optionally carries the shared weight decay penalty (fitness form, algos/weight_decay.c) before selection.
-   A generation without a finite fitness changes nothing. best = best-ever member (by penalised fitness). */
+   kept (algos/zcache.h) or drawn again. The fitness optionally carries the shared weight decay penalty (fitness
+   form, algos/weight_decay.c) before selection. A generation without a finite fitness changes nothing.
+   best = best-ever member (by penalised fitness). */
 #include <stdlib.h>
 #include <string.h>
 #include "algo_impl.h"
