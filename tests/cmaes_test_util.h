@@ -140,7 +140,7 @@ static inline void assert_same(evo_algo *x, evo_algo *y, const char *what, int v
   cr_assert_eq(memcmp(s->ps, t->ps, sizeof(double) * (size_t)n), 0, "%s: p_sigma differs", what);
   cr_assert_eq(memcmp(s->pc, t->pc, sizeof(double) * (size_t)n), 0, "%s: p_c differs", what);
   cr_assert_eq(memcmp(s->C, t->C, sizeof(double) * (size_t)nn), 0, "%s: C differs", what);
-  if (!s->sep) cr_assert_eq(memcmp(s->B, t->B, sizeof(double) * (size_t)nn), 0, "%s: B differs", what);
+  if (s->B) cr_assert_eq(memcmp(s->B, t->B, sizeof(double) * (size_t)nn), 0, "%s: B differs", what);
   cr_assert_eq(memcmp(s->D, t->D, sizeof(double) * (size_t)n), 0, "%s: D differs", what);
   cr_assert_eq(x->restarts, y->restarts, "%s: restarts", what);
   cr_assert_eq(x->gen, y->gen, "%s: generation", what);

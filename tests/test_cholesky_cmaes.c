@@ -1,4 +1,4 @@
-/* Cholesky-CMA-ES (algos/es/cholesky_cmaes.c): one tell against the CMA-ES update computed here from the asked rows
+/* Cholesky-CMA-ES (algos/es/cmaes.c, chol mode): one tell against the CMA-ES update computed here from the asked rows
    and the published formulas (A'A'^T equals the updated C; mean, paths and sigma), on small and larger n and after
    generations that made A non-trivial; fixed-seed targets; and the evaluation counts of plain (passive) CMA-ES
    over seeds, which it must match as the same algorithm with another square root of C. State arrays are read
@@ -6,7 +6,7 @@
 #include "algo_test_util.h"
 #include "algo_impl.h"
 
-#define ST(name) test_state_array(a, "cholesky_cmaes." name, NULL)
+#define ST(name) test_state_array(a, "cmaes." name, NULL) /* "scalars"[0] is sigma */
 
 /* C = A A^T of the lower-triangular column-major A (n x n). */
 static void gram(const double *A, int n, double *C) {
@@ -34,7 +34,7 @@ static void one_tell(int n, int P, int gens_before, int active) {
   double *A = malloc(sizeof(double) * nn), *C = malloc(sizeof(double) * nn), *C1 = malloc(sizeof(double) * nn);
   double *m = malloc(sizeof(double) * (size_t)n), *ps = malloc(sizeof(double) * (size_t)n);
   double *pc = malloc(sizeof(double) * (size_t)n), *Y = malloc(sizeof(double) * (size_t)(n * P));
-  double *Z = malloc(sizeof(double) * (size_t)(n * P)), sigma = ST("sigma")[0];
+  double *Z = malloc(sizeof(double) * (size_t)(n * P)), sigma = ST("scalars")[0];
   memcpy(A, ST("A"), sizeof(double) * nn);
   memcpy(m, ST("mean"), sizeof(double) * (size_t)n);
   memcpy(ps, ST("p_sigma"), sizeof(double) * (size_t)n);
@@ -117,7 +117,7 @@ static void one_tell(int n, int P, int gens_before, int active) {
     cr_assert(fabs(ps1[i] - ps[i]) < 1e-5 * (1 + fabs(ps[i])), "p_sigma[%d] %.9g want %.9g", i, ps1[i], ps[i]);
     cr_assert(fabs(pc1[i] - pc[i]) < 1e-5 * (1 + fabs(pc[i])), "p_c[%d] %.9g want %.9g", i, pc1[i], pc[i]);
   }
-  const double s1 = ST("sigma")[0];
+  const double s1 = ST("scalars")[0];
   cr_assert(fabs(s1 - sigma1) < 1e-6 * sigma1, "sigma %.9g want %.9g", s1, sigma1);
   evo_algo_free(a);
   free(x0), free(pop), free(A), free(C), free(C1), free(m), free(ps), free(pc), free(Y), free(Z);

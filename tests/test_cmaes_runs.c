@@ -1,5 +1,6 @@
 /* CMA-ES and sep-CMA-ES runs: convergence with fixed seeds at evaluation limits no looser than pycma's own
-   asserted ones, IPOP / BIPOP restarts, and bit-identical save / load / continue (including across restarts).
+   asserted ones, IPOP / BIPOP restarts, and bit-identical save / load / continue (including across restarts);
+   Cholesky-CMA-ES's stop criteria and restarts, which it shares.
    Parameters and the update itself: tests/test_cmaes.c. */
 #include <criterion/criterion.h>
 #include "cmaes_test_util.h"
@@ -205,17 +206,59 @@ Test(cmaes, save_load_continue_is_bit_identical) {
   resume_case("sep_cmaes", 20, 0.5, 0.5, NULL, 0, f_elli, 33, 40, 0, 0);
 }
 
+/* Generations until the second restart on the 4-D Rastrigin (the runs of resume_case: seed 21, x0 3, sigma0 2). */
+static int gens_to_two_restarts(const char *name, const evo_option *o, int n_o) {
+  evo_algo *probe = make_algo(name, 4, 3, 2, 0, 21, o, n_o);
+  int g = 0;
+  while (probe->restarts < 2 && g < 20000) step(probe, f_rastrigin), g++;
+  cr_assert(probe->restarts >= 2, "%s: need restarts before the save point", name);
+  evo_algo_free(probe);
+  return g;
+}
+
 Test(cmaes, save_load_continue_across_restarts) {
   /* IPOP and BIPOP on Rastrigin: the save falls after restarts (changed lambda, sigma0, budgets) and the
      continuation crosses more restarts. */
   static const evo_option ipop[] = {{"restarts", 1}, {"restart_box", 2}};
   static const evo_option bipop[] = {{"restarts", 2}};
-  evo_algo *probe = make_algo("cmaes", 4, 3, 2, 0, 21, ipop, 2);
-  int g = 0;
-  while (probe->restarts < 2 && g < 20000) step(probe, f_rastrigin), g++;
-  cr_assert(probe->restarts >= 2, "need restarts before the save point");
-  evo_algo_free(probe);
+  const int g = gens_to_two_restarts("cmaes", ipop, 2);
   resume_case("cmaes", 4, 3, 2, ipop, 2, f_rastrigin, g + 5, 300, 0, 1);
   resume_case("cmaes", 4, 3, 2, bipop, 1, f_rastrigin, g + 5, 300, 1, 1);
   resume_case("sep_cmaes", 4, 3, 2, ipop, 2, f_rastrigin, g + 5, 300, 0, 1);
+}
+
+/* Cholesky-CMA-ES has cmaes' stop criteria and restarts (its covariance as a Cholesky factor): IPOP solves the
+   5-D Rastrigin (seeds 1-3), doubling lambda and resetting sigma, and then recommends the best-ever member; without
+   a restart strategy the first criterion sets stop and the mean is the recommendation; a save / load / continue
+   across restarts is bit-identical, for IPOP and BIPOP. */
+Test(cmaes, cholesky_cmaes_stops_and_restarts) {
+  static const evo_option ipop[] = {{"restarts", 1}, {"restart_box", 2}};
+  static const evo_option bipop[] = {{"restarts", 2}};
+  for (int seed = 1; seed <= 3; seed++) {
+    evo_algo *a = make_algo("cholesky_cmaes", 5, 3, 2, 0, (uint64_t)seed, ipop, 1);
+    const int64_t ev = evals_to_target(a, f_rastrigin, 1e-8, 60000);
+    cr_assert(ev > 0, "seed %d: Rastrigin not solved (restarts %d)", seed, a->restarts);
+    cr_assert_eq(evo_algo_pop_size(a), 8 << a->restarts, "IPOP doubles lambda");
+    cr_assert_eq(st_of(a)->sc.sigma0, 2.0);
+    float best[5]; /* after a restart the recommendation is the best-ever member, not the fresh run's mean */
+    cr_assert_eq(evo_algo_best(a, best), EVO_STATUS_OK);
+    cr_assert(a->restarts > 0 && memcmp(best, st_of(a)->best_x, sizeof best) == 0, "best is not the best-ever member");
+    cr_log_info("cholesky_cmaes IPOP Rastrigin 5-D, seed %d: %lld evaluations, %d restarts", seed, (long long)ev,
+                a->restarts);
+    evo_algo_free(a);
+  }
+  evo_algo *a = make_algo("cholesky_cmaes", 4, 1, 1, 0, 4, NULL, 0);
+  int gen = 0;
+  for (; gen < 20000 && !a->stop; gen++) step(a, f_sphere);
+  cr_assert(a->stop && a->restarts == 0, "no stop in %d generations", gen);
+  float best[4]; /* without restarts: the mean, as Krause et al. */
+  cr_assert_eq(evo_algo_best(a, best), EVO_STATUS_OK);
+  for (int j = 0; j < 4; j++) cr_assert_eq(best[j], (float)st_of(a)->mean[j]);
+  cr_assert(((int)st_of(a)->sc.stop_flags & (CMAES_STOP_TOLFUN | CMAES_STOP_TOLX | CMAES_STOP_EQUALFUN)) != 0,
+            "stop reason %g", st_of(a)->sc.stop_flags);
+  evo_algo_free(a);
+  const int g = gens_to_two_restarts("cholesky_cmaes", ipop, 2);
+  resume_case("cholesky_cmaes", 4, 3, 2, ipop, 2, f_rastrigin, g + 5, 300, 0, 1);
+  resume_case("cholesky_cmaes", 4, 3, 2, bipop, 1, f_rastrigin, g + 5, 300, 1, 1);
+  resume_case("cholesky_cmaes", 12, 0.5, 0.5, NULL, 0, f_elli, 37, 45, 0, 0);
 }

@@ -24,13 +24,24 @@
    elementwise (the same formula) and D = sqrt(diag C) every generation.
    Safeguards: flat fitness (f_1 == f_ceil(0.7 lambda)) multiplies sigma by exp(0.2 + c_s / d_s) (tutorial's
    cmaes.m); sigma is clamped to [sigma_min, sigma_max].
+   Cholesky-CMA-ES (Krause, Arbones & Igel 2016, "CMA-ES with Optimal Covariance Update and Storage Complexity",
+   NeurIPS, Algorithm 2) keeps C = A A^T as its lower-triangular factor A: y_i = A z_i (one dtrmm per block),
+   ybar = A zbar, p_s sums zbar itself (A^{-1} ybar; the paper proves A may replace C^{-1/2} there), and C's update
+   becomes rank-one updates of A (chol_update.h): A scaled by sqrt(max(1e-8, alpha)) (the sliver keeps updates
+   possible when c_mu reaches its cap 1 - c_1), then (c_1, p_c), then (c_mu w°_k, y_k) in rank order, the negative
+   weights (downdates) last so every intermediate matrix is at least the final one, positive definite by the
+   weights' bound (tutorial eq. 53). O(lambda n^2) per generation and no eigendecomposition; every eigen_gap
+   generations D becomes the row norms of A (sqrt C_jj, for the stop criteria) and cond(C) is bounded below by
+   (max a_jj / min a_jj)^2, which counts as ConditionCov when it exceeds cond_limit (no repair: A stays exact).
+   Same bits as the separate cholesky_cmaes.c of session 10 (which had no restarts or stop criteria).
    Stop criteria, IPOP / BIPOP restarts: cmaes_restart.c. best: the best-ever member over all runs (the f32 vector
-   that was evaluated), the initial mean before the first tell. */
+   that was evaluated), the initial mean before the first tell; Cholesky-CMA-ES: the mean until a restart. */
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "chol_update.h"
 #include "cmaes_impl.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -91,8 +102,8 @@ static const evo_option_spec cmaes_options[] = {
     {"flat_fitness", 1, 0, 1, "true: sigma *= exp(0.2 + c_s / d_s) when f_1 == f_ceil(0.7 lambda) (tutorial cmaes.m)",
      evo_option_bool},
     {"eigen_gap", 0, 0, 1e9,
-     "generations between eigendecompositions; 0: max(1, floor(1 / (10 n (c_1 + c_mu)))) "
-     "(tutorial B.2; pycma lazy_update_gap)", NULL},
+     "generations between eigendecompositions (cholesky_cmaes: between refreshes of diag C for the stop "
+     "criteria); 0: max(1, floor(1 / (10 n (c_1 + c_mu)))) (tutorial B.2; pycma lazy_update_gap)", NULL},
     {"sigma_min", 1e-300, 0, 1e300, "lower bound on sigma (safeguard)", NULL},
     {"sigma_max", 1e300, 0, 1e300, "upper bound on sigma (safeguard)", NULL},
 };
@@ -120,13 +131,18 @@ static void gen_block(const evo_algo *a, cmaes_state *s, int64_t gen, int b0, in
     for (int64_t j = 0; j < n; j++) {
       acc += z[j] * z[j];
       if (zf) zf[j] = (float)z[j];
-      z[j] *= s->D[j];
+      if (!s->chol) z[j] *= s->D[j];
     }
     zn2[k] = acc;
   }
-  if (!s->sep)
+  if (s->chol) {
+    memcpy(Y, Z, sizeof(double) * (size_t)n * (size_t)cnt);
+    cblas_dtrmm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, (int)n, cnt, 1.0, s->C, (int)n, Y,
+                (int)n);
+  } else if (!s->sep) {
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)n, cnt, (int)n, 1.0, s->B, (int)n, Z, (int)n, 0.0, Y,
                 (int)n);
+  }
 }
 
 /* Block b's y columns for generation a->gen: from the cache when ask computed them, else computed (into the
@@ -211,9 +227,23 @@ static void sep_update_d(cmaes_state *s) {
   for (int64_t j = 0; j < n; j++) s->D[j] = sqrt(s->C[j]);
 }
 
+/* Cholesky-CMA, every eigen_gap generations (as full CMA decomposes; the stop criteria read D in between): D =
+   sqrt(diag C) = the row norms of A (their squares left in D by evo_chol_update); ConditionCov when
+   (max a_jj / min a_jj)^2, a lower bound of cond(C) (A's eigenvalues are its diagonal), exceeds cond_limit. */
+static void chol_update_d(cmaes_state *s) {
+  const int64_t n = s->n;
+  double lo = INFINITY, hi = 0;
+  for (int64_t j = 0; j < n; j++) {
+    const double ajj = fabs(s->C[(size_t)j * n + j]);
+    s->D[j] = sqrt(s->D[j]), lo = fmin(lo, ajj), hi = fmax(hi, ajj);
+  }
+  if (!(lo > 0) || hi / lo * (hi / lo) > s->cond_limit)
+    s->sc.stop_flags = (double)((int)s->sc.stop_flags | CMAES_STOP_CONDITION);
+}
+
 /* sigma^2 C is the covariance; only the product matters. When max D leaves [2^-64, 2^64] (a run kept going after
    a stop criterion, e.g. flat fitness raising sigma while C shrinks), a power of two moves from C to sigma:
-   C *= 4^e, D and p_c *= 2^e, sigma /= 2^e, all exact, so the distribution is unchanged bit for bit and the
+   C *= 4^e (chol: A *= 2^e), D and p_c *= 2^e, sigma /= 2^e, all exact, so the distribution is unchanged bit for bit and the
    numbers stay far from overflow and denormals. */
 static void rebalance(cmaes_state *s) {
   const int64_t n = s->n;
@@ -224,7 +254,7 @@ static void rebalance(cmaes_state *s) {
     int e = -ilogb(dmax);
     double f = ldexp(1.0, e), f2 = ldexp(1.0, 2 * e);
     size_t nn = s->sep ? (size_t)n : (size_t)n * (size_t)n;
-    for (size_t k = 0; k < nn; k++) s->C[k] *= f2;
+    for (size_t k = 0; k < nn; k++) s->C[k] *= s->chol ? f : f2;
     for (int64_t j = 0; j < n; j++) s->D[j] *= f, s->pc[j] *= f;
     s->sc.sigma = ldexp(s->sc.sigma, -e);
   }
@@ -247,10 +277,14 @@ static void cmaes_tell_cov(evo_algo *a, cmaes_state *s, double alpha, double sig
   }
   /* Full CMA: the scaled columns sqrt|coef| y are collected per sign (the rank-one column sqrt(c_1) p_c first) and
      added with one dsyrk per sign and CMAES_WCOLS columns, so at lambda < CMAES_WCOLS C is read and written twice
-     per generation. The first call also applies alpha (its beta). */
+     per generation. The first call also applies alpha (its beta). Cholesky-CMA: p_c into V's column 0 (chol_collect
+     filled the others), then one fused pass of rank-one updates over A. */
   int kp = 0, kn = 0;
   double beta = alpha;
-  if (!s->sep) {
+  if (s->chol) {
+    memcpy(s->V, s->pc, sizeof(double) * (size_t)n);
+    s->beta[0] = p->c_1;
+  } else if (!s->sep) {
     const double c = sqrt(p->c_1);
     for (int64_t j = 0; j < n; j++) s->pcol[j] = c * s->pc[j];
     kp = 1;
@@ -263,7 +297,7 @@ static void cmaes_tell_cov(evo_algo *a, cmaes_state *s, double alpha, double sig
       for (int64_t j = 0; j < n; j++) s->best_x[j] = member_x(s->mold[j], sigma_old, y[j]);
       s->sc.has_best = 1, s->sc.best_f = s->fs[0];
     }
-    for (int k = 0; k < cnt; k++) {
+    for (int k = 0; k < cnt && !s->chol; k++) {
       double w = s->w[s->rank[b0 + k]];
       if (w == 0) continue;
       double coef = p->c_mu * (w > 0 ? w : w * (double)n / zn2[k]); /* w°: tutorial eq. 46 */
@@ -278,12 +312,41 @@ static void cmaes_tell_cov(evo_algo *a, cmaes_state *s, double alpha, double sig
       if (kn == CMAES_WCOLS) syrk_flush(s, s->ncol, &kn, -1.0, &beta);
     }
   }
-  if (!s->sep) {
+  if (s->chol)
+    evo_chol_update(s->C, n, sqrt(fmax(1e-8, alpha)), s->beta, s->V, s->nw + 1, s->bb, s->coef,
+                    s->refresh ? s->D : NULL);
+  else if (!s->sep) {
     syrk_flush(s, s->pcol, &kp, 1.0, &beta);
     syrk_flush(s, s->ncol, &kn, -1.0, &beta);
   }
   if (s->sep)
     for (int64_t j = 0; j < n; j++) s->C[j] = alpha * s->C[j] + p->c_1 * s->pc[j] * s->pc[j] + s->tmp[j];
+}
+
+/* Cholesky-CMA: y_k of every rank below the last nonzero weight into V's column rank + 1 with its update
+   coefficient c_mu w°_k (a zero weight gives a no-op update); then ybar = sum_k w_k y_k over the positive weights,
+   in rank order. */
+static void chol_collect(evo_algo *a, cmaes_state *s) {
+  const int64_t n = s->n;
+  s->nw = 0;
+  for (int r = 0; r < s->lambda; r++)
+    if (s->w[r] != 0) s->nw = r + 1;
+  for (int b = 0; b * CMAES_BLOCK < s->lambda; b++) {
+    int cnt, b0 = b * CMAES_BLOCK;
+    const double *zn2, *Y = block_y(a, s, b, &cnt, &zn2);
+    for (int k = 0; k < cnt; k++) {
+      const int r = s->rank[b0 + k];
+      if (r >= s->nw) continue;
+      const double w = s->w[r];
+      memcpy(s->V + (size_t)(r + 1) * n, Y + (size_t)k * n, sizeof(double) * (size_t)n);
+      s->beta[r + 1] = s->p.c_mu * (w > 0 ? w : w * (double)n / zn2[k]); /* w°: tutorial eq. 46 */
+    }
+  }
+  memset(s->ybar, 0, sizeof(double) * (size_t)n);
+  for (int r = 0; r < s->lambda && s->w[r] > 0; r++) {
+    const double *y = s->V + (size_t)(r + 1) * n;
+    for (int64_t j = 0; j < n; j++) s->ybar[j] += s->w[r] * y[j];
+  }
 }
 
 static evo_status tell_impl(evo_algo *a, const float *fitness) {
@@ -303,6 +366,9 @@ static evo_status tell_impl(evo_algo *a, const float *fitness) {
   /* ybar = B D zbar; tmp = B zbar = C^{-1/2} ybar (full CMA: one n x n x 2 product, B read once). */
   if (s->sep) {
     for (int64_t j = 0; j < n; j++) s->ybar[j] = s->D[j] * s->zbar[j];
+    memcpy(s->tmp, s->zbar, sizeof(double) * (size_t)n);
+  } else if (s->chol) { /* ybar = A zbar from the members' y; p_s takes zbar (Krause et al.) */
+    chol_collect(a, s);
     memcpy(s->tmp, s->zbar, sizeof(double) * (size_t)n);
   } else {
     for (int64_t j = 0; j < n; j++) s->zb[j] = s->D[j] * s->zbar[j], s->zb[n + j] = s->zbar[j];
@@ -329,8 +395,11 @@ static evo_status tell_impl(evo_algo *a, const float *fitness) {
   for (int64_t j = 0; j < n; j++) s->pc[j] = (1 - cc) * s->pc[j] + fc * s->ybar[j];
 
   /* Covariance. */
+  const int64_t gap = s->eigen_gap > 0 ? s->eigen_gap : p->eigen_gap;
+  s->refresh = ((int64_t)s->sc.run_gen + 1) % gap == 0;
   double delta = (1 - hs) * cc * (2 - cc);
-  double alpha = 1 + p->c_1 * delta - p->c_1 - p->c_mu * p->sum_w;
+  double alpha = s->chol ? 1 - p->c_1 - p->c_mu * p->sum_w + p->c_1 * (1 - hs) * cc * (2 - cc) /* A's scale */
+                         : 1 + p->c_1 * delta - p->c_1 - p->c_mu * p->sum_w;
   cmaes_tell_cov(a, s, alpha, sigma_old);
 
   /* Step size. */
@@ -345,7 +414,9 @@ static evo_status tell_impl(evo_algo *a, const float *fitness) {
   s->sc.stop_flags = 0;
   if (s->sep)
     sep_update_d(s);
-  else if ((int64_t)s->sc.run_gen % (s->eigen_gap > 0 ? s->eigen_gap : p->eigen_gap) == 0)
+  else if (s->chol && s->refresh)
+    chol_update_d(s);
+  else if (!s->chol && (int64_t)s->sc.run_gen % gap == 0)
     st = decompose(s);
   if (st != EVO_STATUS_OK) return st;
   rebalance(s);
@@ -363,9 +434,9 @@ static evo_status cmaes_tell(evo_algo *a, const float *fitness) {
 
 static void free_lambda_buffers(cmaes_state *s) {
   free(s->w), free(s->order), free(s->rank), free(s->fs), free(s->znorm2), free(s->ycache), free(s->ycache_gen);
-  free(s->zcache);
+  free(s->zcache), free(s->V), free(s->beta), free(s->bb), free(s->coef);
   s->zcache = NULL;
-  s->w = s->fs = s->znorm2 = s->ycache = NULL;
+  s->w = s->fs = s->znorm2 = s->ycache = s->V = s->beta = s->bb = s->coef = NULL;
   s->order = s->rank = NULL;
   s->ycache_gen = NULL;
 }
@@ -386,7 +457,14 @@ evo_status cmaes_set_lambda(evo_algo *a, cmaes_state *s, int lambda) {
       s->zcache = s->ycache ? malloc(sizeof(float) * (size_t)(s->n * lambda)) : NULL;
       if (!s->zcache) free(s->ycache), s->ycache = NULL; /* the caches are an optimisation: go without */
     }
-    if (!s->w || !s->fs || !s->znorm2 || !s->order || !s->rank || !s->ycache_gen) {
+    if (s->chol) { /* rank-one updates: p_c and every weighted member */
+      const size_t u = (size_t)lambda + 1;
+      s->V = malloc(sizeof(double) * (size_t)s->n * u);
+      s->beta = malloc(sizeof(double) * u), s->bb = malloc(sizeof(double) * u);
+      s->coef = malloc(sizeof(double) * 3 * u);
+    }
+    if (!s->w || !s->fs || !s->znorm2 || !s->order || !s->rank || !s->ycache_gen ||
+        (s->chol && (!s->V || !s->beta || !s->bb || !s->coef))) {
       free_lambda_buffers(s);
       return evo_error(EVO_STATUS_OUT_OF_MEMORY, "cmaes: out of memory for population %d", lambda);
     }
@@ -407,8 +485,11 @@ void cmaes_reset_run(cmaes_state *s, const double *x0, double sigma0) {
     for (int64_t j = 0; j < n; j++) s->C[j] = 1;
   } else {
     memset(s->C, 0, sizeof(double) * (size_t)(n * n));
-    memset(s->B, 0, sizeof(double) * (size_t)(n * n));
-    for (int64_t j = 0; j < n; j++) s->C[(size_t)j * n + j] = s->B[(size_t)j * n + j] = 1;
+    for (int64_t j = 0; j < n; j++) s->C[(size_t)j * n + j] = 1;
+    if (s->B) {
+      memset(s->B, 0, sizeof(double) * (size_t)(n * n));
+      for (int64_t j = 0; j < n; j++) s->B[(size_t)j * n + j] = 1;
+    }
   }
   for (int64_t j = 0; j < n; j++) s->D[j] = 1;
   s->sc.sigma = s->sc.sigma0 = sigma0;
@@ -430,15 +511,20 @@ static void cmaes_destroy(evo_algo *a) {
   a->state = NULL;
 }
 
-static evo_status init_common(evo_algo *a, int sep) {
+/* kind: 0 full CMA-ES, 1 sep-CMA-ES, 2 Cholesky-CMA-ES. */
+static evo_status init_common(evo_algo *a, int kind) {
   const int64_t n = a->n;
-  if (!sep && n > 32000) /* dsyevd's workspace, 1 + 6n + 2n^2, must fit LAPACK's 32-bit int */
+  const int sep = kind == 1, chol = kind == 2;
+  if (!sep && !chol && n > 32000) /* dsyevd's workspace, 1 + 6n + 2n^2, must fit LAPACK's 32-bit int */
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "cmaes: full covariance needs n <= 32000 (n = %lld); use sep_cmaes",
                      (long long)n);
+  if (chol && n > 46340) /* n^2 must fit BLAS's int leading dimensions times n, and A alone is 16 GiB there */
+    return evo_error(EVO_STATUS_INVALID_ARGUMENT, "algo cholesky_cmaes: n = %lld is too large for a full n x n "
+                     "factor; use sep_cmaes or lmmaes", (long long)n);
   cmaes_state *s = calloc(1, sizeof *s);
   if (!s) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "cmaes: out of memory");
   a->state = s;
-  s->sep = sep;
+  s->sep = sep, s->chol = chol;
   s->n = n;
   s->flags = (evo_algo_opt(a, "active") != 0 ? EVO_CMAES_ACTIVE : 0) |
              (evo_algo_opt(a, "pycma_cmu") != 0 ? EVO_CMAES_PYCMA_CMU : 0) | (sep ? EVO_CMAES_SEP : 0);
@@ -464,7 +550,8 @@ static evo_status init_common(evo_algo *a, int sep) {
            (s->med = malloc(sizeof(double) * CMAES_HIST)) && (s->yb = malloc(sizeof(double) * nz * CMAES_BLOCK)) &&
            (s->zbar = malloc(sizeof(double) * nz)) && (s->ybar = malloc(sizeof(double) * nz)) &&
            (s->mold = malloc(sizeof(double) * nz)) && (s->tmp = malloc(sizeof(double) * nz));
-  if (ok && !sep) {
+  if (ok && chol) ok = (s->zb = malloc(sizeof(double) * nz * CMAES_BLOCK)) != NULL;
+  if (ok && !sep && !chol) {
     s->lwork = 1 + 6 * n + 2 * n * n; /* dsyevd minimum for jobz = 'V' */
     s->liwork = 3 + 5 * n;
     ok = (s->B = malloc(sizeof(double) * nn)) && (s->work = malloc(sizeof(double) * (size_t)s->lwork)) &&
@@ -485,10 +572,20 @@ static evo_status init_common(evo_algo *a, int sep) {
 
 static evo_status cmaes_init(evo_algo *a) { return init_common(a, 0); }
 static evo_status sep_cmaes_init(evo_algo *a) { return init_common(a, 1); }
+static evo_status cholesky_cmaes_init(evo_algo *a) { return init_common(a, 2); }
 
 static evo_status cmaes_best(const evo_algo *a, float *params) {
   const cmaes_state *s = a->state;
   for (int64_t j = 0; j < s->n; j++) params[j] = s->sc.has_best ? s->best_x[j] : (float)s->mean[j];
+  return EVO_STATUS_OK;
+}
+
+/* Cholesky-CMA-ES recommends its mean, as Krause et al. do, until a restart: a fresh run's mean recommends
+   nothing, so from then on the best-ever member, as cmaes. */
+static evo_status cholesky_cmaes_best(const evo_algo *a, float *params) {
+  const cmaes_state *s = a->state;
+  if (a->restarts > 0) return cmaes_best(a, params);
+  for (int64_t j = 0; j < s->n; j++) params[j] = (float)s->mean[j];
   return EVO_STATUS_OK;
 }
 
@@ -501,8 +598,8 @@ static void cmaes_state_list(evo_algo *a, evo_state_list *l) {
   evo_state_add(l, "cmaes.mean", EVO_F64, s->mean, n);
   evo_state_add(l, "cmaes.p_sigma", EVO_F64, s->ps, n);
   evo_state_add(l, "cmaes.p_c", EVO_F64, s->pc, n);
-  evo_state_add(l, "cmaes.C", EVO_F64, s->C, nn);
-  if (!s->sep) evo_state_add(l, "cmaes.B", EVO_F64, s->B, nn);
+  evo_state_add(l, s->chol ? "cmaes.A" : "cmaes.C", EVO_F64, s->C, nn);
+  if (!s->sep && !s->chol) evo_state_add(l, "cmaes.B", EVO_F64, s->B, nn);
   evo_state_add(l, "cmaes.D", EVO_F64, s->D, n);
   evo_state_add(l, "cmaes.best_x", EVO_F32, s->best_x, n);
   evo_state_add(l, "cmaes.hist_best", EVO_F64, s->hist_best, CMAES_HIST);
@@ -545,6 +642,26 @@ const evo_algo_vtable evo_es_sep_cmaes = {
     .ask = cmaes_ask,
     .tell = cmaes_tell,
     .best = cmaes_best,
+    .state = cmaes_state_list,
+    .sigma = cmaes_sigma,
+    .destroy = cmaes_destroy,
+};
+
+const evo_algo_vtable evo_es_cholesky_cmaes = {
+    .info = {.name = "cholesky_cmaes",
+             .doc = "Cholesky-CMA-ES (Krause, Arbones & Igel 2016): full-covariance CMA-ES with C kept as its "
+                    "Cholesky factor, rank-one updates per generation, O(lambda n^2) and no eigendecomposition (at "
+                    "n = 1000 a generation is 6x faster than cmaes', 10x with active: false); options and restarts "
+                    "as cmaes; pop_size default 4 + floor(3 ln n), init_stdev 0.5",
+             .best_doc = "mean; best-ever member once it has restarted",
+             .options = cmaes_options,
+             .n_options = (int)(sizeof cmaes_options / sizeof *cmaes_options)},
+    .default_pop = cmaes_default_pop,
+    .default_stdev = 0.5,
+    .init = cholesky_cmaes_init,
+    .ask = cmaes_ask,
+    .tell = cmaes_tell,
+    .best = cholesky_cmaes_best,
     .state = cmaes_state_list,
     .sigma = cmaes_sigma,
     .destroy = cmaes_destroy,

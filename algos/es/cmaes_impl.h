@@ -1,4 +1,4 @@
-/* Internal: state of CMA-ES / sep-CMA-ES (algos/es/cmaes.c) shared with the stop/restart logic
+/* Internal: state of CMA-ES / sep-CMA-ES / Cholesky-CMA-ES (algos/es/cmaes.c) shared with the stop/restart logic
    (algos/es/cmaes_restart.c) and with tests/test_cmaes.c, which inspects it. */
 #ifndef EVOC_CMAES_IMPL_H
 #define EVOC_CMAES_IMPL_H
@@ -48,6 +48,8 @@ typedef struct {
 
 typedef struct {
   int sep;   /* 1: sep-CMA-ES (diagonal C, B = I) */
+  int chol;  /* 1: Cholesky-CMA-ES (C holds the lower Cholesky factor A of the covariance; B NULL; D = the row
+                norms of A, sqrt(C_jj)) */
   int flags; /* EVO_CMAES_* for the parameter computation */
   int64_t n;
   int lambda; /* population the parameters and buffers are sized for (= a->pop) */
@@ -57,7 +59,7 @@ typedef struct {
   cmaes_scalars sc;
   /* distribution (double) */
   double *mean, *ps, *pc;
-  double *C;                    /* full: n x n column-major, lower triangle significant (upper never read); sep: n */
+  double *C; /* full: n x n column-major, lower triangle significant (upper never read); sep: n; chol: A, lower */
   double *B;                    /* full: n x n eigenvectors (columns); sep: NULL */
   double *D;                    /* n: sqrt of the eigenvalues (sep: sqrt(diag C)) */
   float *best_x;                /* n: best-ever member exactly as asked */
@@ -80,6 +82,9 @@ typedef struct {
   double *ycache;                        /* n x lambda or NULL */
   float *zcache;                         /* n x lambda z (exact in f32: drawn as f32) with ycache, or NULL */
   int64_t *ycache_gen;                   /* per block: generation the cached block belongs to (-1: none) */
+  double *V, *beta, *bb, *coef;          /* chol: n x (lambda + 1), lambda + 1, lambda + 1, 3 (lambda + 1) */
+  int nw;                                /* chol: V's member columns this generation */
+  int refresh;                           /* chol: this tell recomputes D (every eigen_gap generations) */
 } cmaes_state;
 
 /* Sizes lambda-dependent buffers for a->pop and recomputes the parameters (deterministic in n, lambda, flags). */

@@ -6,7 +6,8 @@
                    generations both below tol_fun; EqualFunValues: the latter range is zero
      TolX          sigma max(sqrt(C_ii), |p_c,i|) < tol_x sigma0 for every i (sigma0 of the run)
      TolUpSigma    sigma / sigma0 > tol_upsigma max_i D_i (pycma)
-     NoEffectAxis  m == m + 0.1 sigma D_i b_i, i = generation mod n (full CMA)
+     NoEffectAxis  m == m + 0.1 sigma D_i b_i, i = generation mod n (full CMA; Cholesky-CMA: column i of A, an
+                   axis of the same distribution)
      NoEffectCoord m_j == m_j + 0.2 sigma sqrt(C_jj) for some j
      ConditionCov  cond(C) > cond_limit at an eigendecomposition (C is then regularized, see cmaes.c)
      Stagnation    over the last 20% of the run's generations (at least 120 + 30 n / lambda, at most 20,000), the
@@ -95,7 +96,7 @@ static int stop_criteria(cmaes_state *s) {
   int small = 1;
   double thr = s->tol_x * sc->sigma0, dmax = 0;
   for (int64_t j = 0; j < n; j++) {
-    double cjj = s->sep ? s->C[j] : s->C[(size_t)j * n + j];
+    double cjj = s->sep ? s->C[j] : s->chol ? s->D[j] * s->D[j] : s->C[(size_t)j * n + j];
     double sd = sc->sigma * fmax(sqrt(cjj), fabs(s->pc[j]));
     if (!(sd < thr)) small = 0;
     dmax = fmax(dmax, s->D[j]);
@@ -103,7 +104,12 @@ static int stop_criteria(cmaes_state *s) {
   }
   if (small) f |= CMAES_STOP_TOLX;
   if (sc->sigma / sc->sigma0 > s->tol_upsigma * dmax) f |= CMAES_STOP_TOLUPSIGMA;
-  if (!s->sep) {
+  if (s->chol) {
+    int64_t i = (int64_t)sc->run_gen % n, same = 1;
+    const double *acol = s->C + (size_t)i * n; /* lower: rows j >= i */
+    for (int64_t j = i; j < n && same; j++) same = s->mean[j] == s->mean[j] + 0.1 * sc->sigma * acol[j];
+    if (same) f |= CMAES_STOP_NOEFFECTAXIS;
+  } else if (!s->sep) {
     int64_t i = (int64_t)sc->run_gen % n, same = 1;
     const double *b = s->B + (size_t)i * n;
     for (int64_t j = 0; j < n && same; j++) same = s->mean[j] == s->mean[j] + 0.1 * sc->sigma * s->D[i] * b[j];
