@@ -34,7 +34,7 @@ typedef struct {
   double sc[1];           /* sigma */
   double *zw, *dw;        /* n scratch */
   int *order;             /* lambda scratch */
-  evo_key *keys;          /* lambda scratch */
+  evo_key *keys;          /* mu scratch */
 } lm_state;
 
 static const evo_option_spec lmmaes_options[] = {
@@ -124,11 +124,9 @@ static void lm_transform(const lm_state *s, int64_t gen, double *d) {
   }
 }
 
-/* Each member's z also goes to the noise memo (zcache.h), where tell's z_w sum finds the mu best. */
 static evo_status lmmaes_ask(evo_algo *a, int begin, int end, float *pop) {
-  lm_state *s = a->state;
+  const lm_state *s = a->state;
   const int64_t n = a->n;
-  float *const *memo = evo_zc_begin(a, a->pop, begin, end);
   int fail = 0;
 #pragma omp parallel for schedule(dynamic, 1) if (end - begin > 1 && n * s->p.m >= 1 << 14)
   for (int r = begin; r < end; r++) {
@@ -138,20 +136,12 @@ static evo_status lmmaes_ask(evo_algo *a, int begin, int end, float *pop) {
       fail = 1;
       continue;
     }
-    float *kept = evo_zc_at(memo, r, 0, NULL);
-    if (kept) { /* the same values as evo_nes_member_z: the float stream widened */
-      evo_algo_normals(evo_algo_member_key(a, a->gen, r), 0, n, kept);
-      for (int64_t i = 0; i < n; i++) d[i] = kept[i];
-    } else {
-      evo_nes_member_z(a, a->gen, r, d);
-    }
+    evo_nes_member_z(a, a->gen, r, d);
     lm_transform(s, a->gen, d);
     float *row = pop + (int64_t)(r - begin) * n;
     for (int64_t i = 0; i < n; i++) row[i] = (float)(s->mean[i] + s->sc[0] * d[i]);
     free(d);
   }
-  for (int r = begin; r < end; r++) s->keys[r - begin] = evo_algo_member_key(a, a->gen, r);
-  if (!fail) evo_zc_end(a, begin, end, s->keys); /* rows of members that failed were not written */
   return fail ? evo_error(EVO_STATUS_OUT_OF_MEMORY, "lmmaes: out of memory in ask") : EVO_STATUS_OK;
 }
 
@@ -204,7 +194,7 @@ static evo_status lmmaes_init(evo_algo *a) {
            (s->c_c = malloc(sizeof(double) * (size_t)mm)) && (s->mean = malloc(sizeof(double) * nz)) &&
            (s->ps = calloc(nz, sizeof(double))) && (s->M = calloc(nz * (size_t)mm, sizeof(double))) &&
            (s->zw = malloc(sizeof(double) * nz)) && (s->dw = malloc(sizeof(double) * nz)) &&
-           (s->order = malloc(sizeof(int) * (size_t)a->pop)) && (s->keys = malloc(sizeof(evo_key) * (size_t)a->pop));
+           (s->order = malloc(sizeof(int) * (size_t)a->pop)) && (s->keys = malloc(sizeof(evo_key) * (size_t)mu));
   if (!ok)
     return evo_error(EVO_STATUS_OUT_OF_MEMORY, "lmmaes: out of memory for n = %lld, m = %d", (long long)n, mm);
   evo_lmmaes_params_compute(n, a->pop, m, &s->p, s->w);
