@@ -75,17 +75,20 @@ static inline double test_generation(evo_algo *a, const evo_fn *f, float *pop, f
 }
 
 /* A strategy's f64 state array by name, read through its registration list (the checkpoints' view); n: its length. */
-static inline double *test_state_array(evo_algo *a, const char *name, int64_t *n) {
+static inline void *test_state_entry(evo_algo *a, const char *name, evo_dtype dtype, int64_t *n) {
   evo_state_list l = {0};
   a->vt->state(a, &l);
   for (int i = 0; i < l.n; i++)
     if (strcmp(l.e[i].name, name) == 0) {
-      cr_assert_eq(l.e[i].dtype, EVO_F64, "%s is f64", name);
+      cr_assert_eq(l.e[i].dtype, dtype, "%s has dtype %d, not %d", name, (int)l.e[i].dtype, (int)dtype);
       if (n) *n = l.e[i].n;
       return l.e[i].data;
     }
   cr_assert_fail("%s has no state array %s", evo_algo_name(a), name);
   return NULL;
+}
+static inline double *test_state_array(evo_algo *a, const char *name, int64_t *n) {
+  return test_state_entry(a, name, EVO_F64, n);
 }
 
 /* Buffers big enough for any population a strategy may grow to in these tests (restarts enlarge it). */
