@@ -241,6 +241,16 @@ static evo_status check_counters(const char *path, const counters *c, const evo_
   return EVO_STATUS_OK;
 }
 
+/* Entry k of r (n doubles) rounded into dst. */
+static evo_status load_f64_as_f32(evo_st_reader *r, int k, float *dst, int64_t n) {
+  double *tmp = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+  if (!tmp) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "%s: out of memory converting state", evo_st_path(r));
+  const evo_status st = evo_st_read(r, k, tmp, sizeof(double) * (size_t)n);
+  for (int64_t i = 0; st == EVO_STATUS_OK && i < n; i++) dst[i] = (float)tmp[i];
+  free(tmp);
+  return st;
+}
+
 evo_status evo_algo_load(evo_algo *a, const char *path) {
   evo_st_reader *r;
   evo_status st = evo_st_open(path, &r);
@@ -277,7 +287,9 @@ evo_status evo_algo_load(evo_algo *a, const char *path) {
       l.n = 0;
       a->vt->state(a, &l); /* same order, new sizes and pointers */
     }
-    if (!inf || inf->dtype != l.e[i].dtype || inf->numel != l.e[i].n)
+    if (inf && inf->dtype == EVO_F64 && l.e[i].dtype == EVO_F32 && inf->numel == l.e[i].n)
+      st = load_f64_as_f32(r, k, l.e[i].data, l.e[i].n); /* state an earlier version kept in double */
+    else if (!inf || inf->dtype != l.e[i].dtype || inf->numel != l.e[i].n)
       st = evo_error(EVO_STATUS_FORMAT, "%s: state entry '%s' missing or of the wrong type/size", path,
                      l.e[i].name);
     else

@@ -5,7 +5,10 @@
    m directions, and with an m option smaller than the generation count. M_i are kept in float and the transform
    runs in float (lmmaes.c): the reference runs in double, within float rounding. */
 #include <float.h>
+#include <stdio.h>
+#include <unistd.h>
 #include "algo_test_util.h"
+#include "safetensors.h"
 
 static void one_generation(int n, int gens_before, int m_opt) {
   float *x0 = malloc(sizeof(float) * (size_t)n);
@@ -93,3 +96,60 @@ static void one_generation(int n, int gens_before, int m_opt) {
 Test(lmmaes, first_generation_is_the_papers) { one_generation(40, 0, 0); }
 Test(lmmaes, members_and_tell_with_some_directions_filled) { one_generation(40, 3, 0); }
 Test(lmmaes, members_and_tell_with_every_direction_filled) { one_generation(30, 9, 4); }
+
+/* path's state with lmmaes.M widened to double, as versions before M was kept in float wrote it, written to out. */
+static void widen_m(const char *path, const char *out) {
+  evo_st_reader *r;
+  cr_assert_eq(evo_st_open(path, &r), EVO_STATUS_OK, "%s", evo_last_error());
+  const int nt = evo_st_count(r);
+  evo_st_tensor t[32];
+  void *data[32];
+  cr_assert_leq(nt, 32);
+  for (int i = 0; i < nt; i++) {
+    const evo_st_info *in = evo_st_info_at(r, i);
+    data[i] = malloc(sizeof(double) * (size_t)in->numel + 1);
+    cr_assert_eq(evo_st_read(r, i, data[i], in->end - in->begin), EVO_STATUS_OK);
+    evo_dtype dt = in->dtype;
+    if (strcmp(in->name, "lmmaes.M") == 0) {
+      cr_assert_eq(dt, EVO_F32);
+      for (int64_t j = in->numel - 1; j >= 0; j--) ((double *)data[i])[j] = ((float *)data[i])[j]; /* in place */
+      dt = EVO_F64;
+    }
+    t[i] = (evo_st_tensor){in->name, dt, in->ndim, in->shape, data[i]};
+  }
+  const char *meta[4] = {"format", evo_st_metadata(r, "format"), "algo", evo_st_metadata(r, "algo")};
+  cr_assert_eq(evo_st_write(out, t, nt, meta, 2), EVO_STATUS_OK, "%s", evo_last_error());
+  for (int i = 0; i < nt; i++) free(data[i]);
+  evo_st_close(r);
+}
+
+/* A checkpoint from before M was kept in float (lmmaes.M in double) loads, and continues exactly as the float
+   checkpoint of the same state does. */
+Test(lmmaes, checkpoint_with_m_in_double_loads) {
+  enum { n = 50, gens = 6 };
+  char path[256], old[256];
+  snprintf(path, sizeof path, "/tmp/evoc_test_lmmaes_%d.safetensors", (int)getpid());
+  snprintf(old, sizeof old, "/tmp/evoc_test_lmmaes_f64_%d.safetensors", (int)getpid());
+  evo_fn *f;
+  cr_assert_eq(evo_fn_new(EVO_FN_ELLIPSOID, n, 0, 0, evo_key_from_seed(3), &f), EVO_STATUS_OK);
+  float x0[n], pop[64 * n], fit[64];
+  for (int i = 0; i < n; i++) x0[i] = 1;
+  evo_algo *a = test_algo("lmmaes", n, 0, 0.5, x0, false, 4, NULL, 0);
+  for (int g = 0; g < gens; g++) test_generation(a, f, pop, fit);
+  cr_assert_eq(evo_algo_save(a, path), EVO_STATUS_OK, "%s", evo_last_error());
+  widen_m(path, old);
+  evo_algo *b = test_algo("lmmaes", n, 0, 0.5, x0, false, 4, NULL, 0);
+  evo_algo *c = test_algo("lmmaes", n, 0, 0.5, x0, false, 4, NULL, 0);
+  cr_assert_eq(evo_algo_load(b, path), EVO_STATUS_OK, "%s", evo_last_error());
+  cr_assert_eq(evo_algo_load(c, old), EVO_STATUS_OK, "%s", evo_last_error());
+  int64_t len;
+  const float *Ma = test_state_entry(a, "lmmaes.M", EVO_F32, &len);
+  const float *Mc = test_state_entry(c, "lmmaes.M", EVO_F32, NULL);
+  cr_assert_gt(len, 0);
+  cr_assert(memcmp(Ma, Mc, sizeof(float) * (size_t)len) == 0, "M read back from double differs");
+  for (int g = 0; g < 3; g++) test_generation(b, f, pop, fit), test_generation(c, f, pop, fit);
+  const double *mb = test_state_array(b, "lmmaes.mean", NULL), *mc = test_state_array(c, "lmmaes.mean", NULL);
+  cr_assert(memcmp(mb, mc, sizeof(double) * n) == 0, "runs resumed from the two checkpoints differ");
+  evo_algo_free(a), evo_algo_free(b), evo_algo_free(c), evo_fn_free(f);
+  unlink(path), unlink(old);
+}
