@@ -6,13 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#ifndef EVO_HD /* core/rng_math.h defines the same macro */
-#ifdef __CUDACC__
-#define EVO_HD __host__ __device__
-#else
-#define EVO_HD
-#endif
-#endif
+#include "hd.h"
 
 /* e^x with ~1 ulp error (Cephes expf polynomial, Cody-Waite reduction). Written branch-free because glibc's
    expf does not vectorise without -ffast-math. Overflows to inf, underflows through subnormals to 0, keeps NaN. */

@@ -30,13 +30,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#ifndef EVO_HD /* core/elementwise_math.h defines the same macro */
-#ifdef __CUDACC__
-#define EVO_HD __host__ __device__
-#else
-#define EVO_HD
-#endif
-#endif
+#include "hd.h"
 
 #define EVO_PHILOX_M0 0xD2511F53u
 #define EVO_PHILOX_M1 0xCD9E8D57u

@@ -34,6 +34,7 @@ void evo_gradtrain_note(const evo_gradtrain *t, const char *msg) {
 
 void evo_gradtrain_free(evo_gradtrain *t) {
   if (!t) return;
+  evo_gradtrain_dev_free(t);
   evo_gradtrain_plans_free(t);
   for (int c = 0; c < t->n_chunks; c++) evo_optim_free(t->chunks[c].o);
   for (int i = 0; t->param && i < t->n_entries; i++) evo_tensor_free(t->param[i]);
@@ -97,6 +98,7 @@ static evo_status save_best(evo_gradtrain *t) {
   snprintf(acc, sizeof acc, "%.17g", t->s.best_acc);
   const char *meta[] = {"format", "evoc", "policy", t->policy_name, "epoch", epoch, "test_acc", acc};
   evo_status st = dir_file(t, "best.safetensors", path, sizeof path);
+  if (!st) st = evo_gradtrain_dev_sync(t);
   return st ? st : evo_gradtrain_save_params(t, path, meta, 4);
 }
 
@@ -163,7 +165,7 @@ static evo_status step_once(evo_gradtrain *t, double wall0, double *epoch_t0) {
   if (s->step_in_epoch == 0) *epoch_t0 = evo_gradtrain_now();
   int64_t start = s->step_in_epoch * t->batch, n = t->train.n - start < t->batch ? t->train.n - start : t->batch;
   double loss, lr = evo_optim_lr(t->chunks[0].o);
-  evo_status st = evo_gradtrain_forward_backward(t, n, t->perm + start, &loss);
+  evo_status st = evo_gradtrain_forward_backward(t, n, t->perm + start, &loss, false);
   if (st) return st;
   if (!isfinite(loss))
     return evo_error(EVO_STATUS_INVALID_ARGUMENT, "step %lld: the training loss is %g (lower optim.lr or set "
@@ -243,6 +245,7 @@ evo_status evo_gradtrain_run(evo_gradtrain *t) {
   t->stop = check_stop(t);
   if (t->stop == EVO_GRADTRAIN_INTERRUPTED && t->out_dir) st = evo_gradtrain_checkpoint_save(t);
   while (!st && t->stop == EVO_GRADTRAIN_RUNNING) st = step_once(t, wall0, &epoch_t0);
+  if (!st) st = evo_gradtrain_dev_sync(t); /* the host's parameters are the run's result */
   if (!st && t->out_dir) st = write_summary(t);
   return st;
 }

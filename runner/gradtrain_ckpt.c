@@ -77,6 +77,7 @@ bool evo_gradtrain_checkpoint_exists(const char *dir) {
 evo_status evo_gradtrain_checkpoint_save(evo_gradtrain *t) {
   char path[4300];
   evo_status st = ckpt_path(path, sizeof path, t->out_dir, t->s.step);
+  if (!st) st = evo_gradtrain_dev_sync(t);
   if (st) return st;
   const evo_ptree *tr = evo_policy_ptree(t->pol);
   int n_opt = evo_gradtrain_optim_state(t, -1, NULL, NULL, NULL, true);
@@ -148,6 +149,7 @@ static evo_status load_from(evo_gradtrain *t, evo_st_reader *r) {
     st = read_entry(r, evo_ptree_spec(tr, i)->name, EVO_F32, evo_tensor_numel(t->param[i]),
                     evo_tensor_data(t->param[i]));
   t->frozen_stale = true;
+  evo_gradtrain_dev_host_changed(t);
   int n_opt = evo_gradtrain_optim_state(t, -1, NULL, NULL, NULL, false);
   for (int j = 0; !st && j < n_opt; j++) {
     const char *name;

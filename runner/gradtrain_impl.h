@@ -39,6 +39,8 @@ typedef struct {
 
 #define EVO_GRADTRAIN_STATE_N 14
 
+typedef struct evo_gradtrain_resident evo_gradtrain_resident; /* gradtrain_dev.c */
+
 struct evo_gradtrain {
   evo_config *cfg;
   evo_gradtrain_params p;
@@ -49,6 +51,7 @@ struct evo_gradtrain {
   /* with dev: the plans' parameter inputs and outputs there, copied in before and out after every run */
   evo_tensor **dparam, **dgrad, *dloss, *dcorrect;
   bool frozen_stale; /* frozen entries changed on the host since their last copy (the optimizer never moves them) */
+  evo_gradtrain_resident *res; /* with dev and an elementwise optimizer: trained entries and moments live on dev */
   int64_t seed;
   evo_key init_key, shuffle_key;
   char task_name[32], policy_name[32], optim_name[32];
@@ -111,10 +114,26 @@ evo_status evo_gradtrain_save_params(const evo_gradtrain *t, const char *path, c
 /* gradtrain_plan.c */
 evo_status evo_gradtrain_plans_init(evo_gradtrain *t);
 void evo_gradtrain_plans_free(evo_gradtrain *t);
-/* One training step on the examples idx[0..n): loss and the gradients in t->grad. */
-evo_status evo_gradtrain_forward_backward(evo_gradtrain *t, int64_t n, const int64_t *idx, double *loss);
+/* One training step on the examples idx[0..n): the loss, and the gradients in t->grad (with resident parameters
+   they stay in t->dgrad unless grads_to_host). */
+evo_status evo_gradtrain_forward_backward(evo_gradtrain *t, int64_t n, const int64_t *idx, double *loss,
+                                          bool grads_to_host);
 /* The permutation of epoch e (identity without shuffle) into t->perm. */
 void evo_gradtrain_permutation(evo_gradtrain *t, int64_t epoch);
+
+/* gradtrain_dev.c: resident parameters. With t->res the device copies of the trained entries (dparam) and the
+   device moments are the current ones while host_stale; the host's are brought up to date by dev_sync, and
+   changes made on the host (init, checkpoint load, set_params) go up before the next step (dev_host_changed marks
+   them). Without t->res every function here does nothing. */
+evo_status evo_gradtrain_dev_init(evo_gradtrain *t); /* after plans and optimizer; sets t->res or leaves it NULL */
+void evo_gradtrain_dev_free(evo_gradtrain *t);
+evo_status evo_gradtrain_dev_upload(evo_gradtrain *t); /* host -> device when the host changed */
+evo_status evo_gradtrain_dev_sync(evo_gradtrain *t);   /* device -> host when the device is ahead */
+void evo_gradtrain_dev_host_changed(evo_gradtrain *t);
+/* Entry i's current values into dst (from the device when it is ahead). */
+evo_status evo_gradtrain_dev_read_params(const evo_gradtrain *t, int i, float *dst);
+/* The optimizer's step on the device gradients (dgrad), in place on dparam and the device moments. */
+evo_status evo_gradtrain_dev_step(evo_gradtrain *t);
 
 /* gradtrain_ckpt.c */
 evo_status evo_gradtrain_checkpoint_save(evo_gradtrain *t);

@@ -146,12 +146,15 @@ const evo_ptree *evo_gradtrain_ptree(const evo_gradtrain *t) { return tree(t); }
 bool evo_gradtrain_trainable(const evo_gradtrain *t, int i) { return i >= 0 && i < t->n_entries && t->trained[i]; }
 
 evo_status evo_gradtrain_get_params(const evo_gradtrain *t, float *flat) {
-  for (int i = 0; i < t->n_entries; i++)
-    memcpy(flat + evo_ptree_offset(tree(t), i), pdata(t, i), evo_tensor_nbytes(t->param[i]));
-  return EVO_STATUS_OK;
+  evo_status st = EVO_STATUS_OK;
+  for (int i = 0; !st && i < t->n_entries; i++)
+    st = evo_gradtrain_dev_read_params(t, i, flat + evo_ptree_offset(tree(t), i));
+  return st;
 }
 
 evo_status evo_gradtrain_set_params(evo_gradtrain *t, const float *flat) {
+  evo_status st = evo_gradtrain_dev_sync(t); /* the device's moments are kept; its parameters are replaced */
+  if (st) return st;
   for (int i = 0; i < t->n_entries; i++) {
     if (!t->param[i]) {
       const evo_param_spec *s = evo_ptree_spec(tree(t), i);
@@ -161,6 +164,7 @@ evo_status evo_gradtrain_set_params(evo_gradtrain *t, const float *flat) {
     memcpy(pdata(t, i), flat + evo_ptree_offset(tree(t), i), evo_tensor_nbytes(t->param[i]));
   }
   t->frozen_stale = true;
+  evo_gradtrain_dev_host_changed(t);
   return EVO_STATUS_OK;
 }
 
@@ -240,6 +244,7 @@ static void gather(evo_gradtrain *t, bool in) {
 }
 
 evo_status evo_gradtrain_optim_step(evo_gradtrain *t) {
+  if (t->res) return evo_gradtrain_dev_step(t);
   bool gathered = t->chunks[0].entry < 0;
   if (gathered) gather(t, true);
   const int nc = t->n_chunks;

@@ -175,7 +175,8 @@ static evo_status to_dev(evo_tensor *d, const evo_tensor *h) {
 /* Runs plan p on its filled batch; outputs[0] gets the (summed or mean) loss. With a device, the plan reads the
    device copies of the parameters and the batch and writes dout[], which are copied back into outputs[];
    upload_params false: the device copies of the parameters are current (later batches of one evaluation); frozen
-   entries are copied only after the host changed them (t->frozen_stale). */
+   entries are copied only after the host changed them (t->frozen_stale), and resident trained entries only by
+   evo_gradtrain_dev_upload. */
 static evo_status run_plan(evo_gradtrain *t, evo_gradtrain_plan *p, evo_tensor **outputs, evo_tensor **dout,
                            int n_out, bool upload_params) {
   evo_tensor *in[EVO_POLICY_MAX_LAYERS * 2 + 2];
@@ -187,10 +188,11 @@ static evo_status run_plan(evo_gradtrain *t, evo_gradtrain_plan *p, evo_tensor *
     in[t->n_entries] = p->x, in[t->n_entries + 1] = p->y;
     return evo_plan_run(p->plan, in, outputs);
   }
-  evo_status st = to_dev(p->dx, p->x);
+  evo_status st = evo_gradtrain_dev_upload(t); /* resident: the host changed the trained entries (or not) */
+  if (!st) st = to_dev(p->dx, p->x);
   if (!st) st = to_dev(p->dy, p->y);
   for (int i = 0; !st && upload_params && i < t->n_entries; i++)
-    if (t->trained[i] || t->frozen_stale) st = to_dev(t->dparam[i], t->param[i]);
+    if (t->trained[i] ? !t->res : t->frozen_stale) st = to_dev(t->dparam[i], t->param[i]);
   if (!st && upload_params) t->frozen_stale = false;
   if (st) return st;
   for (int i = 0; i < t->n_entries; i++) in[i] = t->dparam[i];
@@ -201,7 +203,8 @@ static evo_status run_plan(evo_gradtrain *t, evo_gradtrain_plan *p, evo_tensor *
   return st;
 }
 
-evo_status evo_gradtrain_forward_backward(evo_gradtrain *t, int64_t n, const int64_t *idx, double *loss) {
+evo_status evo_gradtrain_forward_backward(evo_gradtrain *t, int64_t n, const int64_t *idx, double *loss,
+                                          bool grads_to_host) {
   evo_gradtrain_plan *p;
   evo_status st = plan_get(t, n, false, &p);
   if (st) return st;
@@ -209,7 +212,7 @@ evo_status evo_gradtrain_forward_backward(evo_gradtrain *t, int64_t n, const int
   evo_tensor *out[EVO_POLICY_MAX_LAYERS * 2 + 1], *dout[EVO_POLICY_MAX_LAYERS * 2 + 1];
   out[0] = t->loss_out, dout[0] = t->dloss;
   for (int k = 0; k < t->n_trained; k++) out[k + 1] = t->grad[k], dout[k + 1] = t->dev ? t->dgrad[k] : NULL;
-  if ((st = run_plan(t, p, out, dout, t->n_trained + 1, true))) return st;
+  if ((st = run_plan(t, p, out, dout, t->res && !grads_to_host ? 1 : t->n_trained + 1, true))) return st;
   *loss = *(const float *)evo_tensor_data(t->loss_out);
   return EVO_STATUS_OK;
 }
@@ -241,7 +244,7 @@ evo_status evo_gradtrain_loss_grad(evo_gradtrain *t, int64_t n, const int64_t *i
     if (idx[b] < 0 || idx[b] >= t->train.n)
       return evo_error(EVO_STATUS_INVALID_ARGUMENT, "gradtrain_loss_grad: example %lld is outside the %lld "
                        "training images", (long long)idx[b], (long long)t->train.n);
-  evo_status st = evo_gradtrain_forward_backward(t, n, idx, loss);
+  evo_status st = evo_gradtrain_forward_backward(t, n, idx, loss, true);
   if (st) return st;
   const evo_ptree *tr = evo_policy_ptree(t->pol);
   memset(grad, 0, sizeof(float) * (size_t)evo_ptree_size(tr));

@@ -184,6 +184,7 @@ evo_status evo_gradtrain_setup(evo_gradtrain *t) {
   if ((st = read_task(t, root)) || (st = read_policy(t, root)) || (st = read_optim(t, root)) ||
       (st = read_data(t, root)) || (st = read_trainer(t, root)) || (st = read_transfer(t, root)))
     return st;
-  if ((st = evo_gradtrain_optim_init(t)) || (st = evo_gradtrain_plans_init(t))) return st;
+  if ((st = evo_gradtrain_optim_init(t)) || (st = evo_gradtrain_plans_init(t)) || (st = evo_gradtrain_dev_init(t)))
+    return st;
   return evo_cfg_check_unused(root);
 }

@@ -95,6 +95,31 @@ else
          || echo "differs from 1 rank")
   status "run cartpole cuda --ranks 2" "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc"), $same"
 fi
+# Gradient training on the GPU: one epoch of the seed CNN (configs/fashion_mnist_cnn_adam.yaml: batch 128, Adam;
+# the parameters and Adam's moments stay on the GPU) on a synthetic Fashion-MNIST-sized IDX set (the machine has no
+# dataset package), then JAX/Flax/Optax's epoch (bench/train_epoch_peers.py) on the same files and GPU.
+train_epoch() {
+  local d="$bdir/synth_idx" e j
+  if [ "$emulate" = 1 ]; then python3 bench/synth_idx.py "$d" --train 256 --test 100 > /dev/null
+  else python3 bench/synth_idx.py "$d" > /dev/null; fi || { status "train epoch" "FAILED (bench/synth_idx.py)"; return; }
+  rm -rf "${bdir:?}/train_cuda"
+  timeout -k 10 "$(limit 60 120)" "$bdir/apps/evoc/evoc" train configs/fashion_mnist_cnn_adam.yaml --device cuda \
+    --set task.data_dir="$d" --set trainer.epochs=1 --quiet --out "$bdir/train_cuda" > "$logs/train_cuda.log" 2>&1
+  rc=$?
+  e=$(python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); print("%.2f s/epoch, test acc %.3f, %s" % (
+      s["seconds_per_epoch"], s["test_acc"], s["device"]))' "$bdir/train_cuda/summary.json" 2>/dev/null)
+  status "train epoch cuda" "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") ${e:-}"
+  if ! python3 -c 'import jax, flax, optax' > /dev/null 2>&1; then status "train epoch jax" "skipped (no jax/flax/optax)"
+  elif [ "$(left)" -lt 60 ]; then status "train epoch jax" "skipped (time budget)"
+  else
+    timeout -k 10 "$(limit 40 120)" env XLA_PYTHON_CLIENT_PREALLOCATE=false python3 bench/train_epoch_peers.py \
+      --framework jax --data-dir "$d" --epochs 1 --csv > "$logs/train_jax.log" 2>&1
+    rc=$?
+    j=$(awk -F, '$1 == "jax" && $2 == 1 { printf "%.2f s/epoch, test acc %.3f", $3, $4 }' "$logs/train_jax.log")
+    status "train epoch jax" "$([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") ${j:-}"
+  fi
+}
+if [ "$(left)" -lt 120 ]; then status "train epoch" "skipped (time budget)"; else train_epoch; fi
 # NCCL (--comm nccl) needs a GPU per rank: on a one-GPU machine its tests run one rank (init, a run, teardown).
 if ! grep -q 'NCCL communication ON' "$logs/configure.log"; then status nccl "not built (configure.log says why)"
 else

@@ -125,9 +125,9 @@ Test(gradtrain, loss_decreases_and_test_accuracy_rises) {
   evo_config_free(c);
 }
 
-/* device: cuda: the plans run on the GPU, the parameters and the optimizer stay on the host. The same run on the
-   CPU differs only by the plans' float rounding: the losses of every step agree closely, and so do the final
-   parameters and test metrics. */
+/* device: cuda: the plans run on the GPU, and the parameters and the optimizer's step stay there (resident). The
+   same run on the CPU differs only by the plans' float rounding: the losses of every step agree closely, and so do
+   the final parameters and test metrics. */
 Test(gradtrain, device_cuda_trains_as_the_cpu) {
   if (evo_cuda_device_count() == 0) cr_skip_test("no CUDA device here");
   loss_log log[2];
@@ -164,7 +164,7 @@ Test(gradtrain, device_cuda_trains_as_the_cpu) {
 }
 
 /* On a GPU the frozen entries are copied to the device only after the host changed them: parameters set through
-   evo_gradtrain_set_params (frozen ones included) reach the next evaluation and the next gradient. */
+   evo_gradtrain_set_params (frozen and resident trained ones) reach the next evaluation and the next gradient. */
 Test(gradtrain, device_cuda_sees_frozen_entries_set_on_the_host) {
   if (evo_cuda_device_count() == 0) cr_skip_test("no CUDA device here");
   evo_gradtrain *t[2];
@@ -261,10 +261,10 @@ Test(gradtrain, gradient_loss_and_test_metrics_match_a_reference_mlp) {
 }
 
 /* SGD with lr 1 and clip_norm 0.01 moves the parameters by exactly 0.01 in norm (when the gradient is larger);
-   dense1.kernel (64 x 2048) spans two optimizer chunks. */
-Test(gradtrain, clip_norm_bounds_the_step_over_all_chunks) {
+   dense1.kernel (64 x 2048) spans two optimizer chunks (on a device: several spans of the device's sum). */
+static void clip_bounds_the_step(const char *device) {
   evo_config *c = config("policy.hidden=[2048]", "optim.name=sgd", "optim.lr=1", "optim.clip_norm=0.01",
-                         "trainer.max_steps=1", NULL);
+                         "trainer.max_steps=1", device, NULL);
   evo_gradtrain *t = trainer(c, NULL, false);
   int64_t D = evo_ptree_size(evo_gradtrain_ptree(t));
   float *before = params_of(t);
@@ -272,10 +272,18 @@ Test(gradtrain, clip_norm_bounds_the_step_over_all_chunks) {
   float *after = params_of(t);
   double sq = 0;
   for (int64_t i = 0; i < D; i++) sq += ((double)after[i] - before[i]) * ((double)after[i] - before[i]);
-  cr_assert_float_eq(sqrt(sq), 0.01, 1e-5, "step norm %g", sqrt(sq));
+  cr_assert_float_eq(sqrt(sq), 0.01, 1e-5, "%s: step norm %g", device, sqrt(sq));
   free(before), free(after);
   evo_gradtrain_free(t);
   evo_config_free(c);
+}
+
+Test(gradtrain, clip_norm_bounds_the_step_over_all_chunks) { clip_bounds_the_step("device=cpu"); }
+
+/* On a GPU the parameters stay there and the optimizer steps there; its global norm is summed there. */
+Test(gradtrain, device_cuda_clip_norm_bounds_the_step) {
+  if (evo_cuda_device_count() == 0) cr_skip_test("no CUDA device here");
+  clip_bounds_the_step("device=cuda");
 }
 
 Test(gradtrain, clipup_trains) {
@@ -456,15 +464,17 @@ static void run_to_end(evo_config *c, const char *out, bool resume, evo_gradtrai
   evo_config_free(c);
 }
 
-Test(gradtrain, resume_is_bit_identical_mid_epoch_and_at_an_epoch_end) {
+/* An uninterrupted run against one stopped mid-epoch and one stopped at an epoch end, both resumed (device: a
+   "device=..." override). */
+static void resume_matches(const char *device) {
   /* 15 steps per epoch, 2 epochs: log lines at 5, 10, 15 (+ epoch end), 20, 25, 30 */
-  run_to_end(config("trainer.log_interval=5", NULL), "full", false, EVO_GRADTRAIN_EPOCHS);
+  run_to_end(config("trainer.log_interval=5", device, NULL), "full", false, EVO_GRADTRAIN_EPOCHS);
   /* stopped after step 7 (mid-epoch, mid-log-interval), resumed to the end */
-  run_to_end(config("trainer.max_steps=7", NULL), "mid", false, EVO_GRADTRAIN_MAX_STEPS);
-  run_to_end(config("trainer.max_steps=0", NULL), "mid", true, EVO_GRADTRAIN_EPOCHS);
+  run_to_end(config("trainer.max_steps=7", device, NULL), "mid", false, EVO_GRADTRAIN_MAX_STEPS);
+  run_to_end(config("trainer.max_steps=0", device, NULL), "mid", true, EVO_GRADTRAIN_EPOCHS);
   /* one epoch, then extended to two */
-  run_to_end(config("trainer.epochs=1", NULL), "ep", false, EVO_GRADTRAIN_EPOCHS);
-  run_to_end(config("trainer.epochs=2", NULL), "ep", true, EVO_GRADTRAIN_EPOCHS);
+  run_to_end(config("trainer.epochs=1", device, NULL), "ep", false, EVO_GRADTRAIN_EPOCHS);
+  run_to_end(config("trainer.epochs=2", device, NULL), "ep", true, EVO_GRADTRAIN_EPOCHS);
   const char *runs[] = {"mid", "ep"};
   char *want = metrics("full");
   cr_assert(strstr(want, "\"test_acc\":") && strstr(want, "\"step\":30,"), "%s", want);
@@ -476,6 +486,10 @@ Test(gradtrain, resume_is_bit_identical_mid_epoch_and_at_an_epoch_end) {
     same_final_state("full", runs[i], 30);
   }
   free(want);
+}
+
+Test(gradtrain, resume_is_bit_identical_mid_epoch_and_at_an_epoch_end) {
+  resume_matches("device=cpu");
   /* nothing left to do: a resume of a finished run changes nothing */
   run_to_end(config(NULL), "full", true, EVO_GRADTRAIN_EPOCHS);
   /* a fresh run into a used folder is refused */
@@ -485,6 +499,13 @@ Test(gradtrain, resume_is_bit_identical_mid_epoch_and_at_an_epoch_end) {
   cr_assert(strstr(evo_last_error(), "already holds a run"), "%s", evo_last_error());
   evo_gradtrain_free(t);
   evo_config_free(c);
+}
+
+/* On a GPU the parameters and the optimizer's moments live there between checkpoints: a checkpoint brings them to
+   the host and a resume takes them back, bit for bit. */
+Test(gradtrain, device_cuda_resume_is_bit_identical) {
+  if (evo_cuda_device_count() == 0) cr_skip_test("no CUDA device here");
+  resume_matches("device=cuda");
 }
 
 Test(gradtrain, interrupt_writes_a_checkpoint_that_resumes) {

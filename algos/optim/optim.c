@@ -12,11 +12,13 @@
      adamw     adam + weight_decay * params (decoupled: not seen by the moments; optax.adamw)
      clipup    v_t = mu v_{t-1} + lr_t g / ||g||, v_t clipped to ||v_t|| <= max_speed, params <- params - v_t
    Gradients are first clipped by global norm when clip_norm > 0 (optax.clip_by_global_norm). Moments are kept in
-   double; the parameters stay float so the same optimizer serves the ES updates and gradient training. */
+   double; the parameters stay float so the same optimizer serves the ES updates and gradient training. The
+   elementwise rules live in optim_math.h, shared with the CUDA kernels (optim_cuda.cu) that step parameters kept on
+   a GPU. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "evoc/optim.h"
+#include "optim_math.h"
 
 #define EVO_OPTIM_MAX_STATE 3
 #define EVO_OPTIM_PI 3.14159265358979323846
@@ -182,37 +184,21 @@ evo_status evo_optim_step(evo_optim *o, float *params, const float *grad) {
     if (g >= p->clip_norm) gscale = p->clip_norm / g;
   }
   double *m = o->m, *v = o->v;
+  evo_optim_coef c;
+  evo_optim_coef_next(o, &c);
+  c.gscale = gscale;
   switch (p->kind) {
   case EVO_OPTIM_SGD:
-    for (int64_t i = 0; i < n; i++) params[i] = (float)(params[i] - lr * gscale * grad[i]);
+    for (int64_t i = 0; i < n; i++) params[i] = evo_optim_sgd_elem(&c, params[i], grad[i]);
     break;
   case EVO_OPTIM_MOMENTUM:
-  case EVO_OPTIM_NESTEROV: {
-    const double mu = p->momentum;
-    const int nesterov = p->kind == EVO_OPTIM_NESTEROV;
-    for (int64_t i = 0; i < n; i++) {
-      double g = gscale * grad[i];
-      m[i] = g + mu * m[i];
-      double u = nesterov ? g + mu * m[i] : m[i];
-      params[i] = (float)(params[i] - lr * u);
-    }
+  case EVO_OPTIM_NESTEROV:
+    for (int64_t i = 0; i < n; i++) params[i] = evo_optim_momentum_elem(&c, params[i], grad[i], &m[i]);
     break;
-  }
   case EVO_OPTIM_ADAM:
-  case EVO_OPTIM_ADAMW: {
-    const int64_t every = p->adam_count_every > 1 ? p->adam_count_every : 1;
-    const double b1 = p->beta1, b2 = p->beta2, t = floor(o->count / (double)every) + 1;
-    const double c1 = 1 - pow(b1, t), c2 = 1 - pow(b2, t);
-    const double wd = p->kind == EVO_OPTIM_ADAMW ? p->weight_decay : 0;
-    for (int64_t i = 0; i < n; i++) {
-      double g = gscale * grad[i];
-      m[i] = b1 * m[i] + (1 - b1) * g;
-      v[i] = b2 * v[i] + (1 - b2) * g * g;
-      double u = (m[i] / c1) / (sqrt(v[i] / c2) + p->eps) + wd * params[i];
-      params[i] = (float)(params[i] - lr * u);
-    }
+  case EVO_OPTIM_ADAMW:
+    for (int64_t i = 0; i < n; i++) params[i] = evo_optim_adam_elem(&c, params[i], grad[i], &m[i], &v[i]);
     break;
-  }
   case EVO_OPTIM_CLIPUP: {
     /* The direction only (so global-norm clipping has no effect here); a zero gradient adds nothing, where the
        paper divides by ||g|| unguarded. */
@@ -231,6 +217,18 @@ evo_status evo_optim_step(evo_optim *o, float *params, const float *grad) {
   o->count += 1;
   return EVO_STATUS_OK;
 }
+
+bool evo_optim_coef_next(const evo_optim *o, evo_optim_coef *c) {
+  const evo_optim_params *p = &o->p;
+  const int64_t every = p->adam_count_every > 1 ? p->adam_count_every : 1;
+  const double t = floor(o->count / (double)every) + 1;
+  *c = (evo_optim_coef){.kind = p->kind, .lr = evo_optim_lr(o), .gscale = 1, .mu = p->momentum, .b1 = p->beta1,
+                        .b2 = p->beta2, .c1 = 1 - pow(p->beta1, t), .c2 = 1 - pow(p->beta2, t), .eps = p->eps,
+                        .wd = p->kind == EVO_OPTIM_ADAMW ? p->weight_decay : 0};
+  return p->kind != EVO_OPTIM_CLIPUP;
+}
+
+void evo_optim_advance(evo_optim *o) { o->count += 1; }
 
 int evo_optim_state_count(const evo_optim *o) { return o->n_state; }
 

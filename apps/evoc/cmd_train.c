@@ -25,7 +25,7 @@ static const char train_usage[] =
     "  --resume DIR     continue the run in DIR from its latest checkpoint, bit-identically; the config is\n"
     "                   DIR/config.yaml unless CONFIG is given (e.g. --set trainer.epochs=4 to extend)\n"
     "  --device D       auto | cpu | cuda | cuda:N (same as --set device=D; on a GPU the value_and_grad plan runs\n"
-    "                   there, parameters and optimizer stay on the host)\n"
+    "                   there, and so do the trained parameters and the optimizer but ClipUp)\n"
     "  --quiet          no progress line: JSON lines on stdout (metrics, then the summary)\n"
     "\n"
     "Ctrl-C (SIGINT) or SIGTERM writes a checkpoint and exits with 130; resume with --resume DIR.\n"

@@ -6,7 +6,8 @@
  *
  * Config (every key validated; unknown keys get "file:line:col: unknown key ... (did you mean ...)"):
  *   seed: 0                 initialisation (key fold_in(seed, 1)) and shuffling (fold_in(seed, 2))
- *   device: auto            auto | cpu | cuda | cuda:N: the plans run there, parameters and optimizer on the host
+ *   device: auto            auto | cpu | cuda | cuda:N: the plans run there; on a GPU the trained parameters and the
+ *                           optimizer (but ClipUp) stay there too, copied to the host for checkpoints
  *   task:    name: mnist    the dataset kind: the four MNIST-style IDX files (mnist.h)
  *            data_dir: /usr/share/datasets/fashion-mnist
  *   policy:  mlp or cnn as for evolution runs (policy.h); the network must end in class scores [classes]
