@@ -64,10 +64,15 @@ evo_status evo_gradtrain_dev_init(evo_gradtrain *t) {
 #endif
 }
 
-/* Copies every chunk's moments between the host optimizer and the device (up: host -> device). */
-static evo_status move_state(evo_gradtrain *t, bool up) {
+/* Copies the trained entries and every chunk's moments between the host and the device (up: host -> device). */
+static evo_status move(evo_gradtrain *t, bool up) {
   evo_gradtrain_resident *r = t->res;
   evo_status st = EVO_STATUS_OK;
+  for (int k = 0; !st && k < t->n_trained; k++) {
+    evo_tensor *h = t->param[t->trained_idx[k]], *d = t->dparam[t->trained_idx[k]];
+    st = up ? evo_tensor_copy_from_host(d, evo_tensor_data(h), evo_tensor_nbytes(h))
+            : evo_tensor_copy_to_host(d, evo_tensor_data(h), evo_tensor_nbytes(h));
+  }
   for (int c = 0; !st && c < t->n_chunks; c++) {
     const evo_gradtrain_chunk *ch = &t->chunks[c];
     for (int s = 0; !st && s < r->n_state; s++) {
@@ -84,28 +89,16 @@ static evo_status move_state(evo_gradtrain *t, bool up) {
 }
 
 evo_status evo_gradtrain_dev_upload(evo_gradtrain *t) {
-  evo_gradtrain_resident *r = t->res;
-  if (!r || !r->dev_stale) return EVO_STATUS_OK;
-  evo_status st = EVO_STATUS_OK;
-  for (int k = 0; !st && k < t->n_trained; k++) {
-    const int i = t->trained_idx[k];
-    st = evo_tensor_copy_from_host(t->dparam[i], evo_tensor_data(t->param[i]), evo_tensor_nbytes(t->param[i]));
-  }
-  if (!st) st = move_state(t, true);
-  if (!st) r->dev_stale = false;
+  if (!t->res || !t->res->dev_stale) return EVO_STATUS_OK;
+  evo_status st = move(t, true);
+  if (!st) t->res->dev_stale = false;
   return st;
 }
 
 evo_status evo_gradtrain_dev_sync(evo_gradtrain *t) {
-  evo_gradtrain_resident *r = t->res;
-  if (!r || !r->host_stale) return EVO_STATUS_OK;
-  evo_status st = EVO_STATUS_OK;
-  for (int k = 0; !st && k < t->n_trained; k++) {
-    const int i = t->trained_idx[k];
-    st = evo_tensor_copy_to_host(t->dparam[i], evo_tensor_data(t->param[i]), evo_tensor_nbytes(t->param[i]));
-  }
-  if (!st) st = move_state(t, false);
-  if (!st) r->host_stale = false;
+  if (!t->res || !t->res->host_stale) return EVO_STATUS_OK;
+  evo_status st = move(t, false);
+  if (!st) t->res->host_stale = false;
   return st;
 }
 
