@@ -20,8 +20,6 @@ struct evo_gradtrain_resident {
   bool host_stale, dev_stale; /* which side holds older parameters and moments */
 };
 
-static int64_t numel_of(const evo_gradtrain *t, int i) { return evo_tensor_numel(t->param[i]); }
-
 void evo_gradtrain_dev_free(evo_gradtrain *t) {
   evo_gradtrain_resident *r = t->res;
   if (!r) return;
@@ -50,7 +48,7 @@ evo_status evo_gradtrain_dev_init(evo_gradtrain *t) {
     return evo_error(EVO_STATUS_OUT_OF_MEMORY, "gradtrain: out of memory");
   int64_t parts = 0;
   for (int k = 0; k < t->n_trained; k++) {
-    const int64_t n = numel_of(t, t->trained_idx[k]);
+    const int64_t n = evo_tensor_numel(t->param[t->trained_idx[k]]);
     r->part_off[k] = parts, parts += evo_optim_cuda_parts(n);
     for (int s = 0; s < r->n_state; s++)
       if (!(r->state[s][k] = evo_tensor_new(t->dev, EVO_F64, 1, (int64_t[]){n})))

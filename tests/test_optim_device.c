@@ -15,11 +15,11 @@
 #include "optim/optim_cuda.h"
 #endif
 
+#ifdef EVOC_HAVE_CUDA
 enum { N = 5003, STEPS = 7 };
 
 static float grad_at(int step, int64_t i) { return 0.02f * (float)((i * 37 + step * 11) % 29 - 14) + 1e-4f * step; }
 
-#ifdef EVOC_HAVE_CUDA
 /* p's optimizer on the host (evo_optim_step) and on the device (evo_optim_cuda_step with the coefficients of a twin
    evo_optim), STEPS steps; the last with clipping factor `scale`, which the host applies as gradtrain does. */
 static void same_trajectory(evo_backend *be, evo_optim_params p, double scale) {
