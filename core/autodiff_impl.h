@@ -10,6 +10,10 @@ typedef struct {
   evo_node *adj;     /* per forward node: accumulated adjoint in g, or EVO_NODE_INVALID */
 } evo_ad_ctx;
 
+/* a + b as one pad of the joined pieces when a and b are pads (f32, same shape and axis) whose non-zero pieces do
+   not overlap (autodiff_join.c); EVO_NODE_INVALID when they cannot be joined (then add them). */
+evo_node evo_ad_join_pads(evo_graph *g, evo_node a, evo_node b);
+
 /* true if op can pass gradient to any of its inputs (comparisons, argmax, RNG, ... cannot). */
 bool evo_ad_differentiable(const evo_node_t *n);
 

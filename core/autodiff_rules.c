@@ -48,7 +48,12 @@ static void acc(evo_ad_ctx *c, evo_node x, evo_node contrib) {
   int nd = c->g->nodes[x].ndim;
   memcpy(s, c->g->nodes[x].shape, sizeof s);
   contrib = evo_ad_sum_to_shape(c->g, contrib, nd, s);
-  c->adj[x] = c->adj[x] == EVO_NODE_INVALID ? contrib : evo_add(c->g, c->adj[x], contrib);
+  if (c->adj[x] == EVO_NODE_INVALID) {
+    c->adj[x] = contrib;
+    return;
+  }
+  const evo_node joined = evo_ad_join_pads(c->g, c->adj[x], contrib); /* disjoint slices: no full-size adds */
+  c->adj[x] = joined != EVO_NODE_INVALID ? joined : evo_add(c->g, c->adj[x], contrib);
 }
 
 static evo_node scalar(evo_graph *g, float v) { return evo_scalar(g, v); }

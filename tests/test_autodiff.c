@@ -12,6 +12,7 @@
 #include "evoc/graph.h"
 #include "evoc/jit.h"
 #include "evoc/transform.h"
+#include "graph_impl.h" /* node ops, for the structure of gradient graphs */
 
 #define NONE EVO_VMAP_NONE
 #define MAXIO 16
@@ -363,6 +364,57 @@ Test(autodiff, take_along_axis_with_broadcast) {
 }
 
 /* ---- hand-derived gradients ---- */
+
+/* A flat vector read as layers (slices with gaps, reshaped, each through its own function): the slices' adjoints
+   are joined into one pad of a concat (autodiff_join.c; nested concats for more pieces than one takes), so the
+   gradient graph adds nothing of the vector's size; slices that overlap are added instead. All against finite
+   differences. */
+static evo_graph *flat_layers(int n_slices, const int64_t (*r)[2], int64_t d) {
+  evo_graph *g = evo_graph_new();
+  evo_node x = in_f32(g, "flat", 1, (int64_t[]){d}), loss = EVO_NODE_INVALID;
+  for (int i = 0; i < n_slices; i++) {
+    evo_node s = evo_slice(g, x, 0, r[i][0], r[i][1]), f;
+    const int64_t len = r[i][1] - r[i][0];
+    switch (i % 3) {
+    case 0: f = evo_sin(g, s); break;
+    case 1: f = evo_square(g, evo_reshape(g, s, 2, (int64_t[]){len / 2, 2})); break;
+    default: f = evo_mul(g, evo_tanh(g, s), constant_f32(g, 1, (int64_t[]){len}, 7 + (uint64_t)i)); break;
+    }
+    evo_node t = evo_sum(g, f, 0, NULL, false);
+    loss = i ? evo_add(g, loss, t) : t;
+  }
+  evo_output(g, loss);
+  return g;
+}
+
+static int full_size_adds(const evo_graph *gg, int64_t d) {
+  int n = 0;
+  for (int i = 0; i < evo_graph_n_nodes(gg); i++)
+    n += gg->nodes[i].op == EVO_OP_ADD && evo_node_numel(gg, i) == d;
+  return n;
+}
+
+Test(autodiff, flat_vector_slices_join_into_one_pad) {
+  const int64_t gaps[][2] = {{0, 6}, {8, 20}, {20, 26}, {30, 34}, {34, 40}, {44, 48}};
+  evo_graph *g = flat_layers(6, gaps, 50);
+  check_grad("disjoint slices", g, 1, (int[]){0}, 31);
+  evo_graph *gg = evo_grad(g, 0, 1, (int[]){0});
+  cr_assert_not_null(gg, "%s", evo_last_error());
+  cr_assert_eq(full_size_adds(gg, 50), 0, "the slices' adjoints were added, not joined");
+  evo_graph_free(gg), evo_graph_free(g);
+  const int64_t overlap[][2] = {{0, 6}, {4, 12}, {20, 26}, {30, 34}};
+  g = flat_layers(4, overlap, 40);
+  check_grad("overlapping slices", g, 1, (int[]){0}, 32);
+  evo_graph_free(g);
+  int64_t many[12][2];
+  for (int i = 0; i < 12; i++) many[i][0] = 6 * i, many[i][1] = 6 * i + 4; /* 12 pieces and 11 gaps */
+  g = flat_layers(12, many, 72);
+  check_grad("more pieces than one concat takes", g, 1, (int[]){0}, 33);
+  gg = evo_grad(g, 0, 1, (int[]){0});
+  cr_assert_not_null(gg, "%s", evo_last_error());
+  cr_assert_eq(full_size_adds(gg, 72), 0, "23 pieces: added, not joined");
+  evo_graph_free(gg), evo_graph_free(g);
+}
 
 static void grad_outputs(evo_graph *g, int n_wrt, const int *wrt, void *const *in, float **out) {
   evo_graph *gg = evo_grad(g, 0, n_wrt, wrt);
