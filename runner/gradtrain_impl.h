@@ -45,10 +45,11 @@ struct evo_gradtrain {
   evo_config *cfg;
   evo_gradtrain_params p;
   char *out_dir;
-  evo_backend *be;  /* host: parameters, gradients, optimizer and batches live here */
+  evo_backend *be;  /* host: parameters, gradients, optimizer and batches (with res: copies of the trained ones) */
   evo_backend *dev; /* the plans' device (device: cuda), or NULL: the plans run on be */
   char device[192]; /* "cpu" or "cuda:0 (NAME)" (run_device.h) */
-  /* with dev: the plans' parameter inputs and outputs there, copied in before and out after every run */
+  /* with dev: the plans' parameter inputs and outputs there, copied in before and out after every run, but
+     for resident trained entries and their gradients (res) */
   evo_tensor **dparam, **dgrad, *dloss, *dcorrect;
   bool frozen_stale; /* frozen entries changed on the host since their last copy (the optimizer never moves them) */
   evo_gradtrain_resident *res; /* with dev and an elementwise optimizer: trained entries and moments live on dev */
