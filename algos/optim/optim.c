@@ -22,6 +22,7 @@
 
 #define EVO_OPTIM_MAX_STATE 3
 #define EVO_OPTIM_PI 3.14159265358979323846
+#define EVO_OPTIM_PAR_MIN (1 << 17) /* parameters below which one thread is faster */
 
 struct evo_optim {
   evo_optim_params p;
@@ -187,16 +188,20 @@ evo_status evo_optim_step(evo_optim *o, float *params, const float *grad) {
   evo_optim_coef c;
   evo_optim_coef_next(o, &c);
   c.gscale = gscale;
+  /* The elementwise rules split over threads for large n with the same bits (each element is on its own). */
   switch (p->kind) {
   case EVO_OPTIM_SGD:
+#pragma omp parallel for schedule(static) if (n >= EVO_OPTIM_PAR_MIN)
     for (int64_t i = 0; i < n; i++) params[i] = evo_optim_sgd_elem(&c, params[i], grad[i]);
     break;
   case EVO_OPTIM_MOMENTUM:
   case EVO_OPTIM_NESTEROV:
+#pragma omp parallel for schedule(static) if (n >= EVO_OPTIM_PAR_MIN)
     for (int64_t i = 0; i < n; i++) params[i] = evo_optim_momentum_elem(&c, params[i], grad[i], &m[i]);
     break;
   case EVO_OPTIM_ADAM:
   case EVO_OPTIM_ADAMW:
+#pragma omp parallel for schedule(static) if (n >= EVO_OPTIM_PAR_MIN)
     for (int64_t i = 0; i < n; i++) params[i] = evo_optim_adam_elem(&c, params[i], grad[i], &m[i], &v[i]);
     break;
   case EVO_OPTIM_CLIPUP: {
