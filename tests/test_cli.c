@@ -1,6 +1,7 @@
 /* The evoc command line, run as a program: help and exit codes, config errors with file:line:col and "did you
-   mean", the run folder of a short run, resume bit-identical to an uninterrupted run, eval of a run folder,
-   unwritable and reused output folders, missing data, bad plugin paths, SIGINT (exit 130, loadable checkpoint);
+   mean", the run folder of a short run, resume bit-identical to an uninterrupted run, eval of a run folder (an
+   evolution run's or a gradient-training run's), unwritable and reused output folders, missing data, bad plugin
+   paths, SIGINT (exit 130, loadable checkpoint);
    the same for `evoc train` (gradient training) on a tiny synthetic dataset; the progress line on a terminal. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* forkpty */
@@ -445,7 +446,17 @@ Test(cli, train_writes_the_run_folder_and_resumes) {
   cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(s, "stopped_because")->valuestring, "epochs");
   cr_assert_eq(jnum(s, "steps"), 20);
   cr_assert_gt(jnum(s, "best_test_acc"), 0.3);
+  const double best = jnum(s, "best_test_acc");
   cJSON_Delete(s);
+  /* eval of the run folder: best.safetensors on the whole test set, the accuracy its epoch's test gave */
+  cr_assert_eq(evoc("eval r --quiet"), 0, "%s", err_buf);
+  cJSON *e = cJSON_Parse(out_buf);
+  cr_assert_not_null(e, "%s", out_buf);
+  cr_assert_eq(jnum(e, "test_acc"), best, "eval %.17g, the run's best test %.17g", jnum(e, "test_acc"), best);
+  cr_assert(jnum(e, "test_loss") > 0);
+  cJSON_Delete(e);
+  cr_assert_eq(evoc("eval r --episodes 3"), 2);
+  cr_assert(strstr(err_buf, "whole test set"), "%s", err_buf);
   /* extend to 3 epochs from the run folder's own config */
   cr_assert_eq(evoc("train --resume r --quiet --set trainer.epochs=3"), 0, "%s", err_buf);
   s = read_json("r", "summary.json");

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "cli.h"
+#include "evoc/gradtrain.h"
+#include "evoc/ptree.h"
 #include "evoc/run.h"
 #include "evoc/trainer.h"
 
@@ -13,7 +15,8 @@ static const char eval_usage[] =
     "                 [--set KEY=VALUE]... [--quiet]\n"
     "\n"
     "Mean test return (test accuracy for MNIST, -f for the functions task) of saved parameters over N test\n"
-    "episodes, the same episodes the run's tests used (so RUN_DIR's best test score is reproduced).\n"
+    "episodes, the same episodes the run's tests used (so RUN_DIR's best test score is reproduced). For a\n"
+    "gradient-training run (`evoc train`: an optim section, no algo), the test-set accuracy and mean loss.\n"
     "\n"
     "  RUN_DIR          a run folder: its best.safetensors, with its config.yaml unless --config is given\n"
     "  PARAMS           a safetensors file with the policy's entries (config: --config, or config.yaml next\n"
@@ -23,6 +26,24 @@ static const char eval_usage[] =
     "                   evaluate on any other)\n"
     "  --set KEY=VALUE  override a config value (repeatable)\n"
     "  --quiet          print one JSON object\n";
+
+/* A gradient-training config: the parameters' accuracy and mean loss over the whole test set, as its epochs test. */
+static int eval_train(evo_config *cfg, const char *params, bool quiet) {
+  evo_gradtrain *g;
+  if (evo_gradtrain_new(cfg, NULL, &g)) return evo_cli_fail("eval", EVO_CLI_USAGE, "%s", evo_last_error());
+  const evo_ptree *tree = evo_gradtrain_ptree(g);
+  float *flat = malloc(sizeof(float) * (size_t)evo_ptree_size(tree));
+  double acc = NAN, loss = NAN;
+  evo_status st = flat ? evo_ptree_load(tree, flat, params) : evo_error(EVO_STATUS_OUT_OF_MEMORY, "out of memory");
+  int rc = st ? evo_cli_fail("eval", EVO_CLI_USAGE, "%s", evo_last_error()) : EVO_CLI_OK;
+  if (!rc && ((st = evo_gradtrain_set_params(g, flat)) || (st = evo_gradtrain_evaluate(g, &acc, &loss))))
+    rc = evo_cli_fail("eval", EVO_CLI_FAILED, "%s", evo_last_error());
+  if (!rc && quiet) printf("{\"test_acc\":%.17g,\"test_loss\":%.17g}\n", acc, loss);
+  else if (!rc) printf("%s: test accuracy %.4f, test loss %.6g (gradient training)\n", params, acc, loss);
+  free(flat);
+  evo_gradtrain_free(g);
+  return rc;
+}
 
 static bool is_dir(const char *p) {
   struct stat sb;
@@ -92,6 +113,12 @@ int evo_cli_eval(int argc, char **argv) {
   evo_config *cfg;
   int rc = evo_cli_load_config("eval", cfg_path, sets, n_sets, device, &cfg);
   if (rc) return rc;
+  if (evo_cli_is_train_config(cfg)) {
+    rc = episodes_s ? evo_cli_fail("eval", EVO_CLI_USAGE, "--episodes: a gradient-training run tests on its whole "
+                                   "test set") : eval_train(cfg, params, quiet);
+    evo_config_free(cfg);
+    return rc;
+  }
   evo_trainer_params tp = evo_trainer_default_params();
   tp.note = quiet ? NULL : evo_cli_note;
   evo_trainer *t;
