@@ -489,6 +489,12 @@ Test(cli, train_exit_codes_for_bad_input) {
   cr_assert_eq(evoc("train m.yaml --frob"), 2);
   cr_assert(strstr(err_buf, "unknown option '--frob'"), "%s", err_buf);
   cr_assert_eq(evoc("train"), 2);
+  /* each command names the other for the other's configs, and writes nothing */
+  cr_assert_eq(evoc("run m.yaml --out w"), 2);
+  cr_assert(strstr(err_buf, "gradient-training config") && strstr(err_buf, "`evoc train m.yaml`"), "%s", err_buf);
+  cr_assert_eq(evoc("train %s/quick_pgpe.yaml --out w", CFG), 2);
+  cr_assert(strstr(err_buf, "evolution config") && strstr(err_buf, "`evoc run "), "%s", err_buf);
+  cr_assert(!exists("w", "config.yaml"), "a config for the other command wrote a run folder");
   /* a network that computes NaN fails the run (exit 1) with the step and the fix */
   evo_policy_mlp_params mp = evo_policy_mlp_default_params();
   mp.n_hidden = 1, mp.hidden[0] = 16, mp.activation = EVO_POLICY_ACT_RELU, mp.output = EVO_POLICY_OUT_LINEAR;

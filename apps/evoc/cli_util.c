@@ -84,6 +84,18 @@ int evo_cli_open_run(const char *cmd, const evo_cli_args *a, evo_config **cfg, c
   if (a->resume && !evo_run_file_exists(a->resume))
     return evo_cli_fail(cmd, EVO_CLI_USAGE, "--resume %s: no such run folder", a->resume);
   if ((rc = evo_cli_load_config(cmd, cfg_path, a->sets, a->n_sets, a->device, cfg))) return rc;
+  /* the other command's config: say which command runs it (the sections' own errors would not) */
+  const bool train = !strcmp(cmd, "train");
+  const char *other = NULL;
+  if (train && evo_cfg_get(evo_config_root(*cfg), "algo"))
+    other = "an evolution config (it has an algo section): run it with `evoc run";
+  else if (!train && evo_cli_is_train_config(*cfg))
+    other = "a gradient-training config (an optim section and no algo): run it with `evoc train";
+  if (other) {
+    evo_config_free(*cfg);
+    *cfg = NULL;
+    return evo_cli_fail(cmd, EVO_CLI_USAGE, "%s is %s %s`", cfg_path, other, cfg_path);
+  }
   if (a->resume || a->out) snprintf(out, cap, "%s", a->resume ? a->resume : a->out);
   else if (evo_run_default_dir(cfg_path, out, cap)) {
     evo_config_free(*cfg);
