@@ -371,7 +371,7 @@ static int zero_kept(evo_algo *a) {
    turns; the other rows come from the first run) with room for three directions, so the memo holds directions of
    an earlier generation; and one whose kept directions are zeroed before the fourth tell. The first three end
    with the same state bit for bit; the fourth differs exactly when something was kept, and the antithetic family
-   (PGPE, OpenES, ARS, SNES, CEM), SimpleGA and LM-MA-ES keep their noise. n = 700: more than one block of
+   (PGPE, OpenES, ARS, SNES, CEM), SimpleGA, LM-MA-ES and CR-FM-NES keep their noise. n = 700: more than one block of
    EVO_ANTI_BLOCK coordinates, the last one partial. */
 Test(algos_common, noise_memo_changes_no_bits) {
   enum { n = 700 };
@@ -379,7 +379,7 @@ Test(algos_common, noise_memo_changes_no_bits) {
   float *pop0 = malloc(sizeof(float) * TEST_MAX_POP * n), *pop = malloc(sizeof(float) * TEST_MAX_POP * n);
   float *fit = malloc(sizeof(float) * TEST_MAX_POP), mean[n];
   for (int i = 0; i < n; i++) mean[i] = 0.5f - 0.001f * (float)i; /* away from the optimum: no pair ties */
-  const char *keepers[] = {"pgpe", "openes", "ars", "snes", "cem", "simple_ga", "lmmaes"};
+  const char *keepers[] = {"pgpe", "openes", "ars", "snes", "cem", "simple_ga", "lmmaes", "crfmnes"};
   for (int ai = 0; ai < n_algos(); ai++) {
     const char *name = evo_algo_info_at(ai)->name;
     evo_algo *v[4];

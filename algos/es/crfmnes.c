@@ -51,6 +51,7 @@ typedef struct {
   double *col;              /* 4 (lambda + 1): per-column scalars ip, ip_vbart, ip_s2, ip_svbarbar */
   double *cE, *cT0, *cS;    /* (lambda + 1) x n each, or NULL: the columns' e, t0 and s2 -> s kept between stages */
   int *order;               /* lambda */
+  evo_key *keys;            /* h: the directions' keys (ask, tell) */
   double normv2, cv;        /* |v|^2, sqrt(1 + |v|^2) - 1 (valid after prep) */
 } crfm_state;
 
@@ -128,23 +129,48 @@ static void member_x(const crfm_state *s, int i, const double *z, float *x) {
   }
 }
 
+/* Members r and r + h share direction r: each direction of the slice is drawn once, into the noise memo
+   (zcache.h) where tell's sums find it. The slice's directions are at most two ranges: [k0[0], k1[0]) from its
+   members below h, [k0[1], k1[1]) from those at or above. */
 static evo_status crfmnes_ask(evo_algo *a, int begin, int end, float *pop) {
   crfm_state *s = a->state;
   const int64_t n = a->n;
   const int h = s->p.lambda / 2;
   prep(s);
+  int k0[2] = {begin, (begin > h ? begin : h) - h}, k1[2] = {end < h ? end : h, end - h}, nr = 0;
+  if (k1[0] > k0[0]) nr = 1;
+  if (k1[1] > k0[1]) {
+    if (nr && k0[1] <= k1[0] && k0[0] <= k1[1]) /* overlapping or touching: one range */
+      k0[0] = k0[0] < k0[1] ? k0[0] : k0[1], k1[0] = k1[0] > k1[1] ? k1[0] : k1[1];
+    else
+      k0[nr] = k0[1], k1[nr] = k1[1], nr++;
+  }
+  float *const *memo = NULL;
+  for (int q = 0; q < nr; q++) memo = evo_zc_begin(a, h, k0[q], k1[q]);
+  const int nd0 = nr > 0 ? k1[0] - k0[0] : 0, nd = nd0 + (nr > 1 ? k1[1] - k0[1] : 0);
   int fail = 0;
-#pragma omp parallel for schedule(static) if ((int64_t)(end - begin) * n >= 1 << 16)
-  for (int r = begin; r < end; r++) {
+#pragma omp parallel for schedule(static) if ((int64_t)nd * n >= 1 << 16)
+  for (int t = 0; t < nd; t++) {
+    const int k = t < nd0 ? k0[0] + t : k0[1] + t - nd0;
+    float *kept = evo_zc_at(memo, k, 0, NULL), *zf = kept ? kept : malloc(sizeof(float) * (size_t)n);
     double *z = malloc(sizeof(double) * (size_t)n);
-    if (!z) {
+    if (!zf || !z) {
 #pragma omp atomic write
       fail = 1;
+      if (!kept) free(zf);
+      free(z);
       continue;
     }
-    evo_nes_member_z(a, a->gen, r % h, z);
-    member_x(s, r, z, pop + (int64_t)(r - begin) * n);
+    evo_algo_normals(evo_algo_member_key(a, a->gen, k), 0, n, zf);
+    for (int64_t i = 0; i < n; i++) z[i] = zf[i]; /* evo_nes_member_z's values */
+    if (k >= begin && k < end) member_x(s, k, z, pop + (int64_t)(k - begin) * n);
+    if (k + h >= begin && k + h < end) member_x(s, k + h, z, pop + (int64_t)(k + h - begin) * n);
+    if (!kept) free(zf);
     free(z);
+  }
+  for (int q = 0; !fail && memo && q < nr; q++) { /* rows of directions that failed were not written */
+    for (int k = k0[q]; k < k1[q]; k++) s->keys[k - k0[q]] = evo_algo_member_key(a, a->gen, k);
+    evo_zc_end(a, k0[q], k1[q], s->keys);
   }
   return fail ? evo_error(EVO_STATUS_OUT_OF_MEMORY, "crfmnes: out of memory in ask") : EVO_STATUS_OK;
 }
@@ -298,12 +324,16 @@ static evo_status crfmnes_tell(evo_algo *a, const float *fitness) {
   const int lam = p->lambda, h = lam / 2;
   const double dn = (double)n;
   prep(s);
-  for (int k = 0; k < h; k++) s->vzb[k] = NAN;
+  for (int k = 0; k < h; k++) s->vzb[k] = NAN, s->keys[k] = evo_algo_member_key(a, a->gen, k);
+  const float *const *kept = evo_zc_lookup(a, NULL, s->keys, h); /* what ask drew */
 #pragma omp parallel for schedule(static) if (n * h >= 1 << 16)
   for (int k = 0; k < h; k++) {
     double *z = malloc(sizeof(double) * (size_t)n);
     if (!z) continue; /* caught below: vzb stays NAN */
-    evo_nes_member_z(a, a->gen, k, z);
+    if (kept && kept[k])
+      for (int64_t i = 0; i < n; i++) z[i] = kept[k][i];
+    else
+      evo_nes_member_z(a, a->gen, k, z);
     for (int64_t i = 0; i < n; i++) s->Zb[(int64_t)k * n + i] = (float)z[i]; /* exact: z is an f32 draw */
     s->vzb[k] = dot(s->vbar, z, n);
     s->zn2b[k] = dot(z, z, n);
@@ -421,7 +451,7 @@ static void crfmnes_destroy(evo_algo *a) {
   double *d[] = {s->mean, s->D, s->v, s->pc, s->ps, s->vbar, s->acc1, s->acc2, s->acc3, s->w_hat, s->w_rank, s->w,
                  s->vzb, s->zn2b, s->col, s->cE, s->cT0, s->cS};
   for (size_t i = 0; i < sizeof d / sizeof *d; i++) free(d[i]);
-  free(s->best_x), free(s->Zb), free(s->order), free(s);
+  free(s->best_x), free(s->Zb), free(s->order), free(s->keys), free(s);
   a->state = NULL;
 }
 
@@ -442,7 +472,8 @@ static evo_status crfmnes_init(evo_algo *a) {
            (s->w_hat = malloc(sizeof(double) * nl)) && (s->w_rank = malloc(sizeof(double) * nl)) &&
            (s->w = malloc(sizeof(double) * nl)) && (s->vzb = malloc(sizeof(double) * (size_t)h)) &&
            (s->zn2b = malloc(sizeof(double) * (size_t)h)) && (s->col = malloc(sizeof(double) * 4 * (nl + 1))) &&
-           (s->order = malloc(sizeof(int) * nl)) && (s->best_x = malloc(sizeof(float) * nz)) &&
+           (s->order = malloc(sizeof(int) * nl)) && (s->keys = malloc(sizeof(evo_key) * (size_t)h)) &&
+           (s->best_x = malloc(sizeof(float) * nz)) &&
            (s->Zb = malloc(sizeof(float) * nz * (size_t)h));
   if (!ok) return evo_error(EVO_STATUS_OUT_OF_MEMORY, "crfmnes: out of memory for n = %lld", (long long)n);
   if ((nl + 1) * nz <= ((size_t)1 << 20)) { /* kept columns (8 MiB each at most) are an optimisation: else recompute */

@@ -80,8 +80,9 @@ double evo_algo_option(const evo_algo *a, const char *key);
    evo_algo_samples_on_device is true (PGPE, OpenES, ARS, SNES, CEM) generate the members there, and from then on run
    tell's noise sums there too, bit-identical to the host (only O(num_params) values cross the bus per
    generation); the others sample on the host and copy. The tensor's backend must outlive the algorithm. A host
-   ask keeps the noise it draws for tell (PGPE, OpenES, ARS, SNES, CEM, SimpleGA, LM-MA-ES): host memory up to the
-   population's own size (at most 1 GiB per algorithm), which halves the work of a generation, with the same bits. */
+   ask keeps the noise it draws for tell (PGPE, OpenES, ARS, SNES, CEM, SimpleGA, LM-MA-ES, CR-FM-NES): host
+   memory up to the population's own size (at most 1 GiB per algorithm), which halves the work of a generation,
+   with the same bits. */
 evo_status evo_algo_ask(evo_algo *a, int begin, int end, evo_tensor *pop);
 bool evo_algo_samples_on_device(const evo_algo *a);
 /* Fitness of all pop_size members of the current generation; advances the generation. */
